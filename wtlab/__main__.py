@@ -1,0 +1,3 @@
+from wtlab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""Congestion controllers: the interface, the registry and the built-ins."""
+
+from dataclasses import dataclass
+
+from wtlab.cc.base import HINTS, Controller, create, get, names, on_register, register
+from wtlab.cc.rtt import RttStats
+
+
+@dataclass(slots=True)
+class Packet:
+    """A sent packet as controllers see it (the same attribute names as aioquic's)."""
+
+    packet_number: int
+    sent_bytes: int
+    sent_time: float
+
+
+__all__ = ["HINTS", "Controller", "Packet", "RttStats", "create", "get", "names",
+           "on_register", "register"]

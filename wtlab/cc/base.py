@@ -1,0 +1,282 @@
+"""The controller interface every driver speaks, and the registry.
+
+A controller is a sans-IO state machine measured in bytes and seconds. Drivers
+(aioquic on a live connection, aioquic over the virtual network, the fast flow
+model, or a notebook cell) call the ``on_*`` methods below with ``now`` passed in;
+the controller never reads a clock. After any call its outputs are readable:
+
+* ``cwnd`` (bytes), ``ssthresh`` (bytes, or None while infinite),
+* ``pacing_rate_bps`` (bit/s, or None: the driver paces at cwnd/srtt),
+* ``state`` (a short name, e.g. ``"slow_start"``), ``bytes_in_flight``.
+
+Packets are any objects with ``packet_number``, ``sent_bytes`` and ``sent_time``
+attributes (aioquic's ``QuicSentPacket`` is one, so the live adapter passes them
+through without copying). Controllers that need more per-packet state (BBR's
+delivery-rate sampling) keep it themselves, keyed by packet number.
+
+Driver contract, in the order a driver calls things:
+
+* ``on_packet_sent(now, packet)`` for each ack-eliciting in-flight packet;
+* ``on_packets_acked(now, packets, rtt)`` once per ACK frame with the newly
+  acknowledged in-flight packets (ascending packet number) and the connection's
+  :class:`~wtlab.cc.rtt.RttStats` after this ACK's RTT sample;
+* ``on_packets_lost(now, packets)`` with the packets declared lost by that ACK
+  or by a loss timer, then ``on_persistent_congestion(now)`` if RFC 9002
+  section 7.6 says so;
+* ``on_packets_discarded(packets)`` for packets removed from flight without a
+  congestion signal (discarded packet-number spaces);
+* ``on_app_limited(now)`` when the sender had nothing to send although cwnd allowed.
+
+Subclasses implement the hooks ``on_ack`` (per acked packet),
+``on_congestion_event`` (once per recovery period), and optionally
+``on_ack_frame``, ``on_loss`` and ``on_persistent_congestion``. The base class
+keeps bytes in flight, the RFC 9002 recovery period, and records every event to
+the recorder the caller supplied (``recorder=None`` costs one attribute test).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Protocol
+
+from wtlab.cc.rtt import RttStats
+from wtlab.errors import ConfigError, UnknownAlgorithm
+from wtlab.trace import schema
+from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_STREAM
+
+K_INITIAL_WINDOW_PACKETS = 10  # RFC 9002 section 7.2 (10 x max_datagram_size, capped)
+K_MINIMUM_WINDOW_PACKETS = 2
+K_LOSS_REDUCTION_FACTOR = 0.5
+
+
+class PacketInfo(Protocol):
+    packet_number: int
+    sent_bytes: int
+    sent_time: float
+
+
+class Controller:
+    """Base class of all congestion controllers (built-in and user-written).
+
+    Example, stepping by hand (no network needed)::
+
+        >>> from wtlab.cc import create, RttStats, Packet
+        >>> cc = create("reno", max_datagram_size=1200)
+        >>> cc.cwnd, cc.state
+        (12000, 'slow_start')
+        >>> cc.on_packet_sent(0.0, Packet(0, 1200, 0.0))
+        >>> rtt = RttStats(); rtt.update(0.1, now=0.1)
+        >>> cc.on_packets_acked(0.1, [Packet(0, 1200, 0.0)], rtt)
+        >>> cc.cwnd
+        13200
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, *, max_datagram_size: int = 1200, recorder: Any = None, flow: int = 0,
+                 initial_window_packets: int = K_INITIAL_WINDOW_PACKETS,
+                 minimum_window_packets: int = K_MINIMUM_WINDOW_PACKETS) -> None:
+        if max_datagram_size < 1200 or max_datagram_size > 65527:
+            raise ConfigError(
+                f"max_datagram_size={max_datagram_size} is outside QUIC's 1200..65527 bytes"
+            )
+        self.max_datagram_size = int(max_datagram_size)
+        self.cwnd: int = initial_window_packets * self.max_datagram_size
+        self.ssthresh: int | None = None
+        self.bytes_in_flight: int = 0
+        self.pacing_rate_bps: float | None = None
+        self.state: str = "slow_start"
+        self.min_cwnd: int = minimum_window_packets * self.max_datagram_size
+        self.recovery_start_time: float | None = None
+        self.rtt: RttStats | None = None
+        self.flow = flow
+        self.recorder = recorder
+        self._last_logged = (self.cwnd, self.ssthresh, self.state, self.pacing_rate_bps)
+        self._state_code_cache: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ hooks
+    def on_ack(self, now: float, packet: PacketInfo, rtt: RttStats) -> None:
+        """Grow the window for one newly acknowledged packet (override)."""
+
+    def on_ack_frame(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
+        """Called once per ACK frame after the per-packet ``on_ack`` calls (optional)."""
+
+    def on_congestion_event(self, now: float, sent_time: float) -> None:
+        """React to loss once per recovery period (override). Default: halve, like Reno."""
+        self.cwnd = max(int(self.cwnd * K_LOSS_REDUCTION_FACTOR), self.min_cwnd)
+        self.ssthresh = self.cwnd
+
+    def on_loss(self, now: float, packets: Sequence[PacketInfo]) -> None:
+        """Called for every loss notification, in or out of recovery (optional)."""
+
+    def on_persistent_congestion(self, now: float) -> None:
+        """RFC 9002 section 7.6.2: collapse to the minimum window (override if needed)."""
+        self.cwnd = self.min_cwnd
+        self.recovery_start_time = None
+        self.state = "slow_start"
+
+    # --------------------------------------------------------- driver entry points
+    def in_recovery(self, sent_time: float) -> bool:
+        return self.recovery_start_time is not None and sent_time <= self.recovery_start_time
+
+    def on_packet_sent(self, now: float, packet: PacketInfo) -> None:
+        self.bytes_in_flight += packet.sent_bytes
+        if self.recorder is not None:
+            self._record(now, schema.K_PACKET_SENT, packet.packet_number, packet.sent_bytes)
+
+    def on_packets_acked(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
+        self.rtt = rtt
+        rec = self.recorder
+        for packet in packets:
+            self.bytes_in_flight -= packet.sent_bytes
+            if self.in_recovery(packet.sent_time):
+                pass  # RFC 9002 7.3.2: no growth for packets sent before recovery began
+            else:
+                if self.state == "recovery":
+                    self.state = "slow_start" if self._in_slow_start() else "congestion_avoidance"
+                self.on_ack(now, packet, rtt)
+            if rec is not None:
+                self._record(now, schema.K_PACKET_ACKED, packet.packet_number, packet.sent_bytes)
+        self.on_ack_frame(now, packets, rtt)
+        if rec is not None:
+            self._log_changes(now)
+
+    def on_packets_lost(self, now: float, packets: Sequence[PacketInfo]) -> None:
+        if not packets:
+            return
+        rec = self.recorder
+        largest_sent = 0.0
+        for packet in packets:
+            self.bytes_in_flight -= packet.sent_bytes
+            if packet.sent_time > largest_sent:
+                largest_sent = packet.sent_time
+            if rec is not None:
+                self._record(now, schema.K_PACKET_LOST, packet.packet_number, packet.sent_bytes)
+        self.on_loss(now, packets)
+        if not self.in_recovery(largest_sent):
+            # RFC 9002 7.3.2: one reduction per recovery period.
+            self.recovery_start_time = now
+            self.on_congestion_event(now, largest_sent)
+            self.state = "recovery"
+        if rec is not None:
+            self._log_changes(now)
+
+    def on_persistent_congestion_detected(self, now: float) -> None:
+        self.on_persistent_congestion(now)
+        if self.recorder is not None:
+            self._record(now, schema.K_PERSISTENT_CONGESTION, -1, 0)
+            self._log_changes(now)
+
+    def on_packets_discarded(self, packets: Iterable[PacketInfo]) -> None:
+        for packet in packets:
+            self.bytes_in_flight -= packet.sent_bytes
+
+    def on_app_limited(self, now: float) -> None:
+        """The sender had nothing to send; window-growth validation may use it."""
+
+    def can_send(self, size: int = 0) -> bool:
+        return self.bytes_in_flight + size <= self.cwnd
+
+    # ------------------------------------------------------------------ helpers
+    def _in_slow_start(self) -> bool:
+        return self.ssthresh is None or self.cwnd < self.ssthresh
+
+    def snapshot(self) -> dict[str, Any]:
+        """The controller's state as a dict (what a notebook shows after a step)."""
+        rtt = self.rtt
+        return {
+            "cwnd": self.cwnd,
+            "ssthresh": self.ssthresh,
+            "bytes_in_flight": self.bytes_in_flight,
+            "pacing_rate_bps": self.pacing_rate_bps,
+            "state": self.state,
+            "srtt_s": rtt.smoothed_rtt if rtt else None,
+            "min_rtt_s": rtt.min_rtt if rtt and rtt.has_sample else None,
+        }
+
+    def delivery_rate_bps(self) -> float:
+        """Latest delivery-rate estimate, bit/s (NaN if the controller keeps none)."""
+        return NAN
+
+    def _record(self, now: float, kind: int, pn: int, nbytes: int) -> None:
+        rec = self.recorder
+        code = self._state_code_cache.get(self.state)
+        if code is None:
+            code = self._state_code_cache[self.state] = rec.state_code(self.state)
+        rtt = self.rtt
+        ss = self.ssthresh
+        pacing = self.pacing_rate_bps
+        if rtt is not None and rtt.has_sample:
+            srtt, min_rtt, latest, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
+        else:
+            srtt = min_rtt = latest = var = NAN
+        rec.append(now, kind, code, self.flow, pn, NO_STREAM, nbytes, min(self.cwnd, NO_BYTES_U32 - 1),
+                   max(0, min(self.bytes_in_flight, NO_BYTES_U32 - 1)),
+                   NO_BYTES_U32 if ss is None else min(ss, NO_BYTES_U32 - 1), srtt, min_rtt, latest,
+                   var, NAN if pacing is None else pacing, self.delivery_rate_bps())
+
+    def _log_changes(self, now: float) -> None:
+        """Record cwnd_changed / state_changed / pacing_changed when they changed."""
+        cur = (self.cwnd, self.ssthresh, self.state, self.pacing_rate_bps)
+        last = self._last_logged
+        if cur == last:
+            return
+        self._last_logged = cur
+        if cur[0] != last[0] or cur[1] != last[1]:
+            self._record(now, schema.K_CWND_CHANGED, -1, 0)
+        if cur[2] != last[2]:
+            self._record(now, schema.K_STATE_CHANGED, -1, 0)
+        if cur[3] != last[3] and not (
+            cur[3] is not None and last[3] is not None and math.isclose(cur[3], last[3])
+        ):
+            self._record(now, schema.K_PACING_CHANGED, -1, 0)
+
+
+# --------------------------------------------------------------------- registry
+_REGISTRY: dict[str, type[Controller]] = {}
+_listeners: list[Callable[[str, type[Controller]], None]] = []
+
+# W3C WebTransport congestionControl hint -> controller (documented in README).
+HINTS = {"default": "cubic", "throughput": "bbr", "low-latency": "bbr"}
+
+
+def register(name: str, cls: type[Controller]) -> type[Controller]:
+    """Register ``cls`` under ``name`` (replacing any earlier one). Returns ``cls``."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError("a controller needs a non-empty string name")
+    if not (isinstance(cls, type) and issubclass(cls, Controller)):
+        raise ConfigError(f"{cls!r} is not a subclass of wtlab.cc.Controller; subclass it first")
+    _REGISTRY[name] = cls
+    for listener in list(_listeners):
+        listener(name, cls)
+    return cls
+
+
+def on_register(listener: Callable[[str, type[Controller]], None]) -> None:
+    """Call ``listener(name, cls)`` for every registration (the aioquic adapter uses it)."""
+    _listeners.append(listener)
+
+
+def get(name: str) -> type[Controller]:
+    """The controller class registered as ``name`` (or a W3C hint such as "throughput")."""
+    key = HINTS.get(name, name)
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        raise UnknownAlgorithm(
+            f"unknown congestion controller {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
+            " (register your own with wtlab.cc.register(name, cls))"
+        ) from None
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create(name: str | type[Controller] | Controller, **kwargs: Any) -> Controller:
+    """A new controller instance from a name, a class, or (returned as is) an instance."""
+    if isinstance(name, Controller):
+        return name
+    cls = name if isinstance(name, type) else get(name)
+    return cls(**kwargs)

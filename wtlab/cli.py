@@ -1,0 +1,44 @@
+"""The ``wtlab`` command: ``serve``, ``relay``, ``sweep``, ``demo``.
+
+Each subcommand lives with the package it belongs to; this module only
+dispatches, so ``wtlab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from wtlab.errors import WtlabError
+
+# subcommand -> (module, function taking the argv tail, one-line help)
+COMMANDS = {
+    "serve": ("wtlab.transport.server", "cli_main", "run the WebTransport server (echo, sink, source)"),
+    "relay": ("wtlab.net.relay", "cli_main", "UDP impairment relay on loopback (rate, delay, loss, trace)"),
+    "sweep": ("wtlab.lab.sweep", "cli_main", "run a parameter grid into a dataset"),
+    "demo": ("wtlab.lab.demo", "cli_main", "the embedded demo: local server, emulated path, comparison"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="wtlab", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(
+        f"{k}: {v[2]}" for k, v in sorted(COMMANDS.items())))
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    ns, rest = parser.parse_known_args(argv[:1])
+    module, func, _ = COMMANDS[ns.command]
+    try:
+        return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+    except WtlabError as exc:
+        print(f"wtlab {ns.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""Trace recording, DataFrame views, export and import."""
+
+from wtlab.trace.recorder import Recorder
+
+__all__ = ["Recorder"]

@@ -1,0 +1,240 @@
+"""Recorder: append-only, columnar event log; DataFrames on demand.
+
+Each event is packed into one 64-byte record (``wtlab.trace.schema.RECORD``) and
+appended to a bytearray; nothing else is allocated per event, so recording does
+not change the timing it measures. ``to_pandas()`` builds the tidy table of
+DESIGN.md in one vectorised step.
+
+Two ways to write:
+
+* ``rec.event(t, "packet_lost", pn=7, bytes=1200, extra={"trigger": "time"})``:
+  friendly, keyword based; use it anywhere that is not per packet.
+* ``rec.append(t, kind_code, state_code, flow, pn, stream_id, nbytes, cwnd,
+  bytes_in_flight, ssthresh, srtt, min_rtt, latest_rtt, rttvar, pacing_bps,
+  delivery_bps)``: positional, sentinels already applied (``NO_PN``,
+  ``NO_STREAM``, ``NO_BYTES_U32``, NaN); for per-packet hot paths.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wtlab.errors import ConfigError
+from wtlab.trace import schema
+from wtlab.trace.schema import (
+    EVENT_KINDS,
+    NAN,
+    NO_BYTES_U32,
+    NO_PN,
+    NO_STREAM,
+    RECORD,
+    RECORD_DTYPE,
+    STATE_NAMES,
+)
+
+_CHUNK_BYTES = 1 << 20  # freeze the write buffer every 16384 events (bounded over-allocation)
+
+
+def _u32(value: int | None) -> int:
+    if value is None:
+        return NO_BYTES_U32
+    v = int(value)
+    return v if 0 <= v < NO_BYTES_U32 else NO_BYTES_U32 - 1 if v > 0 else 0
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("wtlab", "aioquic"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+class Recorder:
+    """Collects trace events of one run (any number of flows).
+
+    ``t0`` is subtracted from every timestamp, so rows carry seconds since the
+    run started; drivers set it to their clock's start (0.0 in virtual time).
+    ``meta`` is the run metadata kept with exports (algorithm, path, workload,
+    seed, versions, start time, ...).
+    """
+
+    __slots__ = ("_buf", "_chunks", "_extra", "_kinds", "_kind_code", "_states",
+                 "_state_code", "t0", "meta", "_pack")
+
+    def __init__(self, *, t0: float = 0.0, meta: Mapping[str, Any] | None = None) -> None:
+        self._buf = bytearray()
+        self._chunks: list[bytes] = []
+        self._extra: dict[int, str] = {}
+        self._kinds: list[str] = list(EVENT_KINDS)
+        self._kind_code: dict[str, int] = {k: i for i, k in enumerate(self._kinds)}
+        self._states: list[str] = list(STATE_NAMES)
+        self._state_code: dict[str, int] = {s: i for i, s in enumerate(self._states)}
+        self.t0 = float(t0)
+        self.meta: dict[str, Any] = {
+            "run_id": uuid.uuid4().hex,
+            "created_unix_s": time.time(),
+            "versions": _versions(),
+        }
+        if meta:
+            self.meta.update(meta)
+        self._pack = RECORD.pack
+
+    # -- codes -------------------------------------------------------------
+    def kind_code(self, name: str) -> int:
+        """Code of event kind ``name``; unknown kinds are added (at most 256)."""
+        code = self._kind_code.get(name)
+        if code is None:
+            if len(self._kinds) >= 256:
+                raise ConfigError(
+                    f"too many distinct event kinds (adding {name!r}); at most 256 per recorder"
+                )
+            code = len(self._kinds)
+            self._kinds.append(name)
+            self._kind_code[name] = code
+        return code
+
+    def state_code(self, name: str) -> int:
+        """Code of controller state ``name``; unknown names are added (at most 256)."""
+        code = self._state_code.get(name)
+        if code is None:
+            if len(self._states) >= 256:
+                raise ConfigError(
+                    f"too many distinct state names (adding {name!r}); at most 256 per recorder"
+                )
+            code = len(self._states)
+            self._states.append(name)
+            self._state_code[name] = code
+        return code
+
+    # -- writing -----------------------------------------------------------
+    def append(self, t: float, kind: int, state: int, flow: int, pn: int, stream_id: int,
+               nbytes: int, cwnd: int, bytes_in_flight: int, ssthresh: int, srtt: float,
+               min_rtt: float, latest_rtt: float, rttvar: float, pacing_bps: float,
+               delivery_bps: float) -> None:
+        """Append one event, positional and pre-encoded (the hot path)."""
+        buf = self._buf
+        buf += self._pack(t - self.t0, kind, state, flow, pn, stream_id, nbytes, cwnd,
+                          bytes_in_flight, ssthresh, srtt, min_rtt, latest_rtt, rttvar,
+                          pacing_bps, delivery_bps)
+        if len(buf) >= _CHUNK_BYTES:
+            self._chunks.append(bytes(buf))
+            self._buf = bytearray()
+
+    def event(self, t: float, kind: str, *, flow: int = 0, pn: int | None = None,
+              stream_id: int | None = None, bytes: int = 0, cwnd: int | None = None,
+              bytes_in_flight: int | None = None, ssthresh: int | None = None,
+              srtt_s: float | None = None, min_rtt_s: float | None = None,
+              latest_rtt_s: float | None = None, rttvar_s: float | None = None,
+              pacing_rate_bps: float | None = None, delivery_rate_bps: float | None = None,
+              state: str | None = None, extra: Mapping[str, Any] | str | None = None) -> None:
+        """Append one event by name with keyword fields (None means NA)."""
+        row = len(self)
+        self.append(
+            t, self.kind_code(kind), self.state_code(state or ""), flow,
+            NO_PN if pn is None else int(pn), NO_STREAM if stream_id is None else int(stream_id),
+            int(bytes), _u32(cwnd), _u32(bytes_in_flight), _u32(ssthresh),
+            NAN if srtt_s is None else srtt_s, NAN if min_rtt_s is None else min_rtt_s,
+            NAN if latest_rtt_s is None else latest_rtt_s, NAN if rttvar_s is None else rttvar_s,
+            NAN if pacing_rate_bps is None else pacing_rate_bps,
+            NAN if delivery_rate_bps is None else delivery_rate_bps,
+        )
+        if extra is not None:
+            self._extra[row] = extra if isinstance(extra, str) else json.dumps(extra, default=str)
+
+    def set_extra(self, row: int, extra: Mapping[str, Any] | str) -> None:
+        """Attach details to an already-appended row (e.g. ``len(rec) - 1``)."""
+        self._extra[row] = extra if isinstance(extra, str) else json.dumps(extra, default=str)
+
+    # -- reading -----------------------------------------------------------
+    def __len__(self) -> int:
+        return (sum(len(c) for c in self._chunks) + len(self._buf)) // RECORD.size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the event records (excluding sparse ``extra`` texts)."""
+        return sum(len(c) for c in self._chunks) + len(self._buf)
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self._kinds)
+
+    def records(self) -> np.ndarray:
+        """The raw packed records as a numpy structured array (a copy)."""
+        data = b"".join([*self._chunks, bytes(self._buf)])
+        return np.frombuffer(data, dtype=RECORD_DTYPE)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The tidy event table (see ``wtlab.trace.schema``), one row per event."""
+        return records_to_frame(self.records(), self._kinds, self._states, self._extra)
+
+    # views ------------------------------------------------------------------
+    def acks(self) -> pd.DataFrame:
+        return _view(self.to_pandas(), "packet_acked")
+
+    def losses(self) -> pd.DataFrame:
+        return _view(self.to_pandas(), "packet_lost")
+
+    def cwnd(self) -> pd.DataFrame:
+        df = self.to_pandas()
+        df = df[df["cwnd"].notna()]
+        return df[["time_s", "flow", "cwnd", "ssthresh", "bytes_in_flight", "state"]].reset_index(
+            drop=True
+        )
+
+    def rtt(self) -> pd.DataFrame:
+        return _view(self.to_pandas(), "rtt_sample")[
+            ["time_s", "flow", "latest_rtt_s", "srtt_s", "min_rtt_s", "rttvar_s"]
+        ]
+
+
+def _view(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return df[df["kind"] == kind].reset_index(drop=True)
+
+
+def records_to_frame(rec: np.ndarray, kinds: list[str], states: list[str],
+                     extra: Mapping[int, str] | None = None) -> pd.DataFrame:
+    """Build the schema DataFrame from packed records and code tables."""
+    n = len(rec)
+
+    def nullable(col: np.ndarray, sentinel: int) -> pd.arrays.IntegerArray:
+        values = col.astype(np.int64)
+        return pd.arrays.IntegerArray(values, col == sentinel)
+
+    extra_col = np.full(n, None, dtype=object)
+    if extra:
+        idx = np.fromiter(extra.keys(), dtype=np.int64, count=len(extra))
+        vals = list(extra.values())
+        keep = idx < n
+        extra_col[idx[keep]] = [v for v, k in zip(vals, keep, strict=True) if k]
+    data = {
+        "time_s": rec["time_s"].astype(np.float64),
+        "flow": rec["flow"].astype(np.uint16),
+        "kind": pd.Categorical.from_codes(rec["kind"].astype(np.int16), categories=kinds),
+        "pn": nullable(rec["pn"], NO_PN),
+        "stream_id": nullable(rec["stream_id"], NO_STREAM),
+        "bytes": rec["bytes"].astype(np.int64),
+        "cwnd": nullable(rec["cwnd"], NO_BYTES_U32),
+        "bytes_in_flight": nullable(rec["bytes_in_flight"], NO_BYTES_U32),
+        "ssthresh": nullable(rec["ssthresh"], NO_BYTES_U32),
+        "srtt_s": rec["srtt_s"].astype(np.float32),
+        "min_rtt_s": rec["min_rtt_s"].astype(np.float32),
+        "latest_rtt_s": rec["latest_rtt_s"].astype(np.float32),
+        "rttvar_s": rec["rttvar_s"].astype(np.float32),
+        "pacing_rate_bps": rec["pacing_rate_bps"].astype(np.float32),
+        "delivery_rate_bps": rec["delivery_rate_bps"].astype(np.float32),
+        "state": pd.Categorical.from_codes(rec["state"].astype(np.int16), categories=states),
+        "extra": pd.Series(extra_col, dtype=object),
+    }
+    return pd.DataFrame(data, columns=list(schema.COLUMNS))
