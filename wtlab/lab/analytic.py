@@ -1,0 +1,65 @@
+"""Analytic reference models drawn as overlays and used as fidelity checks.
+
+All functions are pure; units are in the names.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+CUBIC_C = 0.4
+CUBIC_BETA = 0.7
+
+
+def bdp_bytes(rate_bps: float, rtt_s: float) -> float:
+    """Bandwidth-delay product in bytes."""
+    return rate_bps * rtt_s / 8.0
+
+
+def mathis_goodput_bps(mss_bytes: float, rtt_s: float, loss_p: float) -> float:
+    """Mathis et al. (1997): Reno throughput ~ (MSS/RTT) * sqrt(3/2) / sqrt(p), in bit/s.
+
+    1.22 = sqrt(3/2), periodic-loss model with one loss per window of 1/p packets.
+    """
+    if loss_p <= 0:
+        return math.inf
+    return 8.0 * mss_bytes / rtt_s * math.sqrt(1.5) / math.sqrt(loss_p)
+
+
+def cubic_average_window_packets(rtt_s: float, loss_p: float) -> float:
+    """RFC 9438 section 5.1: CUBIC's average window 1.054 * RTT^0.75 / p^0.75 (packets)."""
+    if loss_p <= 0:
+        return math.inf
+    return 1.054 * rtt_s**0.75 / loss_p**0.75
+
+
+def reno_average_window_packets(loss_p: float) -> float:
+    """Reno's average window 1.2247 / sqrt(p) (packets); CUBIC is Reno-friendly below it."""
+    return math.sqrt(1.5) / math.sqrt(loss_p) if loss_p > 0 else math.inf
+
+
+def cubic_response_window_packets(rtt_s: float, loss_p: float) -> float:
+    """CUBIC's expected window: the larger of its cubic and Reno-friendly regions (RFC 9438 5.1)."""
+    return max(cubic_average_window_packets(rtt_s, loss_p), reno_average_window_packets(loss_p))
+
+
+def cubic_k_s(w_max: float, beta: float = CUBIC_BETA, c: float = CUBIC_C) -> float:
+    """K = cbrt(W_max (1 - beta) / C): seconds until the window returns to W_max."""
+    return (w_max * (1 - beta) / c) ** (1.0 / 3.0)
+
+
+def cubic_window(t_s: np.ndarray | float, w_max: float, beta: float = CUBIC_BETA,
+                 c: float = CUBIC_C) -> np.ndarray | float:
+    """W(t) = C (t - K)^3 + W_max (RFC 9438 eq. 1), t seconds after the reduction."""
+    k = cubic_k_s(w_max, beta, c)
+    return c * (np.asarray(t_s) - k) ** 3 + w_max
+
+
+def jain_fairness(throughputs: list[float] | np.ndarray) -> float:
+    """Jain's index (sum x)^2 / (n sum x^2): 1 is perfectly fair, 1/n is one flow taking all."""
+    x = np.asarray(throughputs, dtype=float)
+    if len(x) == 0 or not np.any(x):
+        return float("nan")
+    return float(x.sum() ** 2 / (len(x) * (x**2).sum()))

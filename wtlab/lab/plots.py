@@ -1,0 +1,124 @@
+"""Figures of a run's trace (plotly, imported only when a figure is built).
+
+Every builder takes the tidy trace DataFrame (``wtlab.trace.schema``) and returns a
+``plotly.graph_objects.Figure``; widgets wrap the same builders into FigureWidgets.
+Long traces are thinned for display with a min/max-per-bin reduction, which keeps
+every peak and trough of a sawtooth (a 1,000,000-event trace draws as a few
+thousand points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+MAX_POINTS = 4000  # per series, after thinning
+
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+            "#17becf")
+
+
+def thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce (x, y) to at most ~max_points keeping each bin's min and max (order kept)."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    bins = max(1, max_points // 2)
+    edges = np.linspace(0, n, bins + 1).astype(np.int64)
+    keep = []
+    yv = np.nan_to_num(np.asarray(y, dtype=float), nan=np.inf)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi <= lo:
+            continue
+        seg = yv[lo:hi]
+        i_min = lo + int(np.argmin(seg))
+        i_max = lo + int(np.argmax(np.where(np.isinf(seg), -np.inf, seg)))
+        keep.extend(sorted({i_min, i_max}))
+    idx = np.asarray(keep, dtype=np.int64)
+    return np.asarray(x)[idx], np.asarray(y)[idx]
+
+
+def _rows(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    out = df[df[column].notna()]
+    return out[["time_s", "flow", column]]
+
+
+def _flow_label(flow: int, labels: dict[int, str] | None) -> str:
+    if labels and flow in labels:
+        return labels[flow]
+    return f"flow {flow}"
+
+
+def trace_figure(df: pd.DataFrame, *, labels: dict[int, str] | None = None,
+                 title: str | None = None, bdp_bytes: float | None = None,
+                 max_points: int = MAX_POINTS):
+    """cwnd and bytes in flight, pacing and delivery rate, RTT, with loss markers."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("congestion window (KB)", "rate (Mbit/s)", "RTT (ms)"))
+    flows = sorted(int(f) for f in pd.unique(df["flow"])) if len(df) else []
+    for i, flow in enumerate(flows):
+        color = _PALETTE[i % len(_PALETTE)]
+        name = _flow_label(flow, labels)
+        f = df[df["flow"] == flow]
+        cw = _rows(f, "cwnd")
+        x, y = thin(cw["time_s"].to_numpy(), cw["cwnd"].to_numpy(dtype=float) / 1e3, max_points)
+        fig.add_trace(go.Scattergl(x=x, y=y, name=f"{name} cwnd", mode="lines",
+                                   line={"color": color}, legendgroup=name), row=1, col=1)
+        bif = _rows(f, "bytes_in_flight")
+        x, y = thin(bif["time_s"].to_numpy(), bif["bytes_in_flight"].to_numpy(dtype=float) / 1e3,
+                    max_points)
+        fig.add_trace(go.Scattergl(x=x, y=y, name=f"{name} in flight", mode="lines",
+                                   line={"color": color, "dash": "dot", "width": 1},
+                                   legendgroup=name), row=1, col=1)
+        lost = f[f["kind"] == "packet_lost"]
+        if len(lost):
+            lx = lost["time_s"].to_numpy()
+            ly = lost["cwnd"].to_numpy(dtype=float, na_value=np.nan) / 1e3
+            lx, ly = thin(lx, ly, max_points)
+            fig.add_trace(go.Scattergl(x=lx, y=ly, name=f"{name} loss", mode="markers",
+                                       marker={"color": color, "symbol": "x", "size": 7},
+                                       legendgroup=name), row=1, col=1)
+        for column, dash in (("pacing_rate_bps", "solid"), ("delivery_rate_bps", "dot")):
+            r = _rows(f, column)
+            if len(r):
+                x, y = thin(r["time_s"].to_numpy(), r[column].to_numpy(dtype=float) / 1e6,
+                            max_points)
+                fig.add_trace(go.Scattergl(x=x, y=y, mode="lines",
+                                           name=f"{name} {column.split('_rate')[0]}",
+                                           line={"color": color, "dash": dash},
+                                           legendgroup=name), row=2, col=1)
+        rtt = f[f["kind"] == "rtt_sample"]
+        if not len(rtt):
+            rtt = _rows(f, "latest_rtt_s")
+        if len(rtt):
+            x, y = thin(rtt["time_s"].to_numpy(), rtt["latest_rtt_s"].to_numpy(dtype=float) * 1e3,
+                        max_points)
+            fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=f"{name} RTT",
+                                       line={"color": color}, legendgroup=name), row=3, col=1)
+    if bdp_bytes:
+        fig.add_hline(y=bdp_bytes / 1e3, line={"dash": "dash", "color": "gray"},
+                      annotation_text="BDP", row=1, col=1)
+    fig.update_xaxes(title_text="time (s)", row=3, col=1)
+    fig.update_layout(height=720, title=title, legend={"groupclick": "togglegroup"},
+                      margin={"l": 60, "r": 20, "t": 60, "b": 40})
+    return fig
+
+
+def comparison_figure(table: pd.DataFrame, *, x: str = "cc",
+                      metrics: Iterable[str] = ("goodput_mbps", "p95_rtt_ms", "loss_rate")):
+    """Bar charts of comparison metrics, one panel per metric."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    metrics = [m for m in metrics if m in table.columns]
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics)
+    for i, m in enumerate(metrics):
+        fig.add_trace(go.Bar(x=table[x].astype(str), y=table[m], name=m,
+                             marker={"color": _PALETTE[i % len(_PALETTE)]}), row=1, col=i + 1)
+    fig.update_layout(height=360, showlegend=False, margin={"l": 50, "r": 20, "t": 50, "b": 40})
+    return fig
