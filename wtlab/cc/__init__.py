@@ -17,3 +17,7 @@ class Packet:
 
 __all__ = ["HINTS", "Controller", "Packet", "RttStats", "create", "get", "names",
            "on_register", "register"]
+
+
+# Built-in controllers register themselves on import (after Packet exists).
+from wtlab.cc import reno as _reno  # noqa: E402,F401

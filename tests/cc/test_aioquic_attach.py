@@ -1,0 +1,110 @@
+"""attach(): a wtlab controller drives a real aioquic connection pair in memory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aioquic.quic.congestion.base import create_congestion_control
+
+import wtlab.cc.aioquic as wa
+from wtlab.cc import create
+from wtlab.errors import ConfigError
+from wtlab.trace import Recorder
+
+from .pair import Pair, make_pair
+
+
+def test_attach_reno_bulk_trace_has_every_kind():
+    client, server = make_pair()
+    rec = Recorder()
+    cc = wa.attach(client, "reno", recorder=rec, flow=3)
+    assert client._loss.congestion_window == cc.cwnd == 10 * client._max_datagram_size
+    pair = Pair(client, server, delay_s=0.02)
+    pair.run(300_000)
+    df = rec.to_pandas()
+    kinds = set(df["kind"].astype(str))
+    for kind in ("packet_sent", "packet_acked", "rtt_sample", "cwnd_changed", "ack_received"):
+        assert kind in kinds, kind
+    assert (df["flow"] == 3).all()
+    # Every acked pn was sent before, and acked once.
+    sent = df[df["kind"] == "packet_sent"]
+    acked = df[df["kind"] == "packet_acked"]
+    assert acked["pn"].is_unique
+    assert set(acked["pn"]) <= set(sent["pn"])
+    # The RTT columns mirror aioquic's own estimator (20 ms each way -> ~40 ms).
+    rtt = df[df["kind"] == "rtt_sample"]
+    assert rtt["latest_rtt_s"].iloc[-1] == pytest.approx(0.04, abs=0.002)
+    assert rtt["srtt_s"].iloc[-1] == pytest.approx(client._loss._rtt_smoothed, rel=1e-6)
+    # Slow start without loss: cwnd grew by the acked bytes.
+    assert df["cwnd"].max() > 10 * 1200 + 100_000
+    assert cc.cwnd == client._loss.congestion_window
+    # ACK frames carry ranges and ack delay.
+    extra = json.loads(df[df["kind"] == "ack_received"]["extra"].iloc[-1])
+    assert extra["ranges"] and "ack_delay_s" in extra and extra["epoch"] == "application"
+    # Pure ACK packets (not in flight) are logged too, with their flags.
+    flagged = sent["extra"].dropna().map(json.loads)
+    assert any(not e["in_flight"] for e in flagged)
+    # All in flight was acked: bytes_in_flight bookkeeping matches aioquic's.
+    assert cc.bytes_in_flight == client._loss.bytes_in_flight
+
+
+def test_attach_with_losses_records_triggers_and_reduces_cwnd():
+    client, server = make_pair()
+    rec = Recorder()
+    cc = wa.attach(client, "reno", recorder=rec)
+    dropped = set(range(60, 64)) | {150}  # datagram counts to drop on the way to the server
+    pair = Pair(client, server, delay_s=0.01, drop=lambda n, _d: n in dropped)
+    pair.run(400_000)
+    df = rec.to_pandas()
+    lost = df[df["kind"] == "packet_lost"]
+    assert len(lost) >= 4
+    triggers = {json.loads(e)["trigger"] for e in lost["extra"]}
+    assert triggers <= {"packet_threshold", "time_threshold", "pto"}
+    assert "packet_threshold" in triggers
+    assert cc.ssthresh is not None  # a congestion event happened
+    states = set(df[df["kind"] == "state_changed"]["state"].astype(str))
+    assert "recovery" in states
+    assert cc.bytes_in_flight == client._loss.bytes_in_flight
+
+
+def test_attach_twice_and_after_sending_is_refused():
+    client, server = make_pair()
+    wa.attach(client, "reno")
+    with pytest.raises(ConfigError, match="already"):
+        wa.attach(client, "reno")
+    client2, _ = make_pair()
+    client2.connect(("127.0.0.1", 4433), now=0.0)
+    client2.datagrams_to_send(0.0)
+    with pytest.raises(ConfigError, match="before the connection sends"):
+        wa.attach(client2, "reno")
+
+
+def test_attach_is_per_instance():
+    from aioquic.quic.recovery import QuicPacketRecovery
+
+    client, _ = make_pair()
+    other, _ = make_pair()
+    wa.attach(client, "reno")
+    assert "on_ack_received" in vars(client._loss)
+    assert "on_ack_received" not in vars(other._loss)
+    assert type(other._loss._cc).__name__ == "RenoCongestionControl"
+    assert QuicPacketRecovery.on_ack_received is not client._loss.on_ack_received
+
+
+def test_pacer_follows_controller_rate():
+    client, _ = make_pair()
+    cc = create("reno")
+    wa.attach(client, cc)
+    cc.pacing_rate_bps = 12_000_000.0  # as a rate-based controller would set it
+    client._loss._pacer.refresh()
+    assert client._loss._pacer.packet_time == pytest.approx(1200 * 8 / 12e6)
+
+
+def test_wtlab_names_in_aioquic_registry():
+    shim = create_congestion_control("wtlab-reno", max_datagram_size=1200)
+    assert isinstance(shim, wa.ControllerShim)
+    assert shim.congestion_window == 12000
+    client, server = make_pair(client_cc="wtlab-reno")
+    Pair(client, server).run(100_000)
+    assert client._loss._cc.controller.cwnd > 12000

@@ -1,0 +1,400 @@
+"""Run wtlab controllers inside aioquic, and log aioquic's own recovery events.
+
+``attach(quic, controller, recorder=rec)`` makes one ``QuicConnection`` use a
+wtlab :class:`~wtlab.cc.base.Controller` for congestion control and writes its
+recovery events to ``rec``. Call it right after creating the connection, before
+it sends or receives anything (for a server: in the protocol's ``__init__``).
+
+What it changes, all on this one connection's objects (never on aioquic's
+classes, so other connections in the process are untouched):
+
+* ``quic._loss._cc`` becomes a :class:`ControllerShim`, aioquic's
+  ``QuicCongestionControl`` interface around the controller. aioquic reports
+  acked packets one by one, then the RTT sample, then losses; the shim batches
+  the acks of one ACK frame and hands them to the controller as one
+  ``on_packets_acked`` call with an :class:`RttStats` filled from aioquic's
+  own estimator (``_rtt_latest`` / ``_rtt_smoothed`` / ``_rtt_variance`` /
+  ``_rtt_min``), before any loss that ACK reveals.
+* ``quic._loss._pacer`` becomes a :class:`ControllerPacer`: when the controller
+  has a ``pacing_rate_bps`` (BBR), packets leave at that rate; otherwise it
+  paces at cwnd/srtt exactly as aioquic does. The token-bucket arithmetic is
+  aioquic's own; only the rate differs.
+* ``quic._loss.on_ack_received``, ``on_packet_sent``, ``on_loss_detection_timeout``
+  and ``_detect_loss`` are wrapped (instance attributes) to record
+  ``ack_received`` (``extra``: ranges and ack delay), ``packet_sent`` of packets
+  that are not in flight, ``pto_expired`` and the trigger of each loss.
+* ``quic.datagrams_to_send`` is wrapped to tell the controller when the sender
+  had window to spare but nothing to send (``on_app_limited``).
+
+Trace rows written for one connection (``flow`` = the ``flow`` argument):
+
+=================  ========================================================
+kind               detail
+=================  ========================================================
+packet_sent        every packet; ``extra`` is None for an ack-eliciting
+                   in-flight packet, else ``{"ack_eliciting": ..,
+                   "in_flight": ..}``
+ack_received       one per ACK frame; pn = largest acknowledged; ``extra``:
+                   ``{"ranges": [[first, last], ...], "ack_delay_s": ..,
+                   "epoch": ..}``
+rtt_sample         one per RTT sample (RTT columns hold aioquic's estimator)
+packet_acked       one per newly acknowledged in-flight packet
+packet_lost        ``extra``: ``{"trigger": "packet_threshold" |
+                   "time_threshold" | "pto"}``; PTO rows are not congestion
+                   signals (aioquic retransmits the oldest packet on PTO)
+pto_expired        ``extra``: ``{"pto_count": n}``
+cwnd_changed, state_changed, pacing_changed, persistent_congestion
+                   from the controller, after the event that caused them
+=================  ========================================================
+
+Importing this module also registers every wtlab controller in aioquic's own
+registry as ``"wtlab-<name>"`` (``QuicConfiguration(congestion_control_algorithm=
+"wtlab-cubic")``). Such a connection runs the controller through the shim but
+without recording and with aioquic's cwnd/srtt pacer; use :func:`attach` for
+the full hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aioquic.quic.congestion.base import QuicCongestionControl, register_congestion_control
+from aioquic.quic.recovery import (
+    K_MICRO_SECOND,
+    K_PACKET_THRESHOLD,
+    K_SECOND,
+    QuicPacketPacer,
+    QuicPacketRecovery,
+)
+
+from wtlab.cc.base import Controller, create, names, on_register
+from wtlab.cc.base import get as get_controller
+from wtlab.cc.rtt import RttStats
+from wtlab.errors import ConfigError
+from wtlab.trace import schema
+
+__all__ = ["AIOQUIC_PREFIX", "ControllerPacer", "ControllerShim", "attach"]
+
+AIOQUIC_PREFIX = "wtlab-"
+
+_EXTRA_TRIGGER_PACKET = '{"trigger": "packet_threshold"}'
+_EXTRA_TRIGGER_TIME = '{"trigger": "time_threshold"}'
+_EXTRA_TRIGGER_PTO = '{"trigger": "pto"}'
+_EXTRA_SENT = {
+    (False, False): '{"ack_eliciting": false, "in_flight": false}',
+    (False, True): '{"ack_eliciting": false, "in_flight": true}',
+    (True, False): '{"ack_eliciting": true, "in_flight": false}',
+}
+
+
+class ControllerShim(QuicCongestionControl):
+    """aioquic's ``QuicCongestionControl`` around a wtlab controller.
+
+    Acked packets are collected per ACK frame and handed over in one
+    ``on_packets_acked`` call: at the RTT sample, before a loss, or at the next
+    read of ``congestion_window`` / ``bytes_in_flight``, whichever comes first.
+    """
+
+    def __init__(self, controller: Controller, *, recovery: QuicPacketRecovery | None = None,
+                 rtt: RttStats | None = None) -> None:
+        # QuicCongestionControl.__init__ only sets congestion_window, which is ours.
+        self.controller = controller
+        self.rtt = rtt if rtt is not None else RttStats()
+        self.recovery = recovery
+        self.pacer: ControllerPacer | None = None
+        self._acked: list[Any] = []
+        self._ack_now = 0.0
+        self._last_now = 0.0
+        self.loss_space: Any = None  # the space _detect_loss is looking at, for loss triggers
+        self.in_pto = False  # inside a PTO expiry: expired packets are "lost" by PTO
+
+    # aioquic reads these three; they are the controller's outputs.
+    @property
+    def congestion_window(self) -> int:  # type: ignore[override]
+        if self._acked:
+            self.flush()
+        return self.controller.cwnd
+
+    @property
+    def bytes_in_flight(self) -> int:  # type: ignore[override]
+        if self._acked:
+            self.flush()
+        return self.controller.bytes_in_flight
+
+    @property
+    def ssthresh(self) -> int | None:  # type: ignore[override]
+        return self.controller.ssthresh
+
+    def flush(self) -> None:
+        """Hand the acks collected so far to the controller (one ACK frame)."""
+        packets = self._acked
+        if not packets:
+            return
+        self._acked = []
+        self.controller.on_packets_acked(self._ack_now, packets, self.rtt)
+        if self.pacer is not None:
+            self.pacer.refresh()
+
+    # ------------------------------------------------------ aioquic's interface
+    def on_packet_sent(self, *, packet: Any) -> None:
+        if self._acked:
+            self.flush()
+        self.controller.on_packet_sent(packet.sent_time, packet)
+
+    def on_packet_acked(self, *, now: float, packet: Any) -> None:
+        self._acked.append(packet)
+        self._ack_now = now
+
+    def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
+        stats = self.rtt
+        recovery = self.recovery
+        if recovery is None:
+            stats.update(rtt, now=now)
+        else:
+            # aioquic's estimator already ran; mirror it so both agree.
+            stats.latest_rtt = rtt
+            if recovery._rtt_min < stats.min_rtt:
+                stats.min_rtt = recovery._rtt_min
+                stats.min_rtt_time = now
+            stats.smoothed_rtt = recovery._rtt_smoothed
+            stats.rttvar = recovery._rtt_variance
+            stats.has_sample = True
+        controller = self.controller
+        controller.rtt = stats
+        if controller.recorder is not None:
+            controller._record(now, schema.K_RTT_SAMPLE, -1, 0)
+        self.flush()
+
+    def on_packets_lost(self, *, now: float, packets: Iterable[Any]) -> None:
+        if self._acked:
+            self.flush()
+        packets = list(packets)
+        self._last_now = now
+        controller = self.controller
+        rec = controller.recorder
+        if rec is None:
+            controller.on_packets_lost(now, packets)
+        else:
+            row = len(rec)
+            controller.on_packets_lost(now, packets)
+            space = self.loss_space
+            threshold = (space.largest_acked_packet - K_PACKET_THRESHOLD
+                         if space is not None else -1)
+            # The base class writes one packet_lost row per packet, in order, first.
+            for packet in packets:
+                rec.set_extra(row, _EXTRA_TRIGGER_PACKET if packet.packet_number <= threshold
+                              else _EXTRA_TRIGGER_TIME)
+                row += 1
+        if self.pacer is not None:
+            self.pacer.refresh()
+
+    def on_packets_expired(self, *, packets: Iterable[Any]) -> None:
+        if self._acked:
+            self.flush()
+        packets = list(packets)
+        controller = self.controller
+        controller.on_packets_discarded(packets)
+        rec = controller.recorder
+        if rec is not None and self.in_pto:
+            for packet in packets:
+                controller._record(self._last_now, schema.K_PACKET_LOST, packet.packet_number,
+                                   packet.sent_bytes)
+                rec.set_extra(len(rec) - 1, _EXTRA_TRIGGER_PTO)
+
+    def on_persistent_congestion(self) -> None:
+        self.controller.on_persistent_congestion_detected(self._last_now)
+        if self.pacer is not None:
+            self.pacer.refresh()
+
+    def get_log_data(self) -> dict[str, Any]:
+        controller = self.controller
+        data: dict[str, Any] = {"cwnd": controller.cwnd,
+                                "bytes_in_flight": controller.bytes_in_flight}
+        if controller.ssthresh is not None:
+            data["ssthresh"] = controller.ssthresh
+        if controller.pacing_rate_bps is not None:
+            data["pacing_rate"] = int(controller.pacing_rate_bps)
+        return data
+
+
+class ControllerPacer(QuicPacketPacer):
+    """aioquic's token-bucket pacer, paced at the controller's ``pacing_rate_bps``.
+
+    With ``pacing_rate_bps`` None it is exactly aioquic's cwnd/srtt pacer. With
+    a rate, one packet leaves every ``max_datagram_size / rate`` seconds, and
+    the burst allowance is aioquic's (2..16 packets, a quarter of cwnd).
+    """
+
+    def __init__(self, *, max_datagram_size: int, controller: Controller,
+                 recovery: QuicPacketRecovery | None = None) -> None:
+        super().__init__(max_datagram_size=max_datagram_size)
+        self.controller = controller
+        self.recovery = recovery
+
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        controller = self.controller
+        rate_bps = controller.pacing_rate_bps
+        if rate_bps is None or rate_bps <= 0:
+            super().update_rate(congestion_window, smoothed_rtt)
+            return
+        pacing_rate = rate_bps / 8.0  # bytes per second
+        mds = self._max_datagram_size
+        self.packet_time = max(K_MICRO_SECOND, min(mds / pacing_rate, K_SECOND))
+        self.bucket_max = max(2 * mds, min(controller.cwnd // 4, 16 * mds)) / pacing_rate
+        if self.bucket_time > self.bucket_max:
+            self.bucket_time = self.bucket_max
+
+    def refresh(self) -> None:
+        """Recompute the rate from the controller's current outputs."""
+        recovery = self.recovery
+        if self.controller.pacing_rate_bps is not None:
+            self.update_rate(self.controller.cwnd, 0.0)
+        elif recovery is not None and recovery._rtt_initialized:
+            super().update_rate(self.controller.cwnd, recovery._rtt_smoothed)
+
+
+def attach(quic: Any, controller: str | type[Controller] | Controller, *, recorder: Any = None,
+           flow: int = 0) -> Controller:
+    """Make ``quic`` (an aioquic ``QuicConnection``) use ``controller``; return it.
+
+    ``controller`` is a registered name (``"cubic"``), a class or an instance.
+    With ``recorder`` (a :class:`wtlab.trace.Recorder`), every packet sent,
+    ACK frame, RTT sample, ack, loss (with its trigger), PTO expiry and every
+    change of the controller is written to it as rows of ``flow``. Call before
+    the connection sends its first packet; attaching twice raises ConfigError.
+    """
+    recovery = getattr(quic, "_loss", None)
+    if not isinstance(recovery, QuicPacketRecovery):
+        raise ConfigError(f"attach() needs an aioquic QuicConnection, got {type(quic).__name__}")
+    if getattr(recovery, "_wtlab_attached", False):
+        raise ConfigError("this connection already has a wtlab controller attached; "
+                          "create a new QuicConnection to use another one")
+    if recovery._cc.bytes_in_flight or any(space.sent_packets for space in recovery.spaces):
+        raise ConfigError("attach() must run before the connection sends anything: "
+                          "call it right after creating the QuicConnection")
+    mds = quic._max_datagram_size
+    if not isinstance(controller, Controller):
+        controller = create(controller, max_datagram_size=mds)
+    if recorder is not None:
+        controller.recorder = recorder
+        controller.flow = flow
+
+    shim = ControllerShim(controller, recovery=recovery)
+    pacer = ControllerPacer(max_datagram_size=mds, controller=controller, recovery=recovery)
+    shim.pacer = pacer
+    recovery._cc = shim
+    recovery._pacer = pacer
+    recovery._wtlab_attached = True
+    recovery._wtlab_shim = shim
+
+    _wrap_recovery(recovery, shim, controller, recorder)
+    _wrap_connection(quic, controller, shim, mds)
+    if controller.pacing_rate_bps is not None:
+        pacer.refresh()
+    return controller
+
+
+def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controller: Controller,
+                   rec: Any) -> None:
+    orig_on_ack_received = recovery.on_ack_received
+    orig_detect_loss = recovery._detect_loss
+    orig_timeout = recovery.on_loss_detection_timeout
+    orig_on_packet_sent = recovery.on_packet_sent
+
+    def on_ack_received(*, ack_rangeset: Any, ack_delay: float, now: float, space: Any) -> None:
+        if rec is not None:
+            largest = ack_rangeset.bounds().stop - 1
+            controller._record(now, schema.K_ACK_RECEIVED, largest, 0)
+            ranges = ",".join(f"[{r.start}, {r.stop - 1}]" for r in ack_rangeset)
+            epoch = _epoch_name(space, recovery)
+            rec.set_extra(len(rec) - 1,
+                          f'{{"ranges": [{ranges}], "ack_delay_s": {ack_delay!r}, '
+                          f'"epoch": "{epoch}"}}')
+        shim._last_now = now
+        orig_on_ack_received(ack_rangeset=ack_rangeset, ack_delay=ack_delay, now=now,
+                             space=space)
+        shim.flush()
+
+    def _detect_loss(*, now: float, space: Any) -> None:
+        shim.loss_space = space
+        shim._last_now = now
+        try:
+            orig_detect_loss(now=now, space=space)
+        finally:
+            shim.loss_space = None
+
+    def on_loss_detection_timeout(*, now: float) -> None:
+        shim._last_now = now
+        if recovery._get_loss_space() is not None:
+            orig_timeout(now=now)
+            return
+        # A PTO: aioquic retransmits the oldest packet and sends a probe.
+        if rec is not None:
+            controller._record(now, schema.K_PTO_EXPIRED, -1, 0)
+            rec.set_extra(len(rec) - 1, f'{{"pto_count": {recovery._pto_count + 1}}}')
+        shim.in_pto = True
+        try:
+            orig_timeout(now=now)
+        finally:
+            shim.in_pto = False
+        on_pto = getattr(controller, "on_pto", None)
+        if on_pto is not None:
+            on_pto(now, recovery._pto_count)
+
+    recovery.on_ack_received = on_ack_received  # type: ignore[method-assign]
+    recovery._detect_loss = _detect_loss  # type: ignore[method-assign]
+    recovery.on_loss_detection_timeout = on_loss_detection_timeout  # type: ignore[method-assign]
+
+    if rec is not None:
+        def on_packet_sent(*, packet: Any, space: Any) -> None:
+            orig_on_packet_sent(packet=packet, space=space)
+            if packet.in_flight:
+                # The controller wrote the packet_sent row (base class).
+                if not packet.is_ack_eliciting:
+                    rec.set_extra(len(rec) - 1, _EXTRA_SENT[(False, True)])
+            else:
+                controller._record(packet.sent_time, schema.K_PACKET_SENT,
+                                   packet.packet_number, packet.sent_bytes)
+                rec.set_extra(len(rec) - 1, _EXTRA_SENT[(packet.is_ack_eliciting, False)])
+
+        recovery.on_packet_sent = on_packet_sent  # type: ignore[method-assign]
+
+
+def _epoch_name(space: Any, recovery: QuicPacketRecovery) -> str:
+    if space.is_application_data:
+        return "application"
+    try:
+        return ("initial", "handshake")[recovery.spaces.index(space)]
+    except (ValueError, IndexError):
+        return "unknown"
+
+
+def _wrap_connection(quic: Any, controller: Controller, shim: ControllerShim, mds: int) -> None:
+    orig_datagrams_to_send = quic.datagrams_to_send
+
+    def datagrams_to_send(now: float) -> list:
+        datagrams = orig_datagrams_to_send(now)
+        # Window to spare, not held back by the pacer: the application ran dry
+        # (or flow control blocked it), which BBR must know for its rate samples.
+        if (quic._pacing_at is None
+                and controller.cwnd - controller.bytes_in_flight >= mds
+                and quic._handshake_complete):
+            controller.on_app_limited(now)
+        return datagrams
+
+    quic.datagrams_to_send = datagrams_to_send
+
+
+# ------------------------------------------------ aioquic registry: "wtlab-<name>"
+def _register_in_aioquic(name: str, cls: type[Controller] | None = None) -> None:
+    def factory(*, max_datagram_size: int) -> QuicCongestionControl:
+        klass = cls if cls is not None else get_controller(name)
+        return ControllerShim(klass(max_datagram_size=max_datagram_size))
+
+    register_congestion_control(AIOQUIC_PREFIX + name, factory)
+
+
+for _name in names():
+    _register_in_aioquic(_name)
+on_register(lambda name, cls: _register_in_aioquic(name, cls))
