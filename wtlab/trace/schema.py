@@ -138,3 +138,129 @@ STATE_NAMES: tuple[str, ...] = (
     "probe_rtt",
     "application_limited",
 )
+
+# Column dtypes of the tidy table (pandas dtype names); ``conform`` enforces them.
+DTYPES: dict[str, str] = {
+    "time_s": "float64",
+    "flow": "uint16",
+    "kind": "category",
+    "pn": "Int64",
+    "stream_id": "Int64",
+    "bytes": "int64",
+    "cwnd": "Int64",
+    "bytes_in_flight": "Int64",
+    "ssthresh": "Int64",
+    "srtt_s": "float32",
+    "min_rtt_s": "float32",
+    "latest_rtt_s": "float32",
+    "rttvar_s": "float32",
+    "pacing_rate_bps": "float32",
+    "delivery_rate_bps": "float32",
+    "state": "category",
+    "extra": "object",
+}
+INT_COLUMNS = ("pn", "stream_id", "cwnd", "bytes_in_flight", "ssthresh")
+FLOAT32_COLUMNS = ("srtt_s", "min_rtt_s", "latest_rtt_s", "rttvar_s", "pacing_rate_bps",
+                   "delivery_rate_bps")
+SCHEMA_VERSION = 1
+
+
+def empty_frame():
+    """An empty DataFrame with the schema's columns and dtypes."""
+    import pandas as pd
+
+    return conform(pd.DataFrame({c: [] for c in COLUMNS}))
+
+
+def conform(df, *, copy: bool = True):
+    """Return ``df`` with the schema's columns (in order, first) and dtypes.
+
+    Missing schema columns are added as NA (``bytes``: 0, ``flow``: 0, ``state``: "").
+    Columns beyond the schema (e.g. dataset partition columns, ``run_id``) are kept,
+    after the schema columns. ``extra`` holds ``str`` or ``None`` (never NaN). Raises
+    ``ValueError`` if a column cannot be converted; callers turn that into their own
+    error with context.
+    """
+    import numpy as np
+    import pandas as pd
+
+    out = df.copy() if copy else df
+    n = len(out)
+    for col in COLUMNS:
+        if col not in out.columns:
+            if col in ("bytes", "flow"):
+                out[col] = np.zeros(n, dtype=DTYPES[col])
+            elif col == "state":
+                out[col] = pd.Categorical([""] * n)
+            elif col == "kind":
+                out[col] = pd.Categorical([None] * n, categories=[])
+            elif col == "extra":
+                out[col] = pd.Series([None] * n, dtype=object, index=out.index)
+            else:
+                out[col] = pd.Series([pd.NA if col in INT_COLUMNS else np.nan] * n,
+                                     index=out.index, dtype=DTYPES[col])
+    for col in INT_COLUMNS:
+        if str(out[col].dtype) != "Int64":
+            out[col] = _to_nullable_int(out[col])
+    for col in FLOAT32_COLUMNS:
+        if out[col].dtype != np.float32:
+            out[col] = pd.to_numeric(out[col], errors="raise").astype(np.float64).astype(
+                np.float32)
+    if out["time_s"].dtype != np.float64:
+        out["time_s"] = pd.to_numeric(out["time_s"], errors="raise").astype(np.float64)
+    for col in ("flow", "bytes"):
+        if out[col].dtype != np.dtype(DTYPES[col]):
+            out[col] = pd.to_numeric(out[col], errors="raise").fillna(0).astype(DTYPES[col])
+    for col in ("kind", "state"):
+        s = out[col]
+        if not isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)
+            if col == "state":
+                s = s.where(s.notna(), "")
+            s = s.astype(str).where(s.notna(), None) if col == "kind" else s.astype(str)
+            out[col] = pd.Categorical(s)
+    extra = out["extra"]
+    if extra.dtype != object or extra.isna().any():
+        vals = extra.astype(object)
+        out["extra"] = pd.Series([v if isinstance(v, str) else None for v in vals],
+                                 index=out.index, dtype=object)
+    rest = [c for c in out.columns if c not in DTYPES]
+    return out[list(COLUMNS) + rest]
+
+
+def _to_nullable_int(s):
+    import numpy as np
+    import pandas as pd
+
+    if s.dtype == object or str(s.dtype) in ("str", "string"):
+        s = pd.to_numeric(s, errors="raise")
+    if s.dtype.kind == "f":
+        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isnan(vals) & (vals != np.floor(vals))
+        if bad.any():
+            raise ValueError(f"column {s.name!r} holds non-integer values")
+    return s.astype("Int64")
+
+
+def concat(frames):
+    """Concatenate trace frames, keeping ``kind``/``state`` categorical (categories united)."""
+    import pandas as pd
+
+    frames = [conform(f, copy=False) for f in frames]
+    if not frames:
+        return empty_frame()
+    cats = {}
+    for col in ("kind", "state"):
+        seen: dict[str, None] = {}
+        for f in frames:
+            for c in f[col].cat.categories:
+                seen.setdefault(c, None)
+        cats[col] = list(seen)
+    fixed = []
+    for f in frames:
+        f = f.copy()
+        for col, categories in cats.items():
+            f[col] = f[col].cat.set_categories(categories)
+        fixed.append(f)
+    out = pd.concat(fixed, ignore_index=True)
+    return conform(out, copy=False)

@@ -1,0 +1,51 @@
+"""Small deterministic traces for the trace tests (written through the real Recorder)."""
+
+from __future__ import annotations
+
+import random
+
+from wtlab.trace import Recorder
+
+
+def synthetic_recorder(n_packets: int = 200, *, flows: int = 1, seed: int = 0,
+                       meta: dict | None = None) -> Recorder:
+    """A Reno-like sender: sends, acks, a few losses, RTT samples, state changes, messages."""
+    rng = random.Random(seed)
+    rec = Recorder(meta=meta or {"algorithm": "reno", "seed": seed})
+    t = 0.0
+    for flow in range(flows):
+        cwnd, inflight, srtt, min_rtt = 12000, 0, 0.05, 0.05
+        state = "slow_start"
+        for pn in range(n_packets):
+            t += 0.001
+            inflight += 1200
+            rec.event(t, "packet_sent", flow=flow, pn=pn, bytes=1200, cwnd=cwnd,
+                      bytes_in_flight=inflight, state=state)
+            if pn % 10 == 0:
+                rec.event(t, "message_sent", flow=flow, pn=pn // 10, stream_id=4 * (pn % 3),
+                          bytes=5000)
+            if pn >= 5:
+                acked = pn - 5
+                inflight -= 1200
+                if rng.random() < 0.03:
+                    rec.event(t, "packet_lost", flow=flow, pn=acked, bytes=1200, cwnd=cwnd,
+                              bytes_in_flight=inflight, state=state,
+                              extra={"trigger": "time_threshold"})
+                    cwnd = max(2400, cwnd // 2)
+                    state = "recovery"
+                    rec.event(t, "state_changed", flow=flow, cwnd=cwnd, ssthresh=cwnd,
+                              state=state)
+                else:
+                    latest = 0.05 + rng.random() * 0.02
+                    srtt = 0.875 * srtt + 0.125 * latest
+                    min_rtt = min(min_rtt, latest)
+                    rec.event(t, "rtt_sample", flow=flow, latest_rtt_s=latest, srtt_s=srtt,
+                              min_rtt_s=min_rtt, rttvar_s=0.003)
+                    cwnd += 1200 if state == "slow_start" else 1200 * 1200 // cwnd
+                    rec.event(t, "packet_acked", flow=flow, pn=acked, bytes=1200, cwnd=cwnd,
+                              bytes_in_flight=inflight, srtt_s=srtt, state=state,
+                              pacing_rate_bps=cwnd * 8 / srtt)
+                if acked % 10 == 0:
+                    rec.event(t + 0.02, "message_delivered", flow=flow, pn=acked // 10,
+                              stream_id=4 * (acked % 3), bytes=5000)
+    return rec

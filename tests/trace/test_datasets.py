@@ -1,0 +1,171 @@
+"""wtlab.datasets: streaming writes, resume, failures, card, load, DuckDB and Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from wtlab import ConfigError, datasets
+from wtlab.trace import schema
+
+from .helpers import synthetic_recorder
+
+PARAMS = [
+    {"algo": "cubic", "rate_mbps": 10, "loss": 0.01, "seed": 1},
+    {"algo": "cubic", "rate_mbps": 20, "loss": 0.0, "seed": 2},
+    {"algo": "bbr", "rate_mbps": 10, "loss": 0.01, "seed": 1},
+]
+
+
+def _write_three(root):
+    files = []
+    for i, p in enumerate(PARAMS):
+        rec = synthetic_recorder(50 + 10 * i, seed=i)
+        files.append(datasets.write_run(root, rec, p, {"note": f"run {i}"}))
+    return files
+
+
+def test_run_id_is_stable_and_param_order_free():
+    a = datasets.run_id({"algo": "cubic", "seed": 1})
+    assert a == datasets.run_id({"seed": 1, "algo": "cubic"})
+    assert len(a) == 16 and int(a, 16) >= 0
+    assert a != datasets.run_id({"algo": "cubic", "seed": 2})
+
+
+def test_write_run_layout_and_resume(tmp_path):
+    files = _write_three(tmp_path)
+    assert files[0] == (tmp_path / "algo=cubic" / "rate_mbps=10" / "loss=0.01" / "seed=1"
+                        / f"part-{datasets.run_id(PARAMS[0])}.parquet")
+    assert all(f.exists() for f in files)
+    assert datasets.finished_runs(tmp_path) == {datasets.run_id(p) for p in PARAMS}
+    assert datasets.finished_runs(tmp_path / "nope") == set()
+    # no temporary files left behind
+    assert not [f for f in tmp_path.rglob("*") if f.name.startswith(".")]
+    # rewriting the same run replaces its file, it does not add one
+    datasets.write_run(tmp_path, synthetic_recorder(5), PARAMS[0])
+    assert len(list(tmp_path.rglob("*.parquet"))) == 3
+
+
+def test_failed_run_recorded_then_cleared(tmp_path):
+    p = {"algo": "reno", "rate_mbps": 5, "seed": 3}
+    try:
+        raise RuntimeError("model diverged")
+    except RuntimeError as exc:
+        f = datasets.write_failure(tmp_path, p, exc)
+    rec = json.loads(f.read_text())
+    assert rec["error"]["type"] == "RuntimeError" and "model diverged" in rec["error"]["message"]
+    assert "Traceback" in rec["error"]["traceback"] and rec["params"] == p
+    rid = datasets.run_id(p)
+    assert set(datasets.failed_runs(tmp_path)) == {rid}
+    assert rid not in datasets.finished_runs(tmp_path)
+    datasets.write_run(tmp_path, synthetic_recorder(5), p)
+    assert datasets.failed_runs(tmp_path) == {} and rid in datasets.finished_runs(tmp_path)
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    class Boom:
+        meta: dict = {}
+
+        def to_pandas(self):
+            raise RuntimeError("half way")
+
+    with pytest.raises(RuntimeError):
+        datasets.write_run(tmp_path, Boom(), {"algo": "x"})
+    assert not list(tmp_path.rglob("*.parquet*"))
+
+
+def test_bad_params_are_config_errors(tmp_path):
+    for bad in ({}, {"kind": 1}, {"a/b": 1}, {"x": [1, 2]}, {"x": float("nan")}, {"x": ""}):
+        with pytest.raises(ConfigError):
+            datasets.write_run(tmp_path, synthetic_recorder(2), bad)
+
+
+def test_load_round_trip_types_and_filters(tmp_path):
+    _write_three(tmp_path)
+    df = datasets.load(tmp_path)
+    assert list(df.columns[: len(schema.COLUMNS)]) == list(schema.COLUMNS)
+    assert {"run_id", "algo", "rate_mbps", "loss", "seed"} <= set(df.columns)
+    assert str(df["rate_mbps"].dtype) == "Int64" and df["loss"].dtype == "float64"
+    assert str(df["algo"].dtype) == "category" and str(df["kind"].dtype) == "category"
+    expected = sum(len(synthetic_recorder(50 + 10 * i, seed=i).to_pandas()) for i in range(3))
+    assert len(df) == expected
+    # each run's rows equal its own trace
+    one = df[df["run_id"] == datasets.run_id(PARAMS[1])]
+    orig = synthetic_recorder(60, seed=1).to_pandas()
+    pd.testing.assert_frame_equal(
+        one[list(schema.COLUMNS)].reset_index(drop=True), orig, check_categorical=False)
+    assert set(one["kind"].astype(str)) == set(orig["kind"].astype(str))
+    cubic = datasets.load(tmp_path, filters={"algo": "cubic"})
+    assert set(cubic["algo"].astype(str)) == {"cubic"} and cubic["run_id"].nunique() == 2
+    lossy = datasets.load(tmp_path, filters=[("loss", ">", 0.0), ("kind", "=", "packet_lost")])
+    assert set(lossy["kind"].astype(str)) == {"packet_lost"}
+    assert set(lossy["loss"]) == {0.01} and len(lossy) > 0
+    none = datasets.load(tmp_path, filters={"algo": "vegas"})
+    assert len(none) == 0 and "algo" in none.columns
+    with pytest.raises(ConfigError):
+        datasets.load(tmp_path, filters=[("nosuch", "=", 1)])
+
+
+def test_write_batch_and_card(tmp_path):
+    runs = [(synthetic_recorder(20, seed=i), p) for i, p in enumerate(PARAMS)]
+    datasets.write_failure(tmp_path, {"algo": "reno", "rate_mbps": 1, "loss": 0.5, "seed": 9},
+                           "timed out")
+    root = datasets.write(runs, tmp_path, title="Tiny sweep",
+                          how_made="`wtlab sweep grid.yaml -o tiny`")
+    card = (root / "README.md").read_text()
+    assert card.startswith("# Tiny sweep")
+    assert "3 finished runs" in card and "1 failed runs" in card and "timed out" in card
+    total = len(datasets.load(root))
+    assert f"{total:,} trace rows" in card
+    for p in PARAMS:
+        assert datasets.run_id(p) in card
+    for col in schema.COLUMNS:
+        assert f"`{col}`" in card
+    assert "wtlab sweep grid.yaml" in card
+
+
+def test_strings_needing_escape_round_trip(tmp_path):
+    p = {"path": "trace/verizon lte=1", "flag": True}
+    datasets.write_run(tmp_path, synthetic_recorder(3), p)
+    df = datasets.load(tmp_path)
+    assert set(df["path"].astype(str)) == {"trace/verizon lte=1"}
+    assert df["flag"].all() and str(df["flag"].dtype) == "boolean"
+
+
+def test_duckdb_reads_dataset(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    _write_three(tmp_path)
+    mine = datasets.load(tmp_path)
+    glob = os.path.join(str(tmp_path), "**", "*.parquet")
+    got = duckdb.sql(
+        f"select algo, rate_mbps, count(*) as n, sum(bytes) as b from read_parquet('{glob}', "
+        "hive_partitioning=true) group by algo, rate_mbps order by algo, rate_mbps").df()
+    want = (mine.groupby(["algo", "rate_mbps"], observed=True)
+            .agg(n=("bytes", "size"), b=("bytes", "sum")).reset_index()
+            .sort_values(["algo", "rate_mbps"]).reset_index(drop=True))
+    assert got["algo"].tolist() == want["algo"].astype(str).tolist()
+    assert got["rate_mbps"].tolist() == want["rate_mbps"].tolist()
+    assert got["n"].tolist() == want["n"].tolist() and got["b"].tolist() == want["b"].tolist()
+    kinds = duckdb.sql(f"select distinct kind from read_parquet('{glob}') order by 1").df()
+    assert "packet_lost" in kinds["kind"].tolist()
+
+
+def test_dask_reads_dataset(tmp_path):
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+
+    _write_three(tmp_path)
+    mine = datasets.load(tmp_path)
+    with dask.config.set(scheduler="synchronous"):
+        ddf = dd.read_parquet(str(tmp_path / "**" / "*.parquet"))
+        assert len(ddf) == len(mine)
+        by = ddf.groupby("run_id")["bytes"].sum().compute()
+    want = mine.groupby("run_id", observed=True)["bytes"].sum()
+    assert {str(k): int(v) for k, v in by.items()} == {str(k): int(v) for k, v in want.items()}
+    with dask.config.set(scheduler="synchronous"):
+        ddf2 = dd.read_parquet(str(tmp_path), dataset={"exclude_invalid_files": True})
+        assert len(ddf2) == len(mine)
+        assert "algo" in ddf2.columns

@@ -1,0 +1,190 @@
+"""Write traces to Parquet and CSV (qlog lives in ``wtlab.trace.qlog``), atomically.
+
+Every writer here takes a :class:`~wtlab.trace.Recorder` or a trace DataFrame and
+writes to a temporary file next to the target, then ``os.replace``-s it into place:
+a reader never sees a half-written file, and an error leaves the old file (if any)
+untouched.
+
+Parquet keeps everything: dtypes (categoricals as dictionary columns, nullable
+integers, float32), columns beyond the schema (e.g. ``run_id``), and the run
+metadata as JSON under the ``wtlab`` key of the file's schema metadata.
+``read_parquet`` gives the frame back with that metadata in ``df.attrs["meta"]``.
+
+CSV is plain text for other tools: one header line, NA as empty fields, ``extra``
+as its JSON text; it carries no metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wtlab.errors import ConfigError, TraceFormatError
+from wtlab.trace import schema
+
+META_KEY = b"wtlab"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success move it onto ``path``.
+
+    The temporary name starts with a dot and ends in ``suffix`` so dataset readers
+    (DuckDB, pyarrow, Dask: they skip hidden files) never pick it up. On any error the
+    temporary file is removed and the error propagates; ``path`` is unchanged.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def as_frame(trace: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(frame, meta) from a Recorder or a DataFrame (meta from ``df.attrs["meta"]``)."""
+    if hasattr(trace, "to_pandas") and hasattr(trace, "meta"):
+        return trace.to_pandas(), dict(trace.meta)
+    if isinstance(trace, pd.DataFrame):
+        return trace, dict(trace.attrs.get("meta") or {})
+    raise ConfigError(
+        f"expected a wtlab Recorder or a trace DataFrame, got {type(trace).__name__}"
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def meta_json(meta: Mapping[str, Any]) -> str:
+    """Run metadata as JSON text (non-JSON values become strings)."""
+    return json.dumps(dict(meta), default=_json_default, sort_keys=True)
+
+
+def to_arrow(trace: Any, meta: Mapping[str, Any] | None = None):
+    """The trace as a ``pyarrow.Table`` with run metadata in the schema metadata."""
+    import pyarrow as pa
+
+    df, rec_meta = as_frame(trace)
+    if meta:
+        rec_meta.update(meta)
+    df = schema.conform(df)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    md = dict(table.schema.metadata or {})
+    md[META_KEY] = json.dumps(
+        {"schema_version": schema.SCHEMA_VERSION, "meta": json.loads(meta_json(rec_meta))}
+    ).encode()
+    return table.replace_schema_metadata(md)
+
+
+def write_parquet(trace: Any, path: str | os.PathLike, *, meta: Mapping[str, Any] | None = None,
+                  compression: str = "zstd") -> Path:
+    """Write a trace (Recorder or DataFrame) to one Parquet file, atomically.
+
+    ``meta`` is merged over the recorder's (or ``df.attrs["meta"]``) run metadata.
+    """
+    import pyarrow.parquet as pq
+
+    table = to_arrow(trace, meta)
+    with atomic_path(path, suffix=".parquet.tmp") as tmp:
+        pq.write_table(table, tmp, compression=compression)
+    return Path(path)
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The run metadata stored in a wtlab Parquet file ({} if none)."""
+    import pyarrow.parquet as pq
+
+    try:
+        md = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError) as exc:
+        raise TraceFormatError(f"not a readable Parquet file ({exc})", path=str(path)) from exc
+    return _decode_meta(md, path)
+
+
+def _decode_meta(md: Mapping[bytes, bytes], path: Any) -> dict[str, Any]:
+    raw = md.get(META_KEY)
+    if raw is None:
+        return {}
+    try:
+        return dict(json.loads(raw).get("meta") or {})
+    except (ValueError, AttributeError) as exc:
+        raise TraceFormatError(f"the wtlab metadata is not valid JSON ({exc})",
+                               path=str(path)) from exc
+
+
+def read_parquet(path: str | os.PathLike, *, columns: list[str] | None = None,
+                 filters: Any = None) -> pd.DataFrame:
+    """Read a Parquet trace back into the schema; run metadata in ``df.attrs["meta"]``.
+
+    Files written by other tools load too, as long as their columns convert to the
+    schema's (missing schema columns become NA).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, columns=columns, filters=filters)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise TraceFormatError(f"not a readable Parquet file ({exc})", path=str(path)) from exc
+    meta = _decode_meta(table.schema.metadata or {}, path)
+    try:
+        df = schema.conform(table.to_pandas(), copy=False)
+    except (ValueError, TypeError) as exc:
+        raise TraceFormatError(f"columns do not fit the trace schema ({exc})",
+                               path=str(path)) from exc
+    df.attrs["meta"] = meta
+    return df
+
+
+def write_csv(trace: Any, path: str | os.PathLike) -> Path:
+    """Write a trace as CSV (header line, empty field for NA), atomically."""
+    df, _ = as_frame(trace)
+    df = schema.conform(df)
+    with atomic_path(path, suffix=".csv.tmp") as tmp:
+        df.to_csv(tmp, index=False, float_format=None)
+    return Path(path)
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV written by :func:`write_csv` (or any CSV with schema columns)."""
+    dtypes = {c: ("string" if c in ("kind", "state", "extra") else None) for c in schema.COLUMNS}
+    try:
+        df = pd.read_csv(path, dtype={k: v for k, v in dtypes.items() if v},
+                         keep_default_na=False, na_values={c: [""] for c in schema.COLUMNS})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise TraceFormatError(f"not a readable trace CSV ({exc})", path=str(path)) from exc
+    if "kind" not in df.columns or "time_s" not in df.columns:
+        raise TraceFormatError("a trace CSV needs at least the columns time_s and kind",
+                               path=str(path), line=1)
+    if "state" in df.columns:
+        df["state"] = df["state"].fillna("")
+    try:
+        return schema.conform(df, copy=False)
+    except (ValueError, TypeError) as exc:
+        raise TraceFormatError(f"columns do not fit the trace schema ({exc})",
+                               path=str(path)) from exc
