@@ -1,0 +1,501 @@
+"""The virtual network: real asyncio endpoints over a simulated path, in virtual time.
+
+A :class:`VirtualNetwork` owns a :class:`~wtlab.net.vtime.VirtualTimeLoop` and a
+topology: one server host and any number of client hosts, each client reaching the
+server over a path (``path.up``: client to server, ``path.down``: server to client).
+Clients that share one path object share its links, so they share one bottleneck
+queue (FIFO, one buffer). Datagrams cross a link through the link model's
+``transmit(now, size_bytes) -> arrival times`` (``()`` if dropped); ``size_bytes`` is
+the UDP payload plus ``overhead_bytes`` (28: IPv4 + UDP headers), so a link's rate is
+a rate of IP packets, as on a real bottleneck.
+
+The low-level API runs any asyncio code (aioquic's, wtlab's transport, your own) on
+the simulated network::
+
+    net = VirtualNetwork(path, seed=1)
+    net.spawn(server_main(), host=net.server_host)      # binds 127.0.0.1:4433
+    net.spawn(client_main(), host=net.add_client())     # dials 127.0.0.1:4433
+    net.run(until=10.0)                                  # virtual seconds
+    net.step()                                           # next trace row, as a dict
+
+Addresses: the server host is ``127.0.0.1`` (names ``"server"`` and ``"localhost"``
+resolve to it), client hosts ``127.0.1.<n>``. They never touch the operating system.
+A datagram is delivered with the source address in the receiving socket's family: an
+IPv6 (dual-stack) socket sees ``("::ffff:127.0.0.1", port, 0, 0)``, which is what
+aioquic's client expects after dialling the IPv4-mapped address.
+
+Determinism: given the same seeded link models and the same code, a run produces the
+same trace: deliveries due at the same instant keep their send order, and the loop
+has no wall-clock input. (Use RSA certificates: ECDSA signatures vary in length.)
+
+Trace rows written by the network itself (into ``recorder``, flow = the client's flow
+id): ``link_drop`` (``extra``: direction and, when the link tells, the cause) always;
+``link_delivery`` for every delivered datagram when ``record_link="all"``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import heapq
+import math
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from wtlab.errors import ConfigError
+from wtlab.net.vtime import SimulationStalled, VirtualTimeLoop
+from wtlab.trace import schema
+from wtlab.trace.recorder import Recorder
+from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_PN, NO_STREAM
+
+SERVER_HOST = "127.0.0.1"
+IP_UDP_OVERHEAD_BYTES = 28  # IPv4 (20) + UDP (8)
+
+_current_host: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "wtlab_virtual_host", default=None
+)
+
+
+def _norm_ip(host: str) -> str:
+    """IPv4 text of an address given as IPv4 or IPv4-mapped IPv6."""
+    if host.startswith("::ffff:"):
+        return host[7:]
+    return host
+
+
+class VirtualDatagramTransport:
+    """A UDP socket on the virtual network (asyncio ``DatagramTransport`` interface)."""
+
+    __slots__ = ("_net", "host", "port", "family", "_protocol", "_closing", "_remote",
+                 "flow", "_extra", "_sockname")
+
+    def __init__(self, net: VirtualNetwork, host: str, port: int, family: int,
+                 protocol: Any, remote: tuple[str, int] | None) -> None:
+        self._net = net
+        self.host = host
+        self.port = port
+        self.family = family
+        self._protocol = protocol
+        self._closing = False
+        self._remote = remote
+        self.flow = net._host_flow.get(host, 0)
+        if family == socket.AF_INET6:
+            self._sockname = ("::ffff:" + host, port, 0, 0)
+        else:
+            self._sockname = (host, port)
+        self._extra = {"sockname": self._sockname, "peername": None, "socket": None}
+
+    # asyncio.DatagramTransport ------------------------------------------------
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        if self._closing:
+            return
+        if addr is None:
+            if self._remote is None:
+                raise ConfigError("sendto() without an address on an unconnected virtual socket")
+            dst = self._remote
+        else:
+            dst = (_norm_ip(addr[0]), addr[1])
+        self._net._send(self, data, dst)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._net._close_endpoint(self)
+        self._net.loop.call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def set_protocol(self, protocol: Any) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> Any:
+        return self._protocol
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"<VirtualDatagramTransport {self.host}:{self.port}>"
+
+
+class VirtualNetwork:
+    """A simulated network with a virtual clock, driving real asyncio endpoints.
+
+    ``path`` is any object with ``up`` and ``down`` link models (``transmit(now,
+    size_bytes)``), e.g. :class:`wtlab.net.path.Path`; it is the default path of every
+    client host. ``recorder`` receives every trace row of the run (a new
+    :class:`~wtlab.trace.recorder.Recorder` if None). ``record_link``: ``"drops"``
+    (default) records ``link_drop`` rows, ``"all"`` also ``link_delivery``, ``None``
+    neither.
+    """
+
+    def __init__(self, path: Any = None, *, recorder: Recorder | None = None,
+                 record_link: str | None = "drops",
+                 overhead_bytes: int = IP_UDP_OVERHEAD_BYTES, meta: dict | None = None) -> None:
+        if record_link not in (None, "drops", "all"):
+            raise ConfigError(f"record_link={record_link!r}; use 'drops', 'all' or None")
+        if overhead_bytes < 0:
+            raise ConfigError(f"overhead_bytes={overhead_bytes} must be >= 0")
+        self.path = path
+        self.loop = VirtualTimeLoop(network=self)
+        self.recorder = recorder if recorder is not None else Recorder(t0=0.0, meta=meta)
+        self.record_link = record_link
+        self.overhead_bytes = int(overhead_bytes)
+        self.server_host = SERVER_HOST
+        self._hosts: dict[str, Any] = {SERVER_HOST: None}  # client host -> its path
+        self._host_flow: dict[str, int] = {}
+        self._names: dict[str, str] = {"server": SERVER_HOST, "localhost": SERVER_HOST}
+        self._endpoints: dict[tuple[str, int], VirtualDatagramTransport] = {}
+        self._next_port: dict[str, int] = {}
+        self._heap: list[tuple] = []
+        self._seq = 0
+        self._timer: Any = None
+        self._timer_at = math.inf
+        self._tasks: list[Any] = []
+        self.errors: list[BaseException] = []
+        self._cursor = 0
+        self._pending_rows: deque[dict] = deque()
+        self.delivered_datagrams = 0
+        self.dropped_datagrams = 0
+        self.loop.set_exception_handler(self._exception_handler)
+
+    # -- topology -----------------------------------------------------------------
+    def add_client(self, *, path: Any = None, flow: int | None = None,
+                   name: str | None = None) -> str:
+        """Add a client host; returns its address. ``path`` defaults to the network's
+        path (shared links: one bottleneck); ``flow`` is the trace flow id of its rows."""
+        n = len(self._hosts)  # server is host 0
+        if n > 250:
+            raise ConfigError("at most 250 client hosts per virtual network")
+        host = f"127.0.1.{n}"
+        p = path if path is not None else self.path
+        if p is None:
+            raise ConfigError("no path: pass path= to VirtualNetwork(...) or add_client(...)")
+        self._hosts[host] = p
+        self._host_flow[host] = n - 1 if flow is None else int(flow)
+        if name:
+            self._names[name] = host
+        return host
+
+    @property
+    def now(self) -> float:
+        """The virtual clock, seconds."""
+        return self.loop.time()
+
+    # -- running code ---------------------------------------------------------------
+    def spawn(self, coro: Awaitable, *, host: str | None = None, name: str | None = None):
+        """Start ``coro`` as a task whose sockets belong to ``host`` (default: server)."""
+        host = self.server_host if host is None else host
+        if host not in self._hosts:
+            raise ConfigError(f"unknown virtual host {host!r}; add it with add_client()")
+        ctx = contextvars.copy_context()
+        ctx.run(_current_host.set, host)
+        task = self.loop.create_task(coro, name=name, context=ctx)
+        self._tasks.append(task)
+        return task
+
+    def run(self, until: float | None = None, *, stop: Callable[[], bool] | None = None) -> float:
+        """Run the simulation up to virtual time ``until`` (seconds; None: until every
+        spawned task has finished) or until ``stop()`` is true. Returns the clock.
+
+        Errors raised inside endpoints or tasks are re-raised here.
+        """
+        loop = self.loop
+        sentinel = None
+        if until is not None:
+            if until < loop.time():
+                return loop.time()
+            sentinel = loop.call_at(until, _noop)
+            done = (lambda: loop.time() >= until) if stop is None else (
+                lambda: loop.time() >= until or stop())
+        else:
+            tasks = self._tasks
+            done = (lambda: all(t.done() for t in tasks)) if stop is None else (
+                lambda: all(t.done() for t in tasks) or stop())
+        try:
+            loop.run_in_place(lambda: bool(self.errors) or done())
+        except SimulationStalled:
+            if until is None and all(t.done() for t in self._tasks):
+                pass
+            elif until is not None and stop is None:
+                raise
+            else:
+                raise
+        finally:
+            if sentinel is not None:
+                sentinel.cancel()
+        self._raise_errors()
+        return loop.time()
+
+    def run_coroutine(self, coro: Awaitable, *, host: str | None = None,
+                      until: float | None = None):
+        """Run ``coro`` on the network (as a task on ``host``) and return its result."""
+        task = self.spawn(coro, host=host)
+        if until is None:
+            self.run(stop=task.done)
+        else:
+            self.run(until=until, stop=task.done)
+        self._raise_errors()
+        if not task.done():
+            raise ConfigError(f"coroutine did not finish by t={until} s (virtual)")
+        return task.result()
+
+    def _raise_errors(self) -> None:
+        if self.errors:
+            err = self.errors[0]
+            self.errors.clear()
+            raise err
+        for t in self._tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                self._tasks.remove(t)
+                raise exc
+
+    def _exception_handler(self, loop: Any, context: dict) -> None:
+        exc = context.get("exception")
+        if exc is None:
+            exc = RuntimeError(context.get("message", "error in virtual-time loop"))
+        self.errors.append(exc)
+
+    # -- stepping ------------------------------------------------------------------
+    def step(self, kinds: Iterable[str] | None = None, *, max_time_s: float | None = None
+             ) -> dict | None:
+        """Advance to the next trace event and return it as a dict (schema columns).
+
+        ``kinds`` restricts the rows returned (others are skipped, still recorded);
+        returns None if the run ends (or ``max_time_s`` passes) first.
+        """
+        wanted = None if kinds is None else {kinds} if isinstance(kinds, str) else set(kinds)
+        loop = self.loop
+        while True:
+            while self._pending_rows:
+                row = self._pending_rows.popleft()
+                if wanted is None or row["kind"] in wanted:
+                    return row
+            rec = self.recorder
+            start = len(rec)
+            if self._cursor < start:
+                self._fetch_rows()
+                continue
+            if max_time_s is not None and loop.time() >= max_time_s:
+                return None
+            try:
+                loop.run_in_place(
+                    lambda rec=rec, start=start: len(rec) > start or bool(self.errors)
+                    or (max_time_s is not None and loop.time() >= max_time_s))
+            except SimulationStalled:
+                if self._cursor < len(rec):
+                    self._fetch_rows()
+                    continue
+                return None
+            self._raise_errors()
+            self._fetch_rows()
+            if not self._pending_rows and max_time_s is not None and loop.time() >= max_time_s:
+                return None
+
+    def _fetch_rows(self) -> None:
+        rec = self.recorder
+        n = len(rec)
+        if self._cursor >= n:
+            return
+        df = rec.to_pandas().iloc[self._cursor:n]
+        self._cursor = n
+        for row in df.to_dict("records"):
+            self._pending_rows.append({k: (None if _is_na(v) else v) for k, v in row.items()})
+
+    # -- address resolution and endpoints (called by the loop) ------------------------
+    def _getaddrinfo(self, host: Any, port: Any, family: int, type_: int):
+        if host is None:
+            host = SERVER_HOST
+        h = self._names.get(host, host)
+        h = _norm_ip(h)
+        if h not in self._hosts:
+            raise socket.gaierror(socket.EAI_NONAME,
+                                  f"{host!r} is not a host of this virtual network")
+        port = int(port or 0)
+        proto = socket.IPPROTO_UDP
+        if family == socket.AF_INET6:
+            return [(socket.AF_INET6, type_, proto, "", ("::ffff:" + h, port, 0, 0))]
+        return [(socket.AF_INET, type_, proto, "", (h, port))]
+
+    def _open_endpoint(self, protocol_factory: Callable, local_addr: Any, remote_addr: Any,
+                       family: int):
+        host = None
+        port = 0
+        if local_addr is not None:
+            lhost = local_addr[0]
+            port = int(local_addr[1] or 0)
+            if lhost not in (None, "", "::", "0.0.0.0"):
+                lhost = _norm_ip(self._names.get(lhost, lhost))
+                if lhost == "::1":
+                    lhost = SERVER_HOST if _current_host.get() is None else _current_host.get()
+                if lhost not in self._hosts:
+                    raise ConfigError(f"cannot bind {local_addr!r}: no such virtual host")
+                host = lhost
+            if not family:
+                family = socket.AF_INET6 if ":" in str(local_addr[0]) else socket.AF_INET
+        if host is None:
+            host = _current_host.get() or SERVER_HOST
+        remote = None
+        if remote_addr is not None:
+            rhost = _norm_ip(self._names.get(remote_addr[0], remote_addr[0]))
+            remote = (rhost, int(remote_addr[1]))
+            if not family:
+                family = socket.AF_INET6 if ":" in str(remote_addr[0]) else socket.AF_INET
+        if not family:
+            family = socket.AF_INET
+        if port == 0:
+            port = self._next_port.get(host, 50000)
+            while (host, port) in self._endpoints:
+                port += 1
+            self._next_port[host] = port + 1
+        elif (host, port) in self._endpoints:
+            raise OSError(98, f"virtual address {host}:{port} already in use")
+        protocol = protocol_factory()
+        transport = VirtualDatagramTransport(self, host, port, family, protocol, remote)
+        self._endpoints[(host, port)] = transport
+        protocol.connection_made(transport)
+        return transport, protocol
+
+    def _close_endpoint(self, ep: VirtualDatagramTransport) -> None:
+        if self._endpoints.get((ep.host, ep.port)) is ep:
+            del self._endpoints[(ep.host, ep.port)]
+
+    # -- moving datagrams -----------------------------------------------------------
+    def _send(self, src: VirtualDatagramTransport, data: bytes, dst: tuple[str, int]) -> None:
+        now = self.loop._now_s
+        src_host = src.host
+        dst_host = dst[0]
+        if dst_host == src_host:
+            arrivals: tuple = (now,)
+            link = None
+        elif src_host == SERVER_HOST:
+            path = self._hosts.get(dst_host)
+            if path is None:
+                self._drop(now, src, data, "no_route")
+                return
+            link = path.down
+            arrivals = link.transmit(now, len(data) + self.overhead_bytes)
+        elif dst_host == SERVER_HOST:
+            link = self._hosts[src_host].up
+            arrivals = link.transmit(now, len(data) + self.overhead_bytes)
+        else:
+            raise ConfigError(
+                f"no route from {src_host} to {dst_host}: clients reach only the server"
+            )
+        if not arrivals:
+            self.dropped_datagrams += 1
+            if self.record_link is not None:
+                flow = src.flow if src_host != SERVER_HOST else self._host_flow.get(dst_host, 0)
+                cause = getattr(link, "last_drop_cause", None)
+                rec = self.recorder
+                rec.append(now, schema.K_LINK_DROP, 0, flow, NO_PN, NO_STREAM, len(data),
+                           NO_BYTES_U32, NO_BYTES_U32, NO_BYTES_U32, NAN, NAN, NAN, NAN, NAN,
+                           NAN)
+                extra = {"dir": "down" if src_host == SERVER_HOST else "up"}
+                if cause is not None:
+                    extra["cause"] = str(cause)
+                rec.set_extra(len(rec) - 1, extra)
+            return
+        heap = self._heap
+        src_addr = (src_host, src.port)
+        for t in arrivals:
+            self._seq += 1
+            heapq.heappush(heap, (t, self._seq, dst, data, src_addr))
+        head = heap[0][0]
+        if head < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = head
+            self._timer = self.loop.call_at(head, self._deliver_due)
+
+    def _drop(self, now: float, src: Any, data: bytes, cause: str) -> None:
+        self.dropped_datagrams += 1
+
+    def _deliver_due(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        heap = self._heap
+        now = self.loop._now_s
+        endpoints = self._endpoints
+        rec = self.recorder if self.record_link == "all" else None
+        pop = heapq.heappop
+        while heap and heap[0][0] <= now:
+            t, _, dst, data, src_addr = pop(heap)
+            ep = endpoints.get(dst)
+            if ep is None or ep._closing:
+                continue  # nobody listening: the datagram vanishes, as UDP does
+            self.delivered_datagrams += 1
+            if rec is not None:
+                flow = ep.flow if dst[0] != SERVER_HOST else self._host_flow.get(src_addr[0], 0)
+                rec.append(now, schema.K_LINK_DELIVERY, 0, flow, NO_PN, NO_STREAM, len(data),
+                           NO_BYTES_U32, NO_BYTES_U32, NO_BYTES_U32, NAN, NAN, NAN, NAN, NAN,
+                           NAN)
+            if ep.family == socket.AF_INET6:
+                addr = ("::ffff:" + src_addr[0], src_addr[1], 0, 0)
+            else:
+                addr = src_addr
+            try:
+                ep._protocol.datagram_received(data, addr)
+            except BaseException as exc:  # noqa: BLE001 - surfaced by run()/step()
+                self.errors.append(exc)
+        if heap and heap[0][0] < self._timer_at:
+            # (deliveries above may already have armed the timer through _send)
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = heap[0][0]
+            self._timer = self.loop.call_at(self._timer_at, self._deliver_due)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:
+        """Cancel remaining tasks and close the loop."""
+        loop = self.loop
+        if loop.is_closed():
+            return
+        for t in self._tasks:
+            if not t.done():
+                t.cancel()
+        try:
+            loop.run_in_place(lambda: all(t.done() for t in self._tasks), max_iterations=1000)
+        except SimulationStalled:
+            pass
+        loop.close()
+
+    def __enter__(self) -> VirtualNetwork:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _noop() -> None:
+    pass
+
+
+def _is_na(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(v != v) or v is np.nan  # NaN and pd.NA compare unequal / ambiguous
+    except TypeError:
+        return True
