@@ -1,0 +1,119 @@
+"""The virtual-time loop: clock semantics, stalls, no OS access, running inside a notebook loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from wtlab.errors import ConfigError
+from wtlab.net.vtime import SimulationStalled, VirtualTimeLoop
+
+
+def run(loop: VirtualTimeLoop, coro):
+    task = loop.create_task(coro)
+    loop.run_in_place(task.done)
+    return task.result()
+
+
+def test_sleep_advances_virtual_clock_exactly():
+    loop = VirtualTimeLoop()
+    seen = []
+
+    async def main():
+        for delay in (0.5, 0.25, 1e-6, 3600.0):
+            await asyncio.sleep(delay)
+            seen.append(loop.time())
+        return loop.time()
+
+    wall0 = time.perf_counter()
+    end = run(loop, main())
+    wall = time.perf_counter() - wall0
+    # Each sleep lands exactly on its deadline (the selector jumps to the head timer).
+    assert seen == [0.5, 0.75, 0.75 + 1e-6, 0.75 + 1e-6 + 3600.0]
+    assert end == seen[-1]
+    # An hour of virtual time must not be slept through; 30 s is a generous bound.
+    assert wall < 30.0
+    loop.close()
+
+
+def test_timers_fire_in_deadline_order_and_start_time():
+    loop = VirtualTimeLoop(start_s=10.0)
+    order = []
+    for when in (13.0, 11.0, 12.0, 11.0):
+        loop.call_at(when, lambda w=when: order.append((w, loop.time())))
+    loop.run_in_place(lambda: len(order) == 4)
+    assert order == [(11.0, 11.0), (11.0, 11.0), (12.0, 12.0), (13.0, 13.0)]
+    loop.close()
+
+
+def test_wait_for_timeout_in_virtual_time():
+    loop = VirtualTimeLoop()
+
+    async def main():
+        fut = loop.create_future()
+        loop.call_later(5.0, fut.set_result, "late")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(fut), timeout=2.0)
+        t_timeout = loop.time()
+        return t_timeout, await fut, loop.time()
+
+    assert run(loop, main()) == (2.0, "late", 5.0)
+    loop.close()
+
+
+def test_stall_raises_instead_of_hanging():
+    loop = VirtualTimeLoop()
+
+    async def main():
+        await loop.create_future()  # nobody will ever resolve it
+
+    task = loop.create_task(main())
+    with pytest.raises(SimulationStalled, match="stalled at t=0.000000"):
+        loop.run_in_place(task.done)
+    task.cancel()
+    loop.run_in_place(task.done)
+    loop.close()
+
+
+def test_no_operating_system_access():
+    loop = VirtualTimeLoop()
+
+    async def main():
+        errors = []
+        for make in (
+            lambda: loop.create_connection(asyncio.Protocol, "127.0.0.1", 80),
+            lambda: loop.create_server(asyncio.Protocol, "127.0.0.1", 0),
+            lambda: loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                  local_addr=("127.0.0.1", 0)),
+            lambda: loop.getaddrinfo("localhost", 443, type=socket.SOCK_DGRAM),
+        ):
+            with pytest.raises(ConfigError) as info:
+                await make()
+            errors.append(str(info.value))
+        with pytest.raises(ConfigError):
+            loop.run_in_executor(None, print)
+        with pytest.raises(ConfigError):
+            loop.add_reader(0, print)
+        return errors
+
+    errors = run(loop, main())
+    assert all("virtual" in e for e in errors)
+    loop.close()
+
+
+async def test_runs_inside_another_running_loop():
+    # A notebook cell runs inside the kernel's loop; the virtual loop must still run.
+    outer = asyncio.get_running_loop()
+    loop = VirtualTimeLoop()
+
+    async def main():
+        assert asyncio.get_running_loop() is loop
+        await asyncio.sleep(7.0)
+        return loop.time()
+
+    assert run(loop, main()) == 7.0
+    assert asyncio.get_running_loop() is outer
+    loop.close()
