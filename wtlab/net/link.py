@@ -1,0 +1,788 @@
+"""One direction of a path: a FIFO bottleneck queue, a serializer, a wire.
+
+``Link.transmit(now, size_bytes)`` returns at once the absolute times at which
+the packet (and its duplicate, if duplicated) arrives at the far end, or ``()``
+if it is dropped. No events or timers are needed because the queue is FIFO and
+its service schedule is known in advance (a constant rate, or a trace's
+delivery opportunities): a packet's departure depends only on the packets
+offered before it. Calls must come in nondecreasing ``now``; several flows may
+share one link (one FIFO queue).
+
+What happens to a packet offered at ``now``, in this order:
+
+1. **Outage**: if ``now`` falls in an outage ``[start, end)`` it is dropped. At
+   an outage's start the link loses everything it holds (queued or being
+   serialized); service resumes, with an empty queue, at the end.
+2. **Buffer** (drop-tail): the buffer holds every packet not yet fully
+   serialized, including the one on the wire. A packet that would make it
+   exceed ``buffer`` (bytes or packets) is dropped. So a buffer of B bytes
+   bounds the queueing delay by B x 8 / rate.
+3. **Service**: constant rate: serialization starts when the previous packet
+   is done and takes ``size_bytes x 8 / rate_bps``. Trace: Mahimahi's rule:
+   the queue is a byte stream; each delivery opportunity carries up to
+   ``opportunity_bytes`` bytes of it (several small packets share one, a
+   large one spans several), a packet departs at the opportunity carrying its
+   last byte, and bytes of an opportunity that finds the queue empty are lost.
+   An opportunity at exactly ``now`` is not usable by a packet offered at
+   ``now`` (Mahimahi serves due opportunities before enqueuing).
+4. **AQM** (``aqm="codel"``): CoDel (RFC 8289, Linux's variant of the drop
+   state) decides at the moment the packet reaches the head of the queue (the
+   start of its serialization, or its first opportunity), packets taken in
+   FIFO order, so its decision is known at ``transmit`` time. A CoDel-dropped
+   packet takes no capacity; the next packet starts at once. One
+   approximation: CoDel spares a packet when at most one MTU remains queued
+   *behind* it at dequeue; packets offered later are not known yet, so the
+   bytes queued *ahead* of the packet when it arrived stand in for that (equal
+   under a standing queue, where the rule matters).
+5. **Wire**: random ``loss`` (the lost packet used its capacity, as a
+   corrupted frame does), then the propagation ``delay_s`` plus ``jitter_s``
+   (uniform in [-jitter_s, +jitter_s] around ``delay_s`` as with netem, never
+   below zero). Jitter never reorders: arrival times stay nondecreasing, a
+   packet that would overtake the previous one arrives just with it.
+   Reordering is explicit: with probability ``reorder_p`` a packet gets
+   ``reorder_delay_s`` extra delay and later packets may overtake it.
+   Duplication: with probability ``duplicate_p`` the packet arrives twice (the
+   copy is made after the bottleneck: it costs no capacity and arrives with
+   the original).
+
+Randomness: one ``random.Random(seed)`` per link; ``seed=None`` draws one from
+the OS and keeps it in ``link.seed`` so the run can be repeated. Draws happen
+only for packets that reach the wire, in this order: loss model (see
+:mod:`wtlab.net.loss`), jitter (if ``jitter_s > 0``), reorder (if
+``reorder_p > 0``), duplicate (if ``duplicate_p > 0``); the sequence of arrivals
+is therefore a pure function of the spec, the seed and the sequence of
+``transmit`` calls.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, replace
+
+from wtlab.errors import ConfigError
+from wtlab.net.loss import Bernoulli, GilbertElliott, as_loss_model, describe_loss
+from wtlab.net.traces import MahimahiTrace, as_trace
+from wtlab.net.units import (
+    format_duration,
+    format_rate,
+    parse_duration,
+    parse_fraction,
+    parse_rate,
+    parse_size,
+)
+
+INF = math.inf
+DEFAULT_MTU_BYTES = 1500
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """Buffer size: exactly one of ``bytes``, ``packets`` or ``bdp`` (x the path's BDP).
+
+    A ``bdp`` buffer is resolved by the :class:`Path` (BDP = bottleneck rate x
+    the path's propagation RTT) or, for a lone link, with ``rtt_s`` given to the
+    link (default: twice its one-way delay). A BDP-sized buffer is never
+    smaller than one MTU (1500 bytes), or no packet could pass.
+    ``Buffer.parse("64KB" | "100p" | "100packets" | "1bdp" | "0.5xBDP")``.
+    """
+
+    bytes: int | None = None
+    packets: int | None = None
+    bdp: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [n for n in ("bytes", "packets", "bdp") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ConfigError("Buffer: give exactly one of bytes=, packets= or bdp= "
+                              f"(got {', '.join(given) or 'none'})")
+        if self.bytes is not None:
+            object.__setattr__(self, "bytes", parse_size(self.bytes, "Buffer.bytes"))
+        if self.packets is not None:
+            if isinstance(self.packets, bool) or not isinstance(self.packets, int) \
+                    or self.packets < 1:
+                raise ConfigError(f"Buffer.packets: {self.packets!r} must be an integer >= 1")
+        if self.bdp is not None:
+            if isinstance(self.bdp, bool) or not isinstance(self.bdp, int | float) \
+                    or not (self.bdp > 0 and math.isfinite(self.bdp)):
+                raise ConfigError(f"Buffer.bdp: {self.bdp!r} must be a positive number "
+                                  "(multiples of the bandwidth-delay product)")
+            object.__setattr__(self, "bdp", float(self.bdp))
+
+    @classmethod
+    def parse(cls, text: str, name: str = "buffer") -> Buffer:
+        if not isinstance(text, str):
+            raise ConfigError(f"{name}: {text!r} is not a buffer size")
+        s = text.strip().lower().replace(" ", "")
+        for suffix in ("xbdp", "bdp", "x"):
+            if s.endswith(suffix) and s[: -len(suffix)]:
+                try:
+                    return cls(bdp=float(s[: -len(suffix)]))
+                except ValueError:
+                    break
+        for suffix in ("packets", "packet", "pkts", "pkt", "p"):
+            if s.endswith(suffix) and s[: -len(suffix)].isdigit():
+                return cls(packets=int(s[: -len(suffix)]))
+        try:
+            return cls(bytes=parse_size(text, name))
+        except ConfigError:
+            raise ConfigError(f"{name}: cannot read {text!r} as a buffer size; write e.g. "
+                              "'64KB', '100p' (packets) or '1bdp' (x bandwidth-delay product)"
+                              ) from None
+
+    def limits(self, rate_bps: float, rtt_s: float) -> tuple[float, int]:
+        """(byte limit, packet limit); the unused one is unlimited."""
+        if self.bytes is not None:
+            return float(self.bytes), sys.maxsize
+        if self.packets is not None:
+            return INF, self.packets
+        return max(float(DEFAULT_MTU_BYTES), math.floor(self.bdp * rate_bps * rtt_s / 8.0)), \
+            sys.maxsize
+
+    def describe(self) -> str:
+        if self.bytes is not None:
+            return f"{self.bytes}B"
+        if self.packets is not None:
+            return f"{self.packets}p"
+        return f"{self.bdp:g}bdp"
+
+
+def as_buffer(value: object, name: str = "buffer") -> Buffer | None:
+    if value is None or isinstance(value, Buffer):
+        return value
+    if isinstance(value, str):
+        return Buffer.parse(value, name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Buffer(bytes=value)
+    raise ConfigError(f"{name}: {value!r} is not a buffer; pass Buffer(bytes=|packets=|bdp=), "
+                      "a size string such as '64KB', '100p' or '1bdp', or None (unlimited)")
+
+
+@dataclass(frozen=True)
+class CoDel:
+    """CoDel parameters (RFC 8289 defaults: target 5 ms, interval 100 ms)."""
+
+    target_s: float = 0.005
+    interval_s: float = 0.100
+    mtu_bytes: int = DEFAULT_MTU_BYTES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_s", parse_duration(self.target_s, "CoDel.target_s"))
+        object.__setattr__(self, "interval_s",
+                           parse_duration(self.interval_s, "CoDel.interval_s"))
+        if self.interval_s <= 0:
+            raise ConfigError("CoDel.interval_s must be > 0")
+
+    def describe(self) -> str:
+        return f"codel(target={format_duration(self.target_s)}," \
+               f"interval={format_duration(self.interval_s)})"
+
+
+def as_aqm(value: object, name: str = "aqm") -> CoDel | None:
+    if value is None or value == "droptail" or value == "drop-tail":
+        return None
+    if isinstance(value, CoDel):
+        return value
+    if value == "codel":
+        return CoDel()
+    raise ConfigError(f"{name}: {value!r} is not a queue discipline; use 'droptail', 'codel' or "
+                      "CoDel(target_s=..., interval_s=...)")
+
+
+def _as_outages(value: object, name: str = "outages") -> tuple[tuple[float, float], ...]:
+    if not value:
+        return ()
+    try:
+        pairs = [(parse_duration(a, name), parse_duration(b, name)) for a, b in value]
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{name}: {value!r} must be a list of (start_s, end_s) pairs") from None
+    pairs.sort()
+    merged: list[tuple[float, float]] = []
+    for a, b in pairs:
+        if b <= a:
+            raise ConfigError(f"{name}: outage ({a}, {b}) ends before it starts; "
+                              "give (start_s, end_s) with end_s > start_s")
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """Everything that defines a link, without its state. ``build()`` makes a fresh Link.
+
+    Exactly one of ``rate_bps`` (constant rate) or ``trace`` (a MahimahiTrace or
+    a path to one) is required. Fields accept the forms of
+    :mod:`wtlab.net.units` (``rate_bps="10mbit"``, ``delay_s="25ms"``,
+    ``loss="1%"``, ``buffer="1bdp"``) and are stored normalised.
+    """
+
+    rate_bps: float | None = None
+    trace: MahimahiTrace | None = None
+    delay_s: float = 0.0
+    jitter_s: float = 0.0
+    loss: object | None = None
+    outages: tuple[tuple[float, float], ...] = ()
+    reorder_p: float = 0.0
+    reorder_delay_s: float = 0.005
+    duplicate_p: float = 0.0
+    buffer: Buffer | None = None
+    aqm: CoDel | None = None
+    seed: int | None = field(default=None, compare=True)
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        if (self.rate_bps is None) == (self.trace is None):
+            raise ConfigError("Link: give exactly one of rate_bps= (constant rate) or trace= "
+                              "(a Mahimahi trace)")
+        if self.rate_bps is not None:
+            s(self, "rate_bps", parse_rate(self.rate_bps, "rate_bps"))
+        else:
+            s(self, "trace", as_trace(self.trace, "trace"))
+        s(self, "delay_s", parse_duration(self.delay_s, "delay_s"))
+        s(self, "jitter_s", parse_duration(self.jitter_s, "jitter_s"))
+        s(self, "loss", as_loss_model(self.loss, "loss"))
+        s(self, "outages", _as_outages(self.outages))
+        s(self, "reorder_p", parse_fraction(self.reorder_p, "reorder_p"))
+        s(self, "reorder_delay_s", parse_duration(self.reorder_delay_s, "reorder_delay_s"))
+        s(self, "duplicate_p", parse_fraction(self.duplicate_p, "duplicate_p"))
+        s(self, "buffer", as_buffer(self.buffer))
+        s(self, "aqm", as_aqm(self.aqm))
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ConfigError(f"seed: {self.seed!r} must be an integer or None")
+
+    @property
+    def capacity_bps(self) -> float:
+        """Constant rate, or the trace's mean capacity."""
+        return self.rate_bps if self.rate_bps is not None else self.trace.capacity_bps
+
+    def build(self, *, seed: int | None = None, rtt_s: float | None = None) -> Link:
+        """A fresh Link (``seed`` overrides the spec's)."""
+        return Link._from_spec(self if seed is None else replace(self, seed=seed), rtt_s)
+
+    def describe(self) -> dict:
+        d: dict = {}
+        if self.rate_bps is not None:
+            d["rate_bps"] = self.rate_bps
+        else:
+            d.update(self.trace.describe())
+        d.update(delay_s=self.delay_s, jitter_s=self.jitter_s, loss=describe_loss(self.loss),
+                 outages=[list(o) for o in self.outages], reorder_p=self.reorder_p,
+                 reorder_delay_s=self.reorder_delay_s, duplicate_p=self.duplicate_p,
+                 buffer=self.buffer.describe() if self.buffer else None,
+                 aqm=self.aqm.describe() if self.aqm else "droptail", seed=self.seed)
+        return d
+
+    def summary(self) -> str:
+        parts = [format_rate(self.rate_bps) if self.rate_bps is not None else
+                 f"trace {self.trace.name} ({format_rate(self.trace.capacity_bps)})",
+                 f"delay {format_duration(self.delay_s)}"]
+        if self.jitter_s:
+            parts.append(f"jitter {format_duration(self.jitter_s)}")
+        if self.loss is not None:
+            parts.append(f"loss {getattr(self.loss, 'mean_loss', 0) * 100:g}%")
+        if self.buffer:
+            parts.append(f"buffer {self.buffer.describe()}")
+        if self.aqm:
+            parts.append("codel")
+        return ", ".join(parts)
+
+
+_SPEC_FIELDS = tuple(f.name for f in fields(LinkSpec))
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """Counters of one link since it was built (packets, and bytes where named)."""
+
+    offered: int
+    offered_bytes: int
+    delivered: int
+    delivered_bytes: int
+    dropped_queue: int
+    dropped_aqm: int
+    dropped_loss: int
+    dropped_outage: int
+    duplicated: int
+    reordered: int
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue + self.dropped_aqm + self.dropped_loss + self.dropped_outage
+
+    def as_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["dropped"] = self.dropped
+        return d
+
+
+class Link:
+    """A stateful link; see the module docstring for the model.
+
+    ``Link(rate_bps=10e6, delay_s=0.02, loss=0.01, buffer="1bdp", seed=1)``, or
+    ``Link(trace="traces/TMobile-LTE-short.down", delay_s=0.02)``.
+
+    ``transmit(now, size_bytes) -> tuple[float, ...]`` is the hot path; ``stats``,
+    ``queue_bytes(now)`` and ``queue_delay_s(now)`` are for plots and tests.
+    ``rtt_s`` only resolves a BDP-sized buffer (default ``2 x delay_s``).
+    """
+
+    def __init__(self, rate_bps: float | str | None = None, *, trace: object = None,
+                 delay_s: float | str = 0.0, jitter_s: float | str = 0.0, loss: object = None,
+                 outages: Iterable[tuple[float, float]] = (), reorder_p: float | str = 0.0,
+                 reorder_delay_s: float | str = 0.005, duplicate_p: float | str = 0.0,
+                 buffer: object = None, aqm: object = "droptail", seed: int | None = None,
+                 rtt_s: float | None = None) -> None:
+        spec = LinkSpec(rate_bps=rate_bps, trace=trace, delay_s=delay_s, jitter_s=jitter_s,
+                        loss=loss, outages=tuple(outages), reorder_p=reorder_p,
+                        reorder_delay_s=reorder_delay_s, duplicate_p=duplicate_p, buffer=buffer,
+                        aqm=aqm, seed=seed)
+        self._setup(spec, rtt_s)
+
+    @classmethod
+    def _from_spec(cls, spec: LinkSpec, rtt_s: float | None) -> Link:
+        link = cls.__new__(cls)
+        link._setup(spec, rtt_s)
+        return link
+
+    def _setup(self, spec: LinkSpec, rtt_s: float | None) -> None:
+        if spec.seed is None:
+            spec = replace(spec, seed=random.SystemRandom().randrange(1 << 63))
+        self.spec = spec
+        self.seed: int = spec.seed
+        self.rtt_s = 2.0 * spec.delay_s if rtt_s is None else parse_duration(rtt_s, "rtt_s")
+        self.capacity_bps = spec.capacity_bps
+        self.delay_s = spec.delay_s
+        if spec.buffer is None:
+            self.buffer_bytes_limit, self.buffer_packets_limit = INF, sys.maxsize
+        else:
+            self.buffer_bytes_limit, self.buffer_packets_limit = spec.buffer.limits(
+                self.capacity_bps, self.rtt_s)
+        self._rng = random.Random(spec.seed)
+        self._rand = self._rng.random
+        # queue: departure times (nondecreasing) and sizes of packets in the buffer
+        self._dep: deque[float] = deque()
+        self._sizes: deque[int] = deque()
+        self._q_bytes = 0
+        self._last_dep = -INF  # departure of the newest packet in the buffer
+        # constant-rate service
+        self._busy_until = -INF
+        self._s_per_byte = 8.0 / spec.rate_bps if spec.rate_bps is not None else 0.0
+        # trace service: cursor = opportunity k, bytes already used in it, its time
+        self._trace = spec.trace
+        if spec.trace is not None:
+            self._stamps = spec.trace.timestamps_ms
+            self._n_opp = len(self._stamps)
+            self._period_ms = spec.trace.period_ms
+            self._opp_bytes = spec.trace.opportunity_bytes
+        self._k = 0
+        self._used = 0
+        self._k_time = -INF  # -inf: idle, the next packet looks for the next opportunity
+        # outages
+        self._outages = spec.outages
+        self._oi = 0
+        self._out_start, self._out_end = spec.outages[0] if spec.outages else (INF, INF)
+        # wire
+        self._delay = spec.delay_s
+        self._jitter = spec.jitter_s
+        self._reorder_p = spec.reorder_p
+        self._reorder_delay = spec.reorder_delay_s
+        self._dup_p = spec.duplicate_p
+        self._floor = -INF  # latest in-order arrival: jitter never reorders
+        loss = spec.loss
+        self._loss_kind = 0
+        self._loss_countdown = 0
+        if isinstance(loss, Bernoulli):
+            self._loss_kind = 1
+            self._log1mp = math.log1p(-loss.p) if loss.p < 1.0 else -INF
+            self._loss_countdown = self._gap()
+        elif isinstance(loss, GilbertElliott):
+            self._loss_kind = 2
+            self._ge = loss
+            self._ge_bad = False
+        elif loss is not None:
+            self._loss_kind = 3
+            self._lose = loss.make(self._rng)
+        self._plain_wire = (self._loss_kind == 0 and self._jitter == 0.0
+                            and self._reorder_p == 0.0 and self._dup_p == 0.0)
+        # CoDel state
+        self._codel = spec.aqm
+        if spec.aqm is not None:
+            self._cd_target = spec.aqm.target_s
+            self._cd_interval = spec.aqm.interval_s
+            self._cd_mtu = spec.aqm.mtu_bytes
+        self._cd_first_above = 0.0
+        self._cd_dropping = False
+        self._cd_drop_next = 0.0
+        self._cd_count = 0
+        self._cd_lastcount = 0
+        self._cd_chain = False  # the previous packet was dropped in the drop-state loop
+        self._cd_entered = False  # the previous packet was the first drop of a drop state
+        # counters (the hot path only counts offers; drops are rare)
+        self._offered = 0
+        self._offered_bytes = 0
+        self._drop_queue = 0
+        self._drop_aqm = 0
+        self._drop_loss = 0
+        self._drop_outage = 0
+        self._drop_bytes = 0
+        self._duplicated = 0
+        self._reordered = 0
+        self._last_now = -INF
+        self.transmit = self._transmit_rate if spec.rate_bps is not None else self._transmit_trace
+
+    # ---------------------------------------------------------------- public API
+    def transmit(self, now: float, size_bytes: int) -> tuple[float, ...]:  # replaced per instance
+        """Offer one packet at ``now``; return its arrival time(s), ``()`` if dropped."""
+        raise NotImplementedError  # pragma: no cover
+
+    @property
+    def stats(self) -> LinkStats:
+        dropped = self._drop_queue + self._drop_aqm + self._drop_loss + self._drop_outage
+        return LinkStats(
+            offered=self._offered, offered_bytes=self._offered_bytes,
+            delivered=self._offered - dropped,
+            delivered_bytes=self._offered_bytes - self._drop_bytes,
+            dropped_queue=self._drop_queue, dropped_aqm=self._drop_aqm,
+            dropped_loss=self._drop_loss, dropped_outage=self._drop_outage,
+            duplicated=self._duplicated, reordered=self._reordered)
+
+    def queue_bytes(self, now: float) -> int:
+        """Bytes in the buffer at ``now`` (queued or being serialized)."""
+        self._advance(now)
+        return self._q_bytes
+
+    def queue_packets(self, now: float) -> int:
+        self._advance(now)
+        return len(self._dep)
+
+    def queue_delay_s(self, now: float) -> float:
+        """How long the buffer's content at ``now`` takes to leave (0 if empty)."""
+        self._advance(now)
+        return self._last_dep - now if self._dep else 0.0
+
+    @property
+    def buffer_bytes(self) -> float:
+        """Byte limit of the buffer (inf if none, or if limited in packets)."""
+        return self.buffer_bytes_limit
+
+    @property
+    def buffer_packets(self) -> int | None:
+        return None if self.buffer_packets_limit == sys.maxsize else self.buffer_packets_limit
+
+    def fresh(self, seed: int | None = None) -> Link:
+        """A new link with the same spec (and seed, unless given), empty and at time 0."""
+        return self.spec.build(seed=self.seed if seed is None else seed, rtt_s=self.rtt_s)
+
+    def describe(self) -> dict:
+        d = self.spec.describe()
+        d["buffer_bytes"] = None if self.buffer_bytes_limit == INF else self.buffer_bytes_limit
+        d["buffer_packets"] = self.buffer_packets
+        d["capacity_bps"] = self.capacity_bps
+        return d
+
+    def __repr__(self) -> str:
+        return f"Link({self.spec.summary()}, seed={self.seed})"
+
+    # ---------------------------------------------------------------- internals
+    def _advance(self, now: float) -> None:
+        if now < self._last_now:
+            raise ConfigError(f"now={now} is before the link's last time {self._last_now}; "
+                              "a link only moves forward in time")
+        if now >= self._out_start:
+            self._outage_at(now)
+        dep, sizes = self._dep, self._sizes
+        qb = self._q_bytes
+        while dep and dep[0] <= now:
+            dep.popleft()
+            qb -= sizes.popleft()
+        self._q_bytes = qb
+
+    def _gap(self) -> int:
+        """Packets that pass before the next Bernoulli loss (geometric)."""
+        if self._log1mp == -INF:
+            return 0
+        u = self._rand()
+        return int(math.log1p(-u) / self._log1mp) if u > 0.0 else 0
+
+    def _outage_at(self, now: float) -> bool:
+        """Called when now >= the current outage's start; True if now is inside it.
+
+        At an outage's start the link loses everything it holds, so afterwards the
+        server is idle and the queue empty (packets already in the buffer were
+        recorded with departure = the outage start).
+        """
+        while True:
+            start, end = self._out_start, self._out_end
+            if self._busy_until > start:
+                self._busy_until = start
+            self._k_time = -INF
+            self._cd_dropping = False
+            self._cd_first_above = 0.0
+            if now < end:
+                return True
+            self._oi += 1
+            if self._oi < len(self._outages):
+                self._out_start, self._out_end = self._outages[self._oi]
+            else:
+                self._out_start = self._out_end = INF
+            if now < self._out_start:
+                return False
+
+    def _drop(self, size_bytes: int) -> tuple:
+        self._drop_bytes += size_bytes
+        return ()
+
+    def _codel_drop(self, head: float, sojourn: float, ahead_bytes: int, idle: bool) -> bool:
+        """CoDel's verdict for the packet reaching the head at ``head`` (FIFO order)."""
+        if idle:  # the link found the queue empty since the last packet: CoDel resets
+            self._cd_first_above = 0.0
+            self._cd_dropping = False
+            self._cd_chain = self._cd_entered = False
+        # dodequeue(): is this packet above target for a whole interval?
+        ok_to_drop = False
+        if sojourn < self._cd_target or ahead_bytes <= self._cd_mtu:
+            self._cd_first_above = 0.0
+        elif self._cd_first_above == 0.0:
+            self._cd_first_above = head + self._cd_interval
+        elif head >= self._cd_first_above:
+            ok_to_drop = True
+        if self._cd_entered:  # dequeued right after the first drop: always sent
+            self._cd_entered = False
+            return False
+        if self._cd_chain:  # dequeued right after a drop in the drop state
+            self._cd_chain = False
+            if not ok_to_drop:
+                self._cd_dropping = False
+                return False
+            self._cd_drop_next += self._cd_interval / math.sqrt(self._cd_count)
+            if head >= self._cd_drop_next:
+                self._cd_count += 1
+                self._cd_chain = True
+                return True
+            return False
+        if self._cd_dropping:
+            if not ok_to_drop:
+                self._cd_dropping = False
+                return False
+            if head >= self._cd_drop_next:
+                self._cd_count += 1
+                self._cd_chain = True
+                return True
+            return False
+        if ok_to_drop:
+            self._cd_dropping = True
+            delta = self._cd_count - self._cd_lastcount
+            if delta > 1 and head - self._cd_drop_next < 16 * self._cd_interval:
+                self._cd_count = delta
+            else:
+                self._cd_count = 1
+            self._cd_lastcount = self._cd_count
+            self._cd_drop_next = head + self._cd_interval / math.sqrt(self._cd_count)
+            self._cd_entered = True
+            return True
+        return False
+
+    def _wire(self, done: float, size_bytes: int) -> tuple[float, ...]:
+        """Loss, delay, jitter, reordering, duplication for a packet leaving at ``done``."""
+        kind = self._loss_kind
+        if kind == 1:
+            if self._loss_countdown:
+                self._loss_countdown -= 1
+            else:
+                self._loss_countdown = self._gap()
+                self._drop_loss += 1
+                self._drop_bytes += size_bytes
+                return ()
+        elif kind == 2:
+            ge = self._ge
+            rand = self._rand
+            p_loss = ge.loss_bad if self._ge_bad else ge.loss_good
+            lost = p_loss >= 1.0 or (p_loss > 0.0 and rand() < p_loss)
+            if self._ge_bad:
+                if rand() < ge.p_bad_to_good:
+                    self._ge_bad = False
+            elif rand() < ge.p_good_to_bad:
+                self._ge_bad = True
+            if lost:
+                self._drop_loss += 1
+                self._drop_bytes += size_bytes
+                return ()
+        elif kind == 3:
+            if self._lose(done, size_bytes):
+                self._drop_loss += 1
+                self._drop_bytes += size_bytes
+                return ()
+        arrival = done + self._delay
+        if self._jitter:
+            arrival += (2.0 * self._rand() - 1.0) * self._jitter
+            if arrival < done:
+                arrival = done
+        if arrival < self._floor:
+            arrival = self._floor
+        if self._reorder_p and self._rand() < self._reorder_p:
+            arrival += self._reorder_delay
+            self._reordered += 1
+        else:
+            self._floor = arrival
+        if self._dup_p and self._rand() < self._dup_p:
+            self._duplicated += 1
+            return (arrival, arrival)
+        return (arrival,)
+
+    def _transmit_rate(self, now: float, size_bytes: int) -> tuple[float, ...]:
+        self._offered += 1
+        self._offered_bytes += size_bytes
+        if now >= self._out_start and self._outage_at(now):
+            self._drop_outage += 1
+            self._drop_bytes += size_bytes
+            return ()
+        dep = self._dep
+        sizes = self._sizes
+        qb = self._q_bytes
+        while dep and dep[0] <= now:
+            dep.popleft()
+            qb -= sizes.popleft()
+        if qb + size_bytes > self.buffer_bytes_limit or len(dep) >= self.buffer_packets_limit:
+            self._q_bytes = qb
+            self._drop_queue += 1
+            self._drop_bytes += size_bytes
+            return ()
+        busy = self._busy_until
+        start = now if now > busy else busy
+        if self._codel is not None and self._codel_drop(start, start - now, qb, now > busy):
+            # dropped at the head: it waited in the buffer until `start`, took no capacity
+            self._busy_until = start
+            dep.append(start)
+            sizes.append(size_bytes)
+            self._q_bytes = qb + size_bytes
+            self._last_dep = start
+            self._drop_aqm += 1
+            self._drop_bytes += size_bytes
+            return ()
+        done = start + size_bytes * self._s_per_byte
+        self._busy_until = done
+        self._last_now = now
+        if done >= self._out_start:  # still in the buffer when an outage begins: lost then
+            dep.append(self._out_start)
+            sizes.append(size_bytes)
+            self._q_bytes = qb + size_bytes
+            self._last_dep = self._out_start
+            self._drop_outage += 1
+            self._drop_bytes += size_bytes
+            return ()
+        dep.append(done)
+        sizes.append(size_bytes)
+        self._q_bytes = qb + size_bytes
+        self._last_dep = done
+        if self._plain_wire:
+            return (done + self._delay,)
+        return self._wire(done, size_bytes)
+
+    def _opp_time(self, k: int) -> float:
+        cycle, i = divmod(k, self._n_opp)
+        return (cycle * self._period_ms + self._stamps[i]) * 0.001
+
+    def _first_opp_after(self, now: float) -> int:
+        """Global index of the first delivery opportunity strictly after ``now``."""
+        now_ms = now * 1000.0
+        period = self._period_ms
+        cycle = math.floor(now_ms / period)
+        i = bisect_right(self._stamps, now_ms - cycle * period)
+        k = cycle * self._n_opp + i
+        while self._opp_time(k) <= now:  # float rounding at a boundary
+            k += 1
+        return k
+
+    def _transmit_trace(self, now: float, size_bytes: int) -> tuple[float, ...]:
+        self._offered += 1
+        self._offered_bytes += size_bytes
+        if now >= self._out_start and self._outage_at(now):
+            self._drop_outage += 1
+            self._drop_bytes += size_bytes
+            return ()
+        dep = self._dep
+        sizes = self._sizes
+        qb = self._q_bytes
+        while dep and dep[0] <= now:
+            dep.popleft()
+            qb -= sizes.popleft()
+        if qb + size_bytes > self.buffer_bytes_limit or len(dep) >= self.buffer_packets_limit:
+            self._q_bytes = qb
+            self._drop_queue += 1
+            self._drop_bytes += size_bytes
+            return ()
+        ob = self._opp_bytes
+        k = self._k
+        used = self._used
+        kt = self._k_time
+        if used >= ob:  # the cursor's opportunity is full: the next one
+            k += 1
+            used = 0
+            kt = self._opp_time(k)
+        idle = kt <= now
+        if idle:  # queue empty at `now`: unused bytes of past opportunities are gone
+            k = self._first_opp_after(now)
+            used = 0
+            kt = self._opp_time(k)
+        if self._codel is not None and self._codel_drop(kt, kt - now, qb, idle):
+            self._k, self._used, self._k_time = k, used, kt
+            dep.append(kt)
+            sizes.append(size_bytes)
+            self._q_bytes = qb + size_bytes
+            self._last_dep = kt
+            self._drop_aqm += 1
+            self._drop_bytes += size_bytes
+            return ()
+        room = ob - used
+        if size_bytes <= room:
+            used += size_bytes
+        else:
+            need = size_bytes - room
+            extra = -(-need // ob)
+            k += extra
+            used = need - (extra - 1) * ob
+            kt = self._opp_time(k)
+        self._k = k
+        self._used = used
+        self._k_time = kt
+        self._last_now = now
+        done = kt
+        if done >= self._out_start:  # still in the buffer when an outage begins: lost then
+            dep.append(self._out_start)
+            sizes.append(size_bytes)
+            self._q_bytes = qb + size_bytes
+            self._last_dep = self._out_start
+            self._drop_outage += 1
+            self._drop_bytes += size_bytes
+            return ()
+        dep.append(done)
+        sizes.append(size_bytes)
+        self._q_bytes = qb + size_bytes
+        self._last_dep = done
+        if self._plain_wire:
+            return (done + self._delay,)
+        return self._wire(done, size_bytes)
+
+
+def as_link_spec(value: object, name: str = "link") -> LinkSpec:
+    if isinstance(value, LinkSpec):
+        return value
+    if isinstance(value, Link):
+        return value.spec
+    if isinstance(value, dict):
+        unknown = set(value) - set(_SPEC_FIELDS)
+        if unknown:
+            raise ConfigError(f"{name}: unknown link parameter(s) {sorted(unknown)}; "
+                              f"known: {', '.join(_SPEC_FIELDS)}")
+        return LinkSpec(**value)
+    raise ConfigError(f"{name}: {value!r} is not a link; pass a LinkSpec, a Link or a dict of "
+                      "link parameters")
