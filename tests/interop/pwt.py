@@ -114,6 +114,8 @@ async def pwt_echo_server(cert: CertFiles, host: str = "127.0.0.1") -> AsyncIter
         bind_port=port,
         certfile=str(cert.certfile),
         keyfile=str(cert.keyfile),
+        max_streams_per_connection=100_000,
+        max_incoming_streams=100_000,
         **WT_LIMITS,
     )
     app = ServerApp(config=config)
@@ -147,6 +149,6 @@ async def pwt_echo_server(cert: CertFiles, host: str = "127.0.0.1") -> AsyncIter
 
 def pwt_client_config(**overrides) -> ClientConfig:
     """A pywebtransport client config that trusts any certificate (loopback test servers)."""
-    kw = dict(WT_LIMITS, verify_mode=ssl.CERT_NONE, connect_timeout=10.0)
+    kw = dict(WT_LIMITS, verify_mode=ssl.CERT_NONE, connect_timeout=10.0, max_streams=100_000)
     kw.update(overrides)
     return ClientConfig(**kw)
