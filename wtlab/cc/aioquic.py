@@ -160,6 +160,7 @@ class ControllerShim(QuicCongestionControl):
             stats.smoothed_rtt = recovery._rtt_smoothed
             stats.rttvar = recovery._rtt_variance
             stats.has_sample = True
+            stats.sample_count += 1
         controller = self.controller
         controller.rtt = stats
         if controller.recorder is not None:
@@ -338,9 +339,7 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
             orig_timeout(now=now)
         finally:
             shim.in_pto = False
-        on_pto = getattr(controller, "on_pto", None)
-        if on_pto is not None:
-            on_pto(now, recovery._pto_count)
+        controller.on_pto_expired(now, recovery._pto_count)
 
     recovery.on_ack_received = on_ack_received  # type: ignore[method-assign]
     recovery._detect_loss = _detect_loss  # type: ignore[method-assign]

@@ -27,9 +27,15 @@ Driver contract, in the order a driver calls things:
   congestion signal (discarded packet-number spaces);
 * ``on_app_limited(now)`` when the sender had nothing to send although cwnd allowed.
 
+* ``on_pto_expired(now, pto_count)`` when a probe timeout fired (optional for
+  drivers; QUIC does not treat a PTO as congestion).
+
 Subclasses implement the hooks ``on_ack`` (per acked packet),
 ``on_congestion_event`` (once per recovery period), and optionally
-``on_ack_frame``, ``on_loss`` and ``on_persistent_congestion``. The base class
+``on_ack_frame``, ``on_loss``, ``on_recovery_exit``, ``on_persistent_congestion``
+and ``on_pto``; a controller that names its own states (BBR) sets
+``RECOVERY_STATE = None`` so the base class leaves ``state`` alone. ``record()``
+writes extra events of the controller's own with its current state. The base class
 keeps bytes in flight, the RFC 9002 recovery period, and records every event to
 the recorder the caller supplied (``recorder=None`` costs one attribute test).
 """
@@ -44,6 +50,14 @@ from wtlab.cc.rtt import RttStats
 from wtlab.errors import ConfigError, UnknownAlgorithm
 from wtlab.trace import schema
 from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_STREAM
+
+K_PACKET_SENT: int = schema.K_PACKET_SENT  # type: ignore[attr-defined]
+K_PACKET_ACKED: int = schema.K_PACKET_ACKED  # type: ignore[attr-defined]
+K_PACKET_LOST: int = schema.K_PACKET_LOST  # type: ignore[attr-defined]
+K_CWND_CHANGED: int = schema.K_CWND_CHANGED  # type: ignore[attr-defined]
+K_STATE_CHANGED: int = schema.K_STATE_CHANGED  # type: ignore[attr-defined]
+K_PACING_CHANGED: int = schema.K_PACING_CHANGED  # type: ignore[attr-defined]
+K_PERSISTENT_CONGESTION: int = schema.K_PERSISTENT_CONGESTION  # type: ignore[attr-defined]
 
 K_INITIAL_WINDOW_PACKETS = 10  # RFC 9002 section 7.2 (10 x max_datagram_size, capped)
 K_MINIMUM_WINDOW_PACKETS = 2
@@ -73,6 +87,8 @@ class Controller:
     """
 
     name: ClassVar[str] = "base"
+    #: State name set when a recovery period begins (None: the controller keeps its own).
+    RECOVERY_STATE: ClassVar[str | None] = "recovery"
 
     def __init__(self, *, max_datagram_size: int = 1200, recorder: Any = None, flow: int = 0,
                  initial_window_packets: int = K_INITIAL_WINDOW_PACKETS,
@@ -89,6 +105,7 @@ class Controller:
         self.state: str = "slow_start"
         self.min_cwnd: int = minimum_window_packets * self.max_datagram_size
         self.recovery_start_time: float | None = None
+        self._recovering = False  # inside a recovery period not yet ended by an ack
         self.rtt: RttStats | None = None
         self.flow = flow
         self.recorder = recorder
@@ -107,6 +124,14 @@ class Controller:
         self.cwnd = max(int(self.cwnd * K_LOSS_REDUCTION_FACTOR), self.min_cwnd)
         self.ssthresh = self.cwnd
 
+    def on_recovery_exit(self, now: float) -> None:
+        """The first packet sent after recovery began was acked (optional).
+
+        Default: leave the "recovery" state for slow start or congestion avoidance.
+        """
+        if self.state == "recovery":
+            self.state = "slow_start" if self._in_slow_start() else "congestion_avoidance"
+
     def on_loss(self, now: float, packets: Sequence[PacketInfo]) -> None:
         """Called for every loss notification, in or out of recovery (optional)."""
 
@@ -114,7 +139,11 @@ class Controller:
         """RFC 9002 section 7.6.2: collapse to the minimum window (override if needed)."""
         self.cwnd = self.min_cwnd
         self.recovery_start_time = None
+        self._recovering = False
         self.state = "slow_start"
+
+    def on_pto(self, now: float, pto_count: int) -> None:
+        """A probe timeout fired (optional; QUIC does not treat it as congestion)."""
 
     # --------------------------------------------------------- driver entry points
     def in_recovery(self, sent_time: float) -> bool:
@@ -123,24 +152,54 @@ class Controller:
     def on_packet_sent(self, now: float, packet: PacketInfo) -> None:
         self.bytes_in_flight += packet.sent_bytes
         if self.recorder is not None:
-            self._record(now, schema.K_PACKET_SENT, packet.packet_number, packet.sent_bytes)
+            self._record(now, K_PACKET_SENT, packet.packet_number, packet.sent_bytes)
 
     def on_packets_acked(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
         self.rtt = rtt
         rec = self.recorder
+        start = self.recovery_start_time
+        on_ack = self.on_ack
+        if rec is None:
+            for packet in packets:
+                self.bytes_in_flight -= packet.sent_bytes
+                if start is None or packet.sent_time > start:
+                    if self._recovering:
+                        self._recovering = False
+                        self.on_recovery_exit(now)
+                    on_ack(now, packet, rtt)
+                # else RFC 9002 7.3.2: no growth for packets sent before recovery began
+            self.on_ack_frame(now, packets, rtt)
+            return
+        # Recording: the RTT and rate columns are the same for the whole frame.
+        append = rec.append
+        flow = self.flow
+        if rtt.has_sample:
+            srtt, min_rtt, latest, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
+        else:
+            srtt = min_rtt = latest = var = NAN
+        rate = self.delivery_rate_bps()
+        codes = self._state_code_cache
         for packet in packets:
             self.bytes_in_flight -= packet.sent_bytes
-            if self.in_recovery(packet.sent_time):
-                pass  # RFC 9002 7.3.2: no growth for packets sent before recovery began
-            else:
-                if self.state == "recovery":
-                    self.state = "slow_start" if self._in_slow_start() else "congestion_avoidance"
-                self.on_ack(now, packet, rtt)
-            if rec is not None:
-                self._record(now, schema.K_PACKET_ACKED, packet.packet_number, packet.sent_bytes)
+            if start is None or packet.sent_time > start:
+                if self._recovering:
+                    self._recovering = False
+                    self.on_recovery_exit(now)
+                on_ack(now, packet, rtt)
+            code = codes.get(self.state)
+            if code is None:
+                code = codes[self.state] = rec.state_code(self.state)
+            ss = self.ssthresh
+            pacing = self.pacing_rate_bps
+            cwnd = self.cwnd
+            bif = self.bytes_in_flight
+            append(now, K_PACKET_ACKED, code, flow, packet.packet_number, NO_STREAM,
+                   packet.sent_bytes, cwnd if cwnd < NO_BYTES_U32 else NO_BYTES_U32 - 1,
+                   bif if 0 <= bif < NO_BYTES_U32 else 0,
+                   NO_BYTES_U32 if ss is None else min(ss, NO_BYTES_U32 - 1),
+                   srtt, min_rtt, latest, var, NAN if pacing is None else pacing, rate)
         self.on_ack_frame(now, packets, rtt)
-        if rec is not None:
-            self._log_changes(now)
+        self._log_changes(now)
 
     def on_packets_lost(self, now: float, packets: Sequence[PacketInfo]) -> None:
         if not packets:
@@ -152,20 +211,28 @@ class Controller:
             if packet.sent_time > largest_sent:
                 largest_sent = packet.sent_time
             if rec is not None:
-                self._record(now, schema.K_PACKET_LOST, packet.packet_number, packet.sent_bytes)
+                self._record(now, K_PACKET_LOST, packet.packet_number, packet.sent_bytes)
         self.on_loss(now, packets)
         if not self.in_recovery(largest_sent):
             # RFC 9002 7.3.2: one reduction per recovery period.
             self.recovery_start_time = now
+            self._recovering = True
             self.on_congestion_event(now, largest_sent)
-            self.state = "recovery"
+            if self.RECOVERY_STATE is not None:
+                self.state = self.RECOVERY_STATE
         if rec is not None:
             self._log_changes(now)
 
     def on_persistent_congestion_detected(self, now: float) -> None:
         self.on_persistent_congestion(now)
         if self.recorder is not None:
-            self._record(now, schema.K_PERSISTENT_CONGESTION, -1, 0)
+            self._record(now, K_PERSISTENT_CONGESTION, -1, 0)
+            self._log_changes(now)
+
+    def on_pto_expired(self, now: float, pto_count: int) -> None:
+        """A driver's PTO fired (``pto_count`` after the increment)."""
+        self.on_pto(now, pto_count)
+        if self.recorder is not None:
             self._log_changes(now)
 
     def on_packets_discarded(self, packets: Iterable[PacketInfo]) -> None:
@@ -190,6 +257,7 @@ class Controller:
             "ssthresh": self.ssthresh,
             "bytes_in_flight": self.bytes_in_flight,
             "pacing_rate_bps": self.pacing_rate_bps,
+            "delivery_rate_bps": self.delivery_rate_bps(),
             "state": self.state,
             "srtt_s": rtt.smoothed_rtt if rtt else None,
             "min_rtt_s": rtt.min_rtt if rtt and rtt.has_sample else None,
@@ -198,6 +266,19 @@ class Controller:
     def delivery_rate_bps(self) -> float:
         """Latest delivery-rate estimate, bit/s (NaN if the controller keeps none)."""
         return NAN
+
+    def record(self, now: float, kind: str | int, pn: int = -1, nbytes: int = 0,
+               extra: Any = None) -> None:
+        """Write one event with the controller's current state (no-op without recorder).
+
+        ``kind`` is an event name (``"my_event"``: new kinds are added) or a code.
+        """
+        rec = self.recorder
+        if rec is None:
+            return
+        self._record(now, kind if isinstance(kind, int) else rec.kind_code(kind), pn, nbytes)
+        if extra is not None:
+            rec.set_extra(len(rec) - 1, extra)
 
     def _record(self, now: float, kind: int, pn: int, nbytes: int) -> None:
         rec = self.recorder
@@ -211,8 +292,11 @@ class Controller:
             srtt, min_rtt, latest, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
         else:
             srtt = min_rtt = latest = var = NAN
-        rec.append(now, kind, code, self.flow, pn, NO_STREAM, nbytes, min(self.cwnd, NO_BYTES_U32 - 1),
-                   max(0, min(self.bytes_in_flight, NO_BYTES_U32 - 1)),
+        cwnd = self.cwnd
+        bif = self.bytes_in_flight
+        rec.append(now, kind, code, self.flow, pn, NO_STREAM, nbytes,
+                   cwnd if cwnd < NO_BYTES_U32 else NO_BYTES_U32 - 1,
+                   bif if 0 <= bif < NO_BYTES_U32 else 0,
                    NO_BYTES_U32 if ss is None else min(ss, NO_BYTES_U32 - 1), srtt, min_rtt, latest,
                    var, NAN if pacing is None else pacing, self.delivery_rate_bps())
 
@@ -224,13 +308,13 @@ class Controller:
             return
         self._last_logged = cur
         if cur[0] != last[0] or cur[1] != last[1]:
-            self._record(now, schema.K_CWND_CHANGED, -1, 0)
+            self._record(now, K_CWND_CHANGED, -1, 0)
         if cur[2] != last[2]:
-            self._record(now, schema.K_STATE_CHANGED, -1, 0)
+            self._record(now, K_STATE_CHANGED, -1, 0)
         if cur[3] != last[3] and not (
             cur[3] is not None and last[3] is not None and math.isclose(cur[3], last[3])
         ):
-            self._record(now, schema.K_PACING_CHANGED, -1, 0)
+            self._record(now, K_PACING_CHANGED, -1, 0)
 
 
 # --------------------------------------------------------------------- registry

@@ -13,7 +13,8 @@ class RttStats:
     each ACK, so controllers see the same numbers whatever runs them.
     """
 
-    __slots__ = ("latest_rtt", "smoothed_rtt", "rttvar", "min_rtt", "has_sample", "min_rtt_time")
+    __slots__ = ("latest_rtt", "smoothed_rtt", "rttvar", "min_rtt", "has_sample", "min_rtt_time",
+                 "sample_count")
 
     def __init__(self, initial_rtt_s: float = K_INITIAL_RTT_S) -> None:
         self.latest_rtt = 0.0
@@ -22,11 +23,13 @@ class RttStats:
         self.min_rtt = float("inf")
         self.min_rtt_time = 0.0
         self.has_sample = False
+        self.sample_count = 0  # RTT samples taken so far: tells a new sample from a stale one
 
     def update(self, latest_rtt_s: float, ack_delay_s: float = 0.0, now: float = 0.0,
                handshake_confirmed: bool = True, max_ack_delay_s: float = 0.025) -> None:
         """Take one RTT sample (RFC 9002 section 5.3)."""
         self.latest_rtt = latest_rtt_s
+        self.sample_count += 1
         if not self.has_sample:
             self.has_sample = True
             self.min_rtt = latest_rtt_s

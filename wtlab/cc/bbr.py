@@ -1,0 +1,433 @@
+"""BBR version 1, as draft-cardwell-iccrg-bbr-congestion-control-00 specifies it.
+
+A model-based, pacing-based controller. It estimates the bottleneck bandwidth
+(``btlbw``: windowed maximum of per-packet delivery-rate samples over 10 round
+trips) and the round-trip propagation time (``rtprop``: minimum RTT over 10 s),
+and sends at ``pacing_gain x btlbw`` with ``cwnd = cwnd_gain x BDP + 3 send
+quanta``. States:
+
+* ``startup``: pacing and cwnd gain 2/ln 2 until the bandwidth estimate stops
+  growing by 25% for 3 rounds (``filled_pipe``);
+* ``drain``: pacing gain ln 2 / 2 until bytes in flight fall to one BDP;
+* ``probe_bw``: the 8-phase gain cycle 1.25, 0.75, 1, 1, 1, 1, 1, 1 (each phase
+  one ``rtprop`` long; the first phase is chosen at random, never the 0.75
+  one; ``seed`` makes it repeatable), cwnd gain 2;
+* ``probe_rtt``: when ``rtprop`` was not refreshed for 10 s, cwnd drops to 4
+  packets for max(200 ms, one round), then back to probe_bw (or startup).
+
+Delivery rate is sampled per acknowledged packet as
+draft-cheng-iccrg-delivery-rate-estimation specifies (send and ack intervals,
+application-limited marking). Loss: cwnd shrinks by the lost bytes, the first
+loss of a recovery period saves cwnd and applies packet conservation for one
+round, and leaving recovery restores the saved cwnd. Persistent congestion
+(QUIC's equivalent of an RTO) sets cwnd to the minimum window; the bandwidth
+filter is kept, and the saved cwnd is restored when the first packet sent
+afterwards is acknowledged, so BBR returns to the path's rate at once (ns-3's
+TcpBbr famously collapses there).
+
+Deviation, on purpose: ``rtprop`` is refreshed by a sample strictly below it
+(or after expiry), as Linux's tcp_bbr does; the draft writes ``<=``, under which
+an emulated path with perfectly constant delay would never enter probe_rtt.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from wtlab.cc.base import Controller, PacketInfo, register
+from wtlab.cc.rtt import RttStats
+
+BBR_HIGH_GAIN = 2 / math.log(2)  # 2.885: doubles the sending rate every round
+BBR_DRAIN_GAIN = 1 / BBR_HIGH_GAIN
+PACING_GAIN_CYCLE = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+BTLBW_FILTER_ROUNDS = 10
+RTPROP_FILTER_S = 10.0
+PROBE_RTT_DURATION_S = 0.2
+MIN_PIPE_CWND_PACKETS = 4
+FULL_BW_THRESH = 1.25
+FULL_BW_COUNT = 3
+
+
+class WindowedMax:
+    """Kathleen Nichols' windowed max filter (as Linux's lib/minmax.c): O(1), 3 samples."""
+
+    __slots__ = ("window", "s")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.s = [(0.0, 0.0), (0.0, 0.0), (0.0, 0.0)]  # (time, value), best first
+
+    def reset(self, t: float, value: float) -> float:
+        self.s = [(t, value), (t, value), (t, value)]
+        return value
+
+    def get(self) -> float:
+        return self.s[0][1]
+
+    def update(self, t: float, value: float) -> float:
+        s = self.s
+        if value >= s[0][1] or t - s[2][0] > self.window:
+            return self.reset(t, value)
+        if value >= s[1][1]:
+            s[1] = s[2] = (t, value)
+        elif value >= s[2][1]:
+            s[2] = (t, value)
+        # Age out the best samples as the window slides past them.
+        dt = t - s[0][0]
+        if dt > self.window:
+            s[0], s[1], s[2] = s[1], s[2], (t, value)
+            if t - s[0][0] > self.window:
+                s[0], s[1] = s[1], s[2]
+        elif s[1][0] == s[0][0] and dt > self.window / 4:
+            s[1] = s[2] = (t, value)
+        elif s[2][0] == s[1][0] and dt > self.window / 2:
+            s[2] = (t, value)
+        return s[0][1]
+
+
+class BBR(Controller):
+    """BBRv1. Readable model: ``btlbw_bps``, ``rtprop_s``, ``pacing_gain``, ``cwnd_gain``,
+    ``cycle_index``, ``round_count``, ``filled_pipe``, ``delivery_rate_bps()``."""
+
+    name = "bbr"
+    RECOVERY_STATE = None  # BBR names its own states; recovery only modulates cwnd
+
+    def __init__(self, *, seed: int | None = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._rng = random.Random(seed)
+        self.initial_cwnd = self.cwnd
+        self.min_pipe_cwnd = MIN_PIPE_CWND_PACKETS * self.max_datagram_size
+        # delivery-rate estimation (draft-cheng), bytes and seconds
+        self.delivered = 0
+        self.delivered_time = 0.0
+        self.first_sent_time = 0.0
+        self.app_limited_until = 0  # C.app_limited: delivered mark, 0 when not app-limited
+        self.lost_bytes = 0  # total, for the sample's loss count
+        self._sent: dict[int, tuple[int, float, float, bool, int]] = {}
+        self.rate_sample_bps = math.nan  # latest valid delivery-rate sample
+        self.rs_is_app_limited = False
+        self._rs_lost_bytes = 0  # lost since the last ACK frame
+        # model
+        self.btlbw_filter = WindowedMax(BTLBW_FILTER_ROUNDS)
+        self.rtprop_s = math.inf
+        self.rtprop_stamp = 0.0
+        self.rtprop_expired = False
+        self.probe_rtt_done_stamp = 0.0
+        self.probe_rtt_round_done = False
+        self.packet_conservation = False
+        self._conservation_round = 0
+        self.prior_cwnd = 0
+        self.idle_restart = False
+        self.next_round_delivered = 0
+        self.round_start = False
+        self.round_count = 0
+        self.filled_pipe = False
+        self.full_bw = 0.0
+        self.full_bw_count = 0
+        self.cycle_index = 0
+        self.cycle_stamp = 0.0
+        self.pacing_gain = BBR_HIGH_GAIN
+        self.cwnd_gain = BBR_HIGH_GAIN
+        self._prior_in_flight = 0
+        self._delivered_in_frame = 0
+        self._has_bw_sample = False
+        self._rs: tuple = (-1, 0.0, 0.0, 0.0, False, -1.0)
+        self._pre_loss_cwnd = self.cwnd
+        # Before any RTT sample: high gain x initial window / 1 ms (draft 4.2.1).
+        self.pacing_rate_bps = BBR_HIGH_GAIN * self.cwnd * 8 / 0.001
+        self.state = "startup"
+        self._last_logged = (self.cwnd, self.ssthresh, self.state, self.pacing_rate_bps)
+
+    # ------------------------------------------------------------ model readouts
+    @property
+    def btlbw_bps(self) -> float:
+        """Bottleneck bandwidth estimate, bit/s (0 before the first sample)."""
+        return self.btlbw_filter.get() * 8
+
+    def bdp_bytes(self, gain: float = 1.0) -> float:
+        if self.rtprop_s == math.inf or not self._has_bw_sample:
+            return gain * self.initial_cwnd
+        return gain * self.btlbw_filter.get() * self.rtprop_s
+
+    def send_quantum_bytes(self) -> int:
+        mds = self.max_datagram_size
+        rate = self.pacing_rate_bps or 0.0
+        if rate < 1.2e6:
+            return mds
+        if rate < 24e6:
+            return 2 * mds
+        return min(int(rate / 8 * 0.001), 65536)
+
+    def inflight_bytes(self, gain: float) -> float:
+        """Inflight(gain) of the draft: gain x BDP + 3 send quanta."""
+        if self.rtprop_s == math.inf or not self._has_bw_sample:
+            return self.initial_cwnd
+        return self.bdp_bytes(gain) + 3 * self.send_quantum_bytes()
+
+    def delivery_rate_bps(self) -> float:
+        return self.rate_sample_bps
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        snap.update(btlbw_bps=self.btlbw_bps, rtprop_s=self.rtprop_s,
+                    pacing_gain=self.pacing_gain, cwnd_gain=self.cwnd_gain,
+                    cycle_index=self.cycle_index, round_count=self.round_count,
+                    filled_pipe=self.filled_pipe)
+        return snap
+
+    # ------------------------------------------------------- driver entry points
+    def on_packet_sent(self, now: float, packet: PacketInfo) -> None:
+        if self.bytes_in_flight == 0:
+            # Start of a flight: the send and ack intervals start here.
+            self.first_sent_time = self.delivered_time = now
+            if self.app_limited_until:
+                self._on_idle_restart()
+        self._sent[packet.packet_number] = (self.delivered, self.delivered_time,
+                                            self.first_sent_time, bool(self.app_limited_until),
+                                            self.lost_bytes)
+        super().on_packet_sent(now, packet)
+
+    def on_packets_acked(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
+        # Delivery-rate sampling covers every acked packet, recovery or not.
+        sent = self._sent
+        prior_delivered = -1
+        prior_time = send_elapsed = ack_elapsed = 0.0
+        rs_app_limited = False
+        rs_rtt = -1.0
+        self._prior_in_flight = self.bytes_in_flight
+        delivered_before = self.delivered
+        latest_sent_time = -math.inf
+        for packet in packets:
+            info = sent.pop(packet.packet_number, None)
+            self.delivered += packet.sent_bytes
+            self.delivered_time = now
+            if info is None:
+                continue
+            p_delivered, p_delivered_time, p_first_sent, p_app_limited, _ = info
+            if p_delivered >= prior_delivered and packet.sent_time >= latest_sent_time:
+                latest_sent_time = packet.sent_time
+                prior_delivered = p_delivered
+                prior_time = p_delivered_time
+                rs_app_limited = p_app_limited
+                send_elapsed = packet.sent_time - p_first_sent
+                ack_elapsed = now - p_delivered_time
+                self.first_sent_time = packet.sent_time
+                rs_rtt = now - packet.sent_time
+        if self.app_limited_until and self.delivered > self.app_limited_until:
+            self.app_limited_until = 0
+        self._delivered_in_frame = self.delivered - delivered_before
+        self._rs = (prior_delivered, prior_time, send_elapsed, ack_elapsed, rs_app_limited, rs_rtt)
+        super().on_packets_acked(now, packets, rtt)
+
+    def on_app_limited(self, now: float) -> None:
+        self.app_limited_until = max(self.delivered + self.bytes_in_flight, 1)
+
+    def on_packets_discarded(self, packets: Any) -> None:
+        packets = list(packets)
+        for packet in packets:
+            self._sent.pop(packet.packet_number, None)
+        super().on_packets_discarded(packets)
+
+    # ------------------------------------------------------------------ hooks
+    def on_ack_frame(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
+        prior_delivered, _prior_time, send_elapsed, ack_elapsed, app_limited, rs_rtt = self._rs
+        rate_Bps = -1.0
+        if prior_delivered >= 0:
+            interval = max(send_elapsed, ack_elapsed)
+            delivered = self.delivered - prior_delivered
+            # draft-cheng: an interval shorter than min_rtt gives an inflated sample.
+            min_rtt = self.rtprop_s if self.rtprop_s != math.inf else 0.0
+            if interval > 0 and interval >= min_rtt * 0.999:
+                rate_Bps = delivered / interval
+                self.rate_sample_bps = rate_Bps * 8
+        self.rs_is_app_limited = app_limited
+        lost = self._rs_lost_bytes
+        self._rs_lost_bytes = 0
+        # BBRUpdateModelAndState
+        self._update_round(prior_delivered)
+        self._update_btlbw(now, rate_Bps, app_limited)
+        self._check_cycle_phase(now, lost)
+        self._check_full_pipe(app_limited)
+        self._check_drain(now)
+        self._update_rtprop(now, rs_rtt)
+        self._check_probe_rtt(now)
+        # BBRUpdateControlParameters
+        self._set_pacing_rate(rtt)
+        self._set_cwnd(lost)
+        if self.packet_conservation and self.round_count >= self._conservation_round:
+            self.packet_conservation = False
+
+    def on_loss(self, now: float, packets: Sequence[PacketInfo]) -> None:
+        self._pre_loss_cwnd = self.cwnd
+        lost = 0
+        for packet in packets:
+            self._sent.pop(packet.packet_number, None)
+            lost += packet.sent_bytes
+        self.lost_bytes += lost
+        self._rs_lost_bytes += lost
+        self.cwnd = max(self.cwnd - lost, self.max_datagram_size)
+
+    def on_congestion_event(self, now: float, sent_time: float) -> None:
+        # Entering loss recovery: save cwnd, conserve packets for one round.
+        self.cwnd, cwnd = self._pre_loss_cwnd, self.cwnd
+        self._save_cwnd(in_recovery=False)
+        self.cwnd = cwnd
+        self.cwnd = max(self.bytes_in_flight + max(self._delivered_in_frame,
+                                                   self.max_datagram_size), self.min_cwnd)
+        self.packet_conservation = True
+        self._conservation_round = self.round_count + 1
+
+    def on_recovery_exit(self, now: float) -> None:
+        self.packet_conservation = False
+        self._restore_cwnd()
+
+    def on_persistent_congestion(self, now: float) -> None:
+        # QUIC's RTO: keep the model, drop cwnd to the minimum; the recovery period
+        # (begun by the losses) ends at the first new ack, which restores cwnd.
+        self._save_cwnd(in_recovery=True)
+        self.cwnd = self.min_cwnd
+        self.packet_conservation = False
+
+    # ------------------------------------------------------------ model pieces
+    def _update_round(self, prior_delivered: int) -> None:
+        if prior_delivered >= 0 and prior_delivered >= self.next_round_delivered:
+            self.next_round_delivered = self.delivered
+            self.round_count += 1
+            self.round_start = True
+        else:
+            self.round_start = False
+
+    def _update_btlbw(self, now: float, rate_Bps: float, app_limited: bool) -> None:
+        if rate_Bps < 0:
+            return
+        if rate_Bps >= self.btlbw_filter.get() or not app_limited:
+            self.btlbw_filter.update(self.round_count, rate_Bps)
+            self._has_bw_sample = True
+
+    def _check_cycle_phase(self, now: float, lost: int) -> None:
+        if self.state == "probe_bw" and self._is_next_cycle_phase(now, lost):
+            self._advance_cycle_phase(now)
+
+    def _is_next_cycle_phase(self, now: float, lost: int) -> bool:
+        is_full_length = (now - self.cycle_stamp) > self.rtprop_s
+        gain = self.pacing_gain
+        if gain == 1.0:
+            return is_full_length
+        if gain > 1.0:
+            return is_full_length and (lost > 0
+                                       or self._prior_in_flight >= self.inflight_bytes(gain))
+        return is_full_length or self._prior_in_flight <= self.inflight_bytes(1.0)
+
+    def _advance_cycle_phase(self, now: float) -> None:
+        self.cycle_stamp = now
+        self.cycle_index = (self.cycle_index + 1) % len(PACING_GAIN_CYCLE)
+        self.pacing_gain = PACING_GAIN_CYCLE[self.cycle_index]
+
+    def _check_full_pipe(self, app_limited: bool) -> None:
+        if self.filled_pipe or not self.round_start or app_limited:
+            return
+        bw = self.btlbw_filter.get()
+        if bw >= self.full_bw * FULL_BW_THRESH:
+            self.full_bw = bw
+            self.full_bw_count = 0
+            return
+        self.full_bw_count += 1
+        if self.full_bw_count >= FULL_BW_COUNT:
+            self.filled_pipe = True
+
+    def _check_drain(self, now: float) -> None:
+        if self.state == "startup" and self.filled_pipe:
+            self.state = "drain"
+            self.pacing_gain = BBR_DRAIN_GAIN
+            self.cwnd_gain = BBR_HIGH_GAIN
+        if self.state == "drain" and self.bytes_in_flight <= self.inflight_bytes(1.0):
+            self._enter_probe_bw(now)
+
+    def _enter_probe_bw(self, now: float) -> None:
+        self.state = "probe_bw"
+        self.pacing_gain = 1.0
+        self.cwnd_gain = 2.0
+        # Start anywhere but in the 0.75 phase (index 1).
+        self.cycle_index = len(PACING_GAIN_CYCLE) - 1 - self._rng.randrange(7)
+        self._advance_cycle_phase(now)
+
+    def _update_rtprop(self, now: float, rs_rtt: float) -> None:
+        self.rtprop_expired = now > self.rtprop_stamp + RTPROP_FILTER_S
+        if rs_rtt >= 0 and (rs_rtt < self.rtprop_s or self.rtprop_expired):
+            self.rtprop_s = rs_rtt
+            self.rtprop_stamp = now
+
+    def _check_probe_rtt(self, now: float) -> None:
+        if self.state != "probe_rtt" and self.rtprop_expired and not self.idle_restart:
+            self.state = "probe_rtt"
+            self.pacing_gain = 1.0
+            self.cwnd_gain = 1.0
+            self._save_cwnd(in_recovery=self._recovering)
+            self.probe_rtt_done_stamp = 0.0
+        if self.state == "probe_rtt":
+            self._handle_probe_rtt(now)
+        self.idle_restart = False
+
+    def _handle_probe_rtt(self, now: float) -> None:
+        # Samples taken while draining the pipe say nothing about bandwidth.
+        self.app_limited_until = max(self.delivered + self.bytes_in_flight, 1)
+        if not self.probe_rtt_done_stamp and self.bytes_in_flight <= self.min_pipe_cwnd:
+            self.probe_rtt_done_stamp = now + PROBE_RTT_DURATION_S
+            self.probe_rtt_round_done = False
+            self.next_round_delivered = self.delivered
+        elif self.probe_rtt_done_stamp:
+            if self.round_start:
+                self.probe_rtt_round_done = True
+            if self.probe_rtt_round_done and now > self.probe_rtt_done_stamp:
+                self.rtprop_stamp = now
+                self._restore_cwnd()
+                if self.filled_pipe:
+                    self._enter_probe_bw(now)
+                else:
+                    self.state = "startup"
+                    self.pacing_gain = self.cwnd_gain = BBR_HIGH_GAIN
+
+    def _on_idle_restart(self) -> None:
+        self.idle_restart = True
+        if self.state == "probe_bw" and self._has_bw_sample:
+            self.pacing_rate_bps = self.btlbw_filter.get() * 8
+
+    def _set_pacing_rate(self, rtt: RttStats) -> None:
+        if not self._has_bw_sample:
+            if rtt.has_sample and rtt.smoothed_rtt > 0:
+                self.pacing_rate_bps = BBR_HIGH_GAIN * self.initial_cwnd * 8 / rtt.smoothed_rtt
+            return
+        rate = self.pacing_gain * self.btlbw_filter.get() * 8
+        if self.filled_pipe or rate > (self.pacing_rate_bps or 0.0):
+            self.pacing_rate_bps = rate
+
+    def _save_cwnd(self, *, in_recovery: bool) -> None:
+        if not in_recovery and self.state != "probe_rtt":
+            self.prior_cwnd = self.cwnd
+        else:
+            self.prior_cwnd = max(self.prior_cwnd, self.cwnd)
+
+    def _restore_cwnd(self) -> None:
+        self.cwnd = max(self.cwnd, self.prior_cwnd)
+
+    def _set_cwnd(self, lost: int) -> None:
+        delivered = self._delivered_in_frame
+        target = self.inflight_bytes(self.cwnd_gain)
+        cwnd = self.cwnd
+        if self.packet_conservation:
+            cwnd = max(cwnd, self.bytes_in_flight + delivered)
+        else:
+            if self.filled_pipe:
+                cwnd = min(cwnd + delivered, target)
+            elif cwnd < target or self.delivered < self.initial_cwnd:
+                cwnd = cwnd + delivered
+        cwnd = max(int(cwnd), self.min_pipe_cwnd)
+        if self.state == "probe_rtt":
+            cwnd = min(cwnd, self.min_pipe_cwnd)
+        self.cwnd = cwnd
+
+
+register("bbr", BBR)
