@@ -49,3 +49,48 @@ def synthetic_recorder(n_packets: int = 200, *, flows: int = 1, seed: int = 0,
                     rec.event(t + 0.02, "message_delivered", flow=flow, pn=acked // 10,
                               stream_id=4 * (acked % 3), bytes=5000)
     return rec
+
+
+# ------------------------------------------------------------------ hypothesis strategies
+def trace_strategy(max_rows: int = 40):
+    """Recorders with arbitrary (valid) events: standard and custom kinds, NA anywhere."""
+    from hypothesis import strategies as st
+
+    from wtlab.trace.schema import EVENT_KINDS
+
+    f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+    u32 = st.integers(0, 2**32 - 2)
+    custom = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_:0123456789", min_size=1,
+                     max_size=12)
+    row = st.fixed_dictionaries(
+        {"kind": st.one_of(st.sampled_from(EVENT_KINDS), custom),
+         "dt": st.floats(0, 10, allow_nan=False),
+         "flow": st.integers(0, 3)},
+        optional={
+            "pn": st.integers(0, 2**63 - 1), "stream_id": st.integers(0, 2**31 - 1),
+            "bytes": st.integers(0, 2**32 - 1), "cwnd": u32, "bytes_in_flight": u32,
+            "ssthresh": u32, "srtt_s": f32, "min_rtt_s": f32, "latest_rtt_s": f32,
+            "rttvar_s": f32, "pacing_rate_bps": f32, "delivery_rate_bps": f32,
+            "state": st.sampled_from(["", "slow_start", "recovery", "probe_bw", "my state"]),
+            "extra": st.one_of(
+                st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5),
+                                max_size=3),
+                st.text(max_size=10)),
+        })
+
+    def build(rows):
+        rec = Recorder(meta={"algorithm": "hypothesis"})
+        t = 0.0
+        for r in rows:
+            r = dict(r)
+            t += r.pop("dt")
+            kind = r.pop("kind")
+            rec.event(t, kind, **r)
+        return rec
+
+    return st.lists(row, max_size=max_rows).map(build)
+
+
+def sort_rows(df):
+    """Rows in (time, flow) order: qlog keeps per-flow order, not the interleaving."""
+    return df.sort_values(["time_s", "flow"], kind="stable").reset_index(drop=True)

@@ -13,14 +13,28 @@ Two ways to write:
   bytes_in_flight, ssthresh, srtt, min_rtt, latest_rtt, rttvar, pacing_bps,
   delivery_bps)``: positional, sentinels already applied (``NO_PN``,
   ``NO_STREAM``, ``NO_BYTES_U32``, NaN); for per-packet hot paths.
+
+Field ranges (the packed record's): ``flow`` 0..65535, ``pn`` int64 (-1 means NA),
+``stream_id`` int32 (-1 means NA), ``bytes`` 0..2**32-1, cwnd / bytes_in_flight /
+ssthresh 0..2**32-2 (``event()`` clamps larger values to 2**32-2; 2**32-1 means NA),
+RTTs and rates float32. ``event()`` checks these and raises ``ConfigError``;
+``append()`` trusts its caller (``struct.error`` if a value does not fit).
+
+Reading: ``to_pandas()`` (the tidy table, run metadata in ``df.attrs["meta"]``), the
+views ``acks()``, ``losses()``, ``sent()``, ``cwnd()``, ``rtt()``, ``of_kind(...)``,
+and ``Recorder.from_pandas(df)`` to turn a table back into a recorder. ``merge()``
+joins several runs' traces into one multi-flow table.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import platform
+import struct
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,6 +72,7 @@ def _versions() -> dict[str, str]:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = "unknown"
+    out["python"] = platform.python_version()
     return out
 
 
@@ -66,25 +81,31 @@ class Recorder:
 
     ``t0`` is subtracted from every timestamp, so rows carry seconds since the
     run started; drivers set it to their clock's start (0.0 in virtual time).
-    ``meta`` is the run metadata kept with exports (algorithm, path, workload,
-    seed, versions, start time, ...).
+    ``meta`` is the run metadata kept with exports: always ``run_id`` (random
+    hex unless given), ``created_unix_s``, ``start_time_utc`` (ISO 8601),
+    ``versions`` (wtlab, aioquic, python); drivers and users add ``algorithm``,
+    ``path``, ``workload``, ``seed``, ``params``... as keyword ``meta`` or later.
     """
 
-    __slots__ = ("_buf", "_chunks", "_extra", "_kinds", "_kind_code", "_states",
-                 "_state_code", "t0", "meta", "_pack")
+    __slots__ = ("_buf", "_chunks", "_n_frozen", "_extra", "_kinds", "_kind_code",
+                 "_states", "_state_code", "t0", "meta", "_pack")
 
     def __init__(self, *, t0: float = 0.0, meta: Mapping[str, Any] | None = None) -> None:
         self._buf = bytearray()
         self._chunks: list[bytes] = []
+        self._n_frozen = 0  # events in self._chunks
         self._extra: dict[int, str] = {}
         self._kinds: list[str] = list(EVENT_KINDS)
         self._kind_code: dict[str, int] = {k: i for i, k in enumerate(self._kinds)}
         self._states: list[str] = list(STATE_NAMES)
         self._state_code: dict[str, int] = {s: i for i, s in enumerate(self._states)}
         self.t0 = float(t0)
+        now = time.time()
         self.meta: dict[str, Any] = {
             "run_id": uuid.uuid4().hex,
-            "created_unix_s": time.time(),
+            "created_unix_s": now,
+            "start_time_utc": _dt.datetime.fromtimestamp(now, _dt.UTC).isoformat(
+                timespec="milliseconds"),
             "versions": _versions(),
         }
         if meta:
@@ -130,6 +151,7 @@ class Recorder:
                           pacing_bps, delivery_bps)
         if len(buf) >= _CHUNK_BYTES:
             self._chunks.append(bytes(buf))
+            self._n_frozen += len(buf) // 64
             self._buf = bytearray()
 
     def event(self, t: float, kind: str, *, flow: int = 0, pn: int | None = None,
@@ -139,27 +161,52 @@ class Recorder:
               latest_rtt_s: float | None = None, rttvar_s: float | None = None,
               pacing_rate_bps: float | None = None, delivery_rate_bps: float | None = None,
               state: str | None = None, extra: Mapping[str, Any] | str | None = None) -> None:
-        """Append one event by name with keyword fields (None means NA)."""
+        """Append one event by name with keyword fields (None means NA).
+
+        Raises ``ConfigError`` (and appends nothing) if a value does not fit the record.
+        """
         row = len(self)
-        self.append(
-            t, self.kind_code(kind), self.state_code(state or ""), flow,
-            NO_PN if pn is None else int(pn), NO_STREAM if stream_id is None else int(stream_id),
-            int(bytes), _u32(cwnd), _u32(bytes_in_flight), _u32(ssthresh),
-            NAN if srtt_s is None else srtt_s, NAN if min_rtt_s is None else min_rtt_s,
-            NAN if latest_rtt_s is None else latest_rtt_s, NAN if rttvar_s is None else rttvar_s,
-            NAN if pacing_rate_bps is None else pacing_rate_bps,
-            NAN if delivery_rate_bps is None else delivery_rate_bps,
-        )
+        if not isinstance(kind, str) or not kind:
+            raise ConfigError(f"event kind must be a non-empty string, got {kind!r}")
+        if pn is not None and pn == NO_PN or stream_id is not None and stream_id == NO_STREAM:
+            raise ConfigError(f"event {kind!r}: pn and stream_id must be >= 0 (-1 means NA)")
+        try:
+            self.append(
+                t, self.kind_code(kind), self.state_code(state or ""), flow,
+                NO_PN if pn is None else int(pn),
+                NO_STREAM if stream_id is None else int(stream_id),
+                int(bytes), _u32(cwnd), _u32(bytes_in_flight), _u32(ssthresh),
+                NAN if srtt_s is None else srtt_s, NAN if min_rtt_s is None else min_rtt_s,
+                NAN if latest_rtt_s is None else latest_rtt_s,
+                NAN if rttvar_s is None else rttvar_s,
+                NAN if pacing_rate_bps is None else pacing_rate_bps,
+                NAN if delivery_rate_bps is None else delivery_rate_bps,
+            )
+        except (struct.error, TypeError, ValueError, OverflowError) as exc:
+            raise ConfigError(
+                f"event {kind!r} at t={t!r} does not fit the trace record ({exc}); ranges: "
+                "flow 0..65535, pn int64 >= 0, stream_id 0..2**31-1, bytes 0..2**32-1"
+            ) from None
         if extra is not None:
-            self._extra[row] = extra if isinstance(extra, str) else json.dumps(extra, default=str)
+            self._extra[row] = _extra_text(extra)
 
     def set_extra(self, row: int, extra: Mapping[str, Any] | str) -> None:
         """Attach details to an already-appended row (e.g. ``len(rec) - 1``)."""
-        self._extra[row] = extra if isinstance(extra, str) else json.dumps(extra, default=str)
+        n = len(self)
+        if row < 0:
+            row += n
+        if not 0 <= row < n:
+            raise ConfigError(f"set_extra: row {row} does not exist (the recorder has {n} "
+                              "events); use len(rec) - 1 for the last one")
+        self._extra[row] = _extra_text(extra)
 
     # -- reading -----------------------------------------------------------
     def __len__(self) -> int:
-        return (sum(len(c) for c in self._chunks) + len(self._buf)) // RECORD.size
+        return self._n_frozen + len(self._buf) // RECORD.size
+
+    def __repr__(self) -> str:
+        return (f"<Recorder {len(self)} events, run_id={self.meta.get('run_id')!r}, "
+                f"{self.nbytes / 1e6:.1f} MB>")
 
     @property
     def nbytes(self) -> int:
@@ -176,17 +223,87 @@ class Recorder:
         return np.frombuffer(data, dtype=RECORD_DTYPE)
 
     def to_pandas(self) -> pd.DataFrame:
-        """The tidy event table (see ``wtlab.trace.schema``), one row per event."""
-        return records_to_frame(self.records(), self._kinds, self._states, self._extra)
+        """The tidy event table (see ``wtlab.trace.schema``), one row per event.
+
+        ``df.attrs["meta"]`` holds a copy of the run metadata.
+        """
+        df = records_to_frame(self.records(), self._kinds, self._states, self._extra)
+        df.attrs["meta"] = json.loads(json.dumps(self.meta, default=str))
+        return df
+
+    @classmethod
+    def from_pandas(cls, df: pd.DataFrame, *, meta: Mapping[str, Any] | None = None
+                    ) -> Recorder:
+        """A recorder holding the rows of trace table ``df`` (inverse of ``to_pandas``).
+
+        Metadata: ``meta``, else ``df.attrs["meta"]`` (its ``run_id`` is kept). Values
+        outside the record's ranges raise ``ConfigError``.
+        """
+        from wtlab.trace.schema import conform
+
+        df = conform(df)
+        base = dict(df.attrs.get("meta") or {}) if meta is None else dict(meta)
+        rec = cls(meta=base)
+        n = len(df)
+        arr = np.zeros(n, dtype=RECORD_DTYPE)
+        arr["time_s"] = df["time_s"].to_numpy(np.float64)
+        kind = df["kind"].astype(object).where(df["kind"].notna(), "").astype(str)
+        state = df["state"].astype(object).where(df["state"].notna(), "").astype(str)
+        try:
+            arr["kind"] = [rec.kind_code(k) for k in kind] if n else []
+            arr["state"] = [rec.state_code(s) for s in state] if n else []
+            for col, sentinel, lo, hi in (
+                    ("pn", NO_PN, 0, (1 << 63) - 1), ("stream_id", NO_STREAM, 0, (1 << 31) - 1),
+                    ("cwnd", NO_BYTES_U32, 0, NO_BYTES_U32 - 1),
+                    ("bytes_in_flight", NO_BYTES_U32, 0, NO_BYTES_U32 - 1),
+                    ("ssthresh", NO_BYTES_U32, 0, NO_BYTES_U32 - 1)):
+                s = df[col]
+                vals = s.to_numpy(dtype=np.int64, na_value=sentinel)
+                present = s.notna().to_numpy()
+                if present.any() and ((vals[present] < lo).any() or (vals[present] > hi).any()):
+                    raise ConfigError(f"column {col!r} has values outside {lo}..{hi}")
+                arr[col] = vals
+            for col, lo, hi in (("flow", 0, 0xFFFF), ("bytes", 0, 0xFFFFFFFF)):
+                vals = df[col].to_numpy(np.int64)
+                if n and (vals.min() < lo or vals.max() > hi):
+                    raise ConfigError(f"column {col!r} has values outside {lo}..{hi}")
+                arr[col] = vals
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"cannot pack the table into trace records: {exc}") from None
+        for col in schema.FLOAT32_COLUMNS:
+            arr[col] = df[col].to_numpy(np.float32)
+        data = arr.tobytes()
+        for start in range(0, len(data), _CHUNK_BYTES):
+            chunk = data[start:start + _CHUNK_BYTES]
+            if len(chunk) == _CHUNK_BYTES:
+                rec._chunks.append(chunk)
+                rec._n_frozen += _CHUNK_BYTES // RECORD.size
+            else:
+                rec._buf = bytearray(chunk)
+        extra = df["extra"].to_numpy(dtype=object)
+        rec._extra = {i: v for i, v in enumerate(extra) if isinstance(v, str)}
+        return rec
 
     # views ------------------------------------------------------------------
+    def of_kind(self, *kinds: str) -> pd.DataFrame:
+        """Rows whose kind is one of ``kinds`` (fresh index)."""
+        df = self.to_pandas()
+        return df[df["kind"].isin(kinds)].reset_index(drop=True)
+
+    def sent(self) -> pd.DataFrame:
+        """packet_sent rows."""
+        return _view(self.to_pandas(), "packet_sent")
+
     def acks(self) -> pd.DataFrame:
+        """packet_acked rows (one per newly acknowledged packet)."""
         return _view(self.to_pandas(), "packet_acked")
 
     def losses(self) -> pd.DataFrame:
+        """packet_lost rows (``extra`` says the trigger where the driver knows it)."""
         return _view(self.to_pandas(), "packet_lost")
 
     def cwnd(self) -> pd.DataFrame:
+        """Every row that carries a cwnd: time_s, flow, cwnd, ssthresh, bytes_in_flight, state."""
         df = self.to_pandas()
         df = df[df["cwnd"].notna()]
         return df[["time_s", "flow", "cwnd", "ssthresh", "bytes_in_flight", "state"]].reset_index(
@@ -194,9 +311,48 @@ class Recorder:
         )
 
     def rtt(self) -> pd.DataFrame:
+        """rtt_sample rows: time_s, flow, latest_rtt_s, srtt_s, min_rtt_s, rttvar_s."""
         return _view(self.to_pandas(), "rtt_sample")[
             ["time_s", "flow", "latest_rtt_s", "srtt_s", "min_rtt_s", "rttvar_s"]
         ]
+
+
+def _extra_text(extra: Mapping[str, Any] | str) -> str:
+    return extra if isinstance(extra, str) else json.dumps(extra, default=str)
+
+
+def merge(traces: Iterable[Any], *, renumber_flows: bool = True,
+          labels: Iterable[Any] | None = None, label_column: str = "run") -> pd.DataFrame:
+    """Join several traces (Recorders or DataFrames) into one table sorted by time.
+
+    With ``renumber_flows`` each input's flows get new, distinct numbers (input 0's flows
+    first), so the flows of separate runs stay apart. ``labels`` (one per input) adds a
+    ``label_column`` naming where each row came from. The sort is stable: rows at the
+    same time keep input order.
+    """
+    from wtlab.trace.schema import concat
+
+    frames = []
+    offset = 0
+    labels = list(labels) if labels is not None else None
+    for i, tr in enumerate(traces):
+        df = tr.to_pandas() if isinstance(tr, Recorder) else tr.copy()
+        if renumber_flows and len(df):
+            flows = sorted(int(f) for f in df["flow"].unique())
+            mapping = {f: offset + j for j, f in enumerate(flows)}
+            if offset + len(flows) > 0xFFFF + 1:
+                raise ConfigError("merge: more than 65536 flows in total")
+            df["flow"] = df["flow"].map(mapping).astype(np.uint16)
+            offset += len(flows)
+        if labels is not None:
+            if i >= len(labels):
+                raise ConfigError("merge: fewer labels than traces")
+            df[label_column] = labels[i]
+        frames.append(df)
+    out = concat(frames)
+    if labels is not None:
+        out[label_column] = out[label_column].astype("category")
+    return out.sort_values("time_s", kind="stable").reset_index(drop=True)
 
 
 def _view(df: pd.DataFrame, kind: str) -> pd.DataFrame:
