@@ -436,7 +436,18 @@ class Engine:
         while rdl and rdl[0][0] <= now:
             _, mid = heapq.heappop(rdl)
             p = self._partial.get(mid)
-            if p is not None and p.deadline <= now:
+            if p is None or p.deadline > now:
+                continue
+            if p.data is not None and self.ordered:
+                # Complete but held behind a gap: skip the gap rather than miss the deadline
+                # (whatever fills the gap later would be older, hence later than its own).
+                for held in sorted(m for m, q in self._partial.items()
+                                   if m < mid and q.data is not None):
+                    self._deliver_held(held, now)
+                self._deliver_held(mid, now)
+                self._next_deliver = mid + 1
+                self._release_in_order(now)
+            else:
                 del self._partial[mid]
                 self._mark_done(mid)
                 self._expire_rx(mid, now, "lifetime")
@@ -668,17 +679,15 @@ class Engine:
         rtt = self.rtt
         loss_delay = max(K_TIME_THRESHOLD * max(rtt.latest_rtt, rtt.smoothed_rtt),
                          K_GRANULARITY_S)
-        lost_before = now - loss_delay
         lost: list[_Sent] = []
         for s in self._sent.values():
             if s.pn > largest:
                 break
-            if s.time <= lost_before or largest - s.pn >= K_PACKET_THRESHOLD:
+            t = s.time + loss_delay  # same expression as the timer: no rounding stalemate
+            if t <= now or largest - s.pn >= K_PACKET_THRESHOLD:
                 lost.append(s)
-            else:
-                t = s.time + loss_delay
-                if self._loss_time is None or t < self._loss_time:
-                    self._loss_time = t
+            elif self._loss_time is None or t < self._loss_time:
+                self._loss_time = t
         for s in lost:
             del self._sent[s.pn]
             self._lost[s.pn] = s
@@ -787,7 +796,8 @@ class Engine:
             hint_us, pos = decode_varint(data, pos)
             owd = self._owd.observe(tx_us / 1e6, now, hint_us / 1e6)
             age = age_us / 1e6 + owd
-            deadline = now + life_us / 1e6 - age
+            # Times travel in whole microseconds: keep 2 us of margin against rounding.
+            deadline = now + life_us / 1e6 - age - 2e-6
         if mid in self._late:
             # Never acknowledge a message that expired here: the sender then reports it
             # expired too, so both ends agree on what was delivered.
@@ -805,14 +815,16 @@ class Engine:
             self.stats["duplicates"] += 1
             return
         p = self._partial.get(mid)
-        if deadline < now or (p is not None and p.deadline < now):
+        skipped = self.ordered and self.acked_mode and mid < self._next_deliver
+        if deadline < now or (p is not None and p.deadline < now) or skipped:
+            # Too late (or overtaken by a gap skip): never delivered, never acknowledged.
             if p is not None:
                 del self._partial[mid]
             self._mark_done(mid)
             self._late.add(mid)
             if len(self._late) > 2 * _EXPIRED_MEMORY:
                 self._late = set(sorted(self._late)[-_EXPIRED_MEMORY:])
-            self._expire_rx(mid, now, "late")
+            self._expire_rx(mid, now, "skipped" if skipped else "late")
             return
         if pn >= 0:
             self._note_rx_pn(pn, now)
@@ -852,12 +864,15 @@ class Engine:
 
     def _release_in_order(self, now: float) -> None:
         partial = self._partial
+        done = self._done
         while True:
-            p = partial.get(self._next_deliver)
-            if p is None or p.data is None:
+            mid = self._next_deliver
+            p = partial.get(mid)
+            if p is not None and p.data is not None:
+                self._deliver_held(mid, now)
+            elif mid not in done:  # missing (or incomplete): wait for it or for a skip
                 return
-            self._deliver_held(self._next_deliver, now)
-            self._next_deliver += 1
+            self._next_deliver = mid + 1
 
     def _deliver_held(self, mid: int, now: float) -> None:
         p = self._partial.pop(mid, None)
