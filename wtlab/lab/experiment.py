@@ -1,0 +1,384 @@
+"""Experiments: a path, a workload, controllers and a seed -> a run you can step or finish.
+
+>>> from wtlab.lab import Experiment, compare
+>>> exp = Experiment(path=dict(rate_bps=10e6, rtt_s=0.05, loss=0.01), cc="cubic", seed=1)
+>>> result = exp.run(5.0)                      # doctest: +SKIP
+>>> result.metrics                             # per-flow goodput, RTT, loss   # doctest: +SKIP
+>>> table = compare(exp, ccs=["reno", "cubic", "bbr"], duration_s=5.0).table  # doctest: +SKIP
+
+Two engines run the same controller objects and write the same trace schema:
+
+* ``engine="model"`` (default): the fast packet-level flow model (``wtlab.model``):
+  RFC 9002 loss recovery, no encryption or framing; for teaching, stepping and grids.
+* ``engine="emulate"``: the real aioquic client and server (wtlab's WebTransport
+  stack) over the same path in virtual time (``wtlab.net``): full protocol fidelity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wtlab import cc as cc_registry
+from wtlab.errors import ConfigError
+from wtlab.lab import analytic
+from wtlab.trace.recorder import Recorder
+
+ENGINES = ("model", "emulate")
+
+
+def make_path(path: Any, seed: int):
+    """A fresh :class:`wtlab.net.Path` from a Path, a dict of ``Path.symmetric`` arguments or None."""
+    from wtlab.net.path import Path
+
+    if path is None:
+        return Path.symmetric(rate_bps=10e6, rtt_s=0.05, buffer_bdp=1.0, seed=seed)
+    if isinstance(path, Path):
+        return path.new(seed=seed)
+    if isinstance(path, Mapping):
+        return Path.symmetric(**{**dict(path), "seed": seed})
+    raise ConfigError(
+        f"path={path!r}: give a wtlab.net.Path, a dict of Path.symmetric arguments "
+        "(rate_bps, rtt_s, loss, buffer_bdp, trace, ...) or None for the default 10 Mbit/s, 50 ms"
+    )
+
+
+def _flow_ccs(cc: Any, flows: int | Sequence[Any]) -> list[Any]:
+    if isinstance(flows, int):
+        if flows < 1:
+            raise ConfigError(f"flows={flows}: need at least one flow")
+        return [cc] * flows
+    ccs = list(flows)
+    if not ccs:
+        raise ConfigError("flows=[]: give at least one controller name")
+    return ccs
+
+
+def _cc_label(cc: Any) -> str:
+    if isinstance(cc, str):
+        return cc
+    if isinstance(cc, type):
+        return getattr(cc, "name", cc.__name__)
+    return getattr(cc, "name", type(cc).__name__)
+
+
+@dataclasses.dataclass
+class Experiment:
+    """What to run. Every field has a default; ``replace(**changes)`` makes a variant.
+
+    ``path``: a :class:`wtlab.net.Path`, a dict of ``Path.symmetric`` arguments, or
+    None (10 Mbit/s, 50 ms RTT, 1 BDP drop-tail buffer). ``workload``: ``"bulk"`` or a
+    dict (``{"kind": "messages", "rate_hz": 100, "size_bytes": 1000}``). ``cc``: a
+    registered name, a Controller subclass, or a W3C hint. ``flows``: how many flows
+    of ``cc`` share the bottleneck, or a list of controllers, one per flow.
+    """
+
+    path: Any = None
+    workload: Any = "bulk"
+    cc: Any = "cubic"
+    flows: int | Sequence[Any] = 1
+    seed: int = 0
+    engine: str = "model"
+    max_datagram_size: int = 1200
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine={self.engine!r}: use one of {', '.join(ENGINES)}")
+        for c in _flow_ccs(self.cc, self.flows):
+            if isinstance(c, str):
+                cc_registry.get(c)  # typed error now rather than mid-run
+
+    def replace(self, **changes: Any) -> Experiment:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def labels(self) -> dict[int, str]:
+        return {i: _cc_label(c) for i, c in enumerate(_flow_ccs(self.cc, self.flows))}
+
+    def describe(self) -> dict[str, Any]:
+        p = make_path(self.path, self.seed)
+        return {"cc": [_cc_label(c) for c in _flow_ccs(self.cc, self.flows)],
+                "workload": self.workload, "seed": self.seed, "engine": self.engine,
+                "path": p.describe()}
+
+    def stepper(self) -> Stepper:
+        """A run you advance by hand: ``step()``, ``advance(dt_s)``, ``run(until_s)``."""
+        return Stepper(self)
+
+    def run(self, duration_s: float = 10.0) -> Result:
+        """Run for ``duration_s`` seconds of (virtual) time and return the Result."""
+        if not (duration_s > 0 and math.isfinite(duration_s)):
+            raise ConfigError(f"duration_s={duration_s!r} must be a positive number of seconds")
+        s = self.stepper()
+        s.run(duration_s)
+        return s.result()
+
+
+def _workload_dict(workload: Any) -> dict[str, Any]:
+    if workload in (None, "bulk"):
+        return {"kind": "bulk"}
+    if isinstance(workload, Mapping):
+        return dict(workload)
+    raise ConfigError(
+        f"workload={workload!r}: use 'bulk' or a dict like "
+        "{'kind': 'messages', 'rate_hz': 100, 'size_bytes': 1000}"
+    )
+
+
+class _ModelEngine:
+    """Adapter of the fast flow model to the stepper."""
+
+    def __init__(self, exp: Experiment, recorder: Recorder) -> None:
+        from wtlab.model.core import FlowModel
+
+        self.path = make_path(exp.path, exp.seed)
+        ccs = [cc_registry.create(c, max_datagram_size=exp.max_datagram_size,
+                                  recorder=recorder, flow=i)
+               for i, c in enumerate(_flow_ccs(exp.cc, exp.flows))]
+        self.controllers = ccs
+        self.sim = FlowModel(self.path.down, self.path.up, ccs, base_rtt_s=self.path.rtt_s,
+                             recorder=recorder, max_datagram_size=exp.max_datagram_size,
+                             workload=_workload_dict(exp.workload))
+
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
+    def next_event_time(self) -> float | None:
+        heap = self.sim._heap
+        return heap[0][0] if heap else None
+
+    def run(self, until: float) -> None:
+        self.sim.run(until)
+
+
+class _EmulateEngine:
+    """Adapter of the full-stack virtual-time emulation to the stepper."""
+
+    def __init__(self, exp: Experiment, recorder: Recorder) -> None:
+        from wtlab.net import emulate
+
+        self.path = make_path(exp.path, exp.seed)
+        self.session = emulate.start(
+            self.path, ccs=_flow_ccs(exp.cc, exp.flows), workload=_workload_dict(exp.workload),
+            recorder=recorder, seed=exp.seed, max_datagram_size=exp.max_datagram_size)
+        self.controllers = getattr(self.session, "controllers", [])
+
+    @property
+    def now(self) -> float:
+        return self.session.now
+
+    def next_event_time(self) -> float | None:
+        return self.session.next_event_time()
+
+    def run(self, until: float) -> None:
+        self.session.run(until)
+
+
+class Stepper:
+    """A run in progress. Everything it does lands in ``recorder``.
+
+    ``step()`` advances to the next trace event and returns it as a dict (None when
+    nothing is left); ``step(kinds={"packet_acked", "packet_lost"})`` skips to the next
+    event of those kinds. ``advance(dt_s)`` and ``run(until_s)`` move the clock.
+    ``controllers[i]`` is flow i's controller object: its state is readable between steps.
+    """
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+        self.recorder = Recorder(t0=0.0, meta={**experiment.describe(),
+                                               "labels": experiment.labels})
+        engine_cls = _ModelEngine if experiment.engine == "model" else _EmulateEngine
+        self.engine = engine_cls(experiment, self.recorder)
+        self.controllers = self.engine.controllers
+        self._cursor = 0
+        self._rows: list[dict] = []
+
+    @property
+    def now(self) -> float:
+        return self.engine.now
+
+    @property
+    def path(self):
+        return self.engine.path
+
+    def _pull(self) -> None:
+        n = len(self.recorder)
+        if n > self._cursor:
+            df = self.recorder.to_pandas().iloc[self._cursor:n]
+            self._cursor = n
+            self._rows.extend(
+                {k: (None if (v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v)
+                 for k, v in r.items()} for r in df.to_dict("records"))
+
+    def step(self, kinds: Iterable[str] | str | None = None, *,
+             max_time_s: float | None = None) -> dict | None:
+        wanted = None if kinds is None else {kinds} if isinstance(kinds, str) else set(kinds)
+        limit = math.inf if max_time_s is None else max_time_s
+        while True:
+            while self._rows:
+                row = self._rows.pop(0)
+                if wanted is None or row["kind"] in wanted:
+                    return row
+            t_next = self.engine.next_event_time()
+            if t_next is None or t_next > limit:
+                return None
+            before = len(self.recorder)
+            self.engine.run(t_next)
+            if len(self.recorder) > before:
+                self._pull()
+
+    def advance(self, dt_s: float) -> int:
+        """Run ``dt_s`` more seconds; returns how many events were recorded."""
+        before = len(self.recorder)
+        self.engine.run(self.now + dt_s)
+        self._cursor = len(self.recorder)
+        self._rows.clear()
+        return len(self.recorder) - before
+
+    def run(self, until_s: float) -> None:
+        self.engine.run(until_s)
+        self._cursor = len(self.recorder)
+        self._rows.clear()
+
+    def trace(self) -> pd.DataFrame:
+        return self.recorder.to_pandas()
+
+    def result(self) -> Result:
+        return Result(self.experiment, self.recorder, duration_s=self.now, path=self.path)
+
+
+def flow_metrics(df: pd.DataFrame, duration_s: float, *, labels: Mapping[int, str] | None = None,
+                 base_rtt_s: float | None = None) -> pd.DataFrame:
+    """Per-flow table: goodput, RTT percentiles, queueing delay, loss rate, mean cwnd."""
+    rows = []
+    for flow, f in df.groupby("flow", observed=True, sort=True):
+        kinds = f["kind"]
+        acked = f[kinds == "packet_acked"]
+        sent = int((kinds == "packet_sent").sum())
+        lost = int((kinds == "packet_lost").sum())
+        delivered = f[kinds == "message_delivered"]
+        goodput_bytes = int(delivered["bytes"].sum()) if len(delivered) else int(acked["bytes"].sum())
+        rtt = f.loc[kinds == "rtt_sample", "latest_rtt_s"].dropna().to_numpy(dtype=float)
+        if not len(rtt):
+            rtt = acked["latest_rtt_s"].dropna().to_numpy(dtype=float)
+        cwnd = f["cwnd"].dropna().to_numpy(dtype=float)
+        row = {
+            "flow": int(flow),
+            "cc": (labels or {}).get(int(flow), f"flow {flow}"),
+            "goodput_mbps": goodput_bytes * 8 / duration_s / 1e6 if duration_s > 0 else math.nan,
+            "mean_rtt_ms": float(np.mean(rtt) * 1e3) if len(rtt) else math.nan,
+            "p95_rtt_ms": float(np.percentile(rtt, 95) * 1e3) if len(rtt) else math.nan,
+            "loss_rate": lost / sent if sent else 0.0,
+            "packets_sent": sent,
+            "packets_lost": lost,
+            "mean_cwnd_kb": float(cwnd.mean() / 1e3) if len(cwnd) else math.nan,
+        }
+        if base_rtt_s is not None and len(rtt):
+            row["mean_queue_delay_ms"] = max(0.0, (float(np.mean(rtt)) - base_rtt_s) * 1e3)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class Result:
+    """A finished (or paused) run: ``trace`` DataFrame, ``metrics`` table, ``plot()``."""
+
+    def __init__(self, experiment: Experiment, recorder: Recorder, *, duration_s: float,
+                 path: Any) -> None:
+        self.experiment = experiment
+        self.recorder = recorder
+        self.duration_s = duration_s
+        self.path = path
+        self._trace: pd.DataFrame | None = None
+
+    @property
+    def trace(self) -> pd.DataFrame:
+        if self._trace is None:
+            self._trace = self.recorder.to_pandas()
+        return self._trace
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        m = flow_metrics(self.trace, self.duration_s, labels=self.experiment.labels,
+                         base_rtt_s=self.path.rtt_s)
+        if len(m):
+            m["utilisation"] = m["goodput_mbps"] * 1e6 / self.path.capacity_bps
+        return m
+
+    def summary(self) -> dict[str, float]:
+        m = self.metrics
+        return {
+            "goodput_mbps": float(m["goodput_mbps"].sum()),
+            "utilisation": float(m["goodput_mbps"].sum() * 1e6 / self.path.capacity_bps),
+            "p95_rtt_ms": float(m["p95_rtt_ms"].max()),
+            "loss_rate": float(m["packets_lost"].sum() / max(1, m["packets_sent"].sum())),
+            "jain": analytic.jain_fairness(m["goodput_mbps"].to_numpy()),
+        }
+
+    def plot(self, **kwargs: Any):
+        """A plotly figure of cwnd / bytes in flight, rates and RTT (BDP line drawn)."""
+        from wtlab.lab.plots import trace_figure
+
+        return trace_figure(self.trace, labels=self.experiment.labels,
+                            bdp_bytes=self.path.bdp_bytes, **kwargs)
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"<Result {self.experiment.labels} {self.duration_s:.1f}s: "
+                f"{s['goodput_mbps']:.2f} Mbit/s, p95 RTT {s['p95_rtt_ms']:.1f} ms, "
+                f"loss {s['loss_rate']:.2%}>")
+
+
+@dataclasses.dataclass
+class Comparison:
+    """Several controllers on one path: ``table`` (one row per cc), ``results``, ``figure()``."""
+
+    table: pd.DataFrame
+    results: dict[str, Result]
+
+    def figure(self):
+        from wtlab.lab.plots import comparison_figure
+
+        return comparison_figure(self.table)
+
+    def trace_figure(self):
+        from wtlab.lab.plots import trace_figure
+
+        frames = []
+        labels = {}
+        for i, (name, r) in enumerate(self.results.items()):
+            t = r.trace.copy()
+            t["flow"] = (t["flow"].astype(np.int64) + 100 * i).astype(np.uint16)
+            frames.append(t)
+            for f, lab in r.experiment.labels.items():
+                labels[f + 100 * i] = f"{name}" if len(r.experiment.labels) == 1 else lab
+        first = next(iter(self.results.values()))
+        return trace_figure(pd.concat(frames, ignore_index=True), labels=labels,
+                            bdp_bytes=first.path.bdp_bytes)
+
+
+def compare(experiment: Experiment, ccs: Sequence[Any] = ("reno", "cubic", "bbr"), *,
+            duration_s: float = 10.0) -> Comparison:
+    """Run ``experiment`` once per controller in ``ccs`` on identical paths (same seed)."""
+    results: dict[str, Result] = {}
+    rows = []
+    for c in ccs:
+        name = _cc_label(c)
+        r = experiment.replace(cc=c, flows=experiment.flows if isinstance(experiment.flows, int)
+                               else len(experiment.flows)).run(duration_s)
+        results[name] = r
+        s = r.summary()
+        rows.append({"cc": name, **s})
+    table = pd.DataFrame(rows)
+    p = next(iter(results.values())).path
+    loss = p.down_spec.loss if hasattr(p, "down_spec") else None
+    p_loss = getattr(loss, "p", loss if isinstance(loss, float) else None)
+    if p_loss:
+        table["mathis_mbps"] = analytic.mathis_goodput_bps(
+            experiment.max_datagram_size, p.rtt_s, p_loss) / 1e6
+    return Comparison(table=table, results=results)
