@@ -1,0 +1,63 @@
+"""Round trips on every stream kind and datagrams, against wtlab's own server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import wtlab
+
+
+async def test_bidi_uni_datagram_round_trip(server):
+    async with server.connect("/echo") as session:
+        stream = await session.open_bidi()
+        stream.write(b"hello ")
+        await stream.write(b"world")
+        stream.write_eof()
+        assert await stream.read() == b"hello world"
+
+        out = await session.open_uni()
+        out.write(b"one way")
+        out.write_eof()
+        back = await session.accept_uni()
+        assert await back.read() == b"one way"
+
+        session.send_datagram(b"ping")
+        assert await asyncio.wait_for(session.receive_datagram(), 5) == b"ping"
+        assert session.stats()["srtt_s"] > 0
+
+
+@pytest.mark.parametrize("dialect", ["draft02", "draft07", "latest"])
+async def test_each_dialect_against_own_server(server, dialect):
+    async with server.connect("/echo", dialect=dialect) as session:
+        assert session.dialect == dialect
+        stream = await session.open_bidi()
+        stream.write(b"x" * 5000)
+        stream.write_eof()
+        assert await stream.readexactly(5000) == b"x" * 5000
+        assert await stream.read() == b""
+        session.send_datagram(b"d")
+        assert await asyncio.wait_for(session.receive_datagram(), 5) == b"d"
+
+
+async def test_readexactly_incomplete(server):
+    async with server.connect("/echo") as session:
+        stream = await session.open_bidi()
+        stream.write(b"abc")
+        stream.write_eof()
+        with pytest.raises(asyncio.IncompleteReadError) as info:
+            await stream.readexactly(10)
+        assert info.value.partial == b"abc"
+
+
+async def test_connect_is_awaitable(server):
+    session = await wtlab.connect(server.url("/echo"), cert_hashes=[server.cert_sha256])
+    try:
+        stream = await session.open_bidi()
+        stream.write(b"z")
+        stream.write_eof()
+        assert await stream.read() == b"z"
+    finally:
+        await session.close()
+    assert session.closed

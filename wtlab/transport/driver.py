@@ -1,0 +1,465 @@
+"""The asyncio driver: one :class:`Endpoint` per QUIC connection.
+
+All I/O goes through the running loop (``loop.time()``, ``loop.call_at``,
+``loop.call_soon`` and the datagram transport the loop created), so the same
+code runs on a virtual-time loop unchanged.
+
+Why it is faster than aioquic's ``QuicConnectionProtocol``: that protocol
+builds packets after every incoming datagram. Here an incoming datagram only
+updates the connection; transmission is deferred by one loop iteration and
+deferred again while more datagrams keep arriving (at most ``RX_BATCH``
+times), so a burst of ACKs or data is absorbed before one transmit fills the
+window. Application writes in the same iteration are coalesced the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionIdIssued, ConnectionIdRetired
+
+from wtlab.errors import ConfigError, UnknownAlgorithm
+from wtlab.transport import protocol as P
+from wtlab.transport.session import Session, Stream
+
+logger = logging.getLogger("wtlab.transport")
+
+RX_BATCH = 16  # datagrams absorbed at most before a transmit
+H3_NO_ERROR = 0x100
+# Session close codes the server uses when a limit is exceeded.
+CLOSE_STREAM_LIMIT = 0x4C01
+CLOSE_BUFFER_LIMIT = 0x4C02
+
+
+def make_controller(congestion_control: Any, max_datagram_size: int, recorder: Any, flow: int):
+    """The wtlab controller for a new connection, or None if the aioquic adapter is missing.
+
+    W3C hints ("default", "throughput", "low-latency") resolve through
+    :func:`wtlab.cc.get`; if the hinted controller is not registered yet, Reno
+    stands in. Unknown names raise :class:`~wtlab.errors.UnknownAlgorithm`.
+    """
+    try:
+        import wtlab.cc.aioquic  # noqa: F401  (registers controllers with aioquic)
+    except ImportError:  # pragma: no cover - only before the cc adapter existed
+        return None
+    import wtlab.cc as cc
+
+    try:
+        return cc.create(congestion_control, max_datagram_size=max_datagram_size,
+                         recorder=recorder, flow=flow)
+    except UnknownAlgorithm:
+        if isinstance(congestion_control, str) and congestion_control in cc.HINTS:
+            return cc.create("reno", max_datagram_size=max_datagram_size, recorder=recorder,
+                             flow=flow)
+        raise
+
+
+def attach_controller(quic: QuicConnection, controller: Any, recorder: Any, flow: int) -> None:
+    if controller is None:
+        return
+    from wtlab.cc.aioquic import attach
+
+    attach(quic, controller, recorder=recorder, flow=flow)
+
+
+class Endpoint:
+    """A QUIC connection carrying WebTransport, driven on the running asyncio loop."""
+
+    def __init__(self, quic: QuicConnection, wt: P.WebTransportConnection, *,
+                 sendto: Callable[[bytes, Any], None], controller: Any = None,
+                 recorder: Any = None, flow: int = 0) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.quic = quic
+        self.wt = wt
+        self.is_client = wt.is_client
+        self._sendto = sendto
+        self.controller = controller
+        self.recorder = recorder
+        self.flow = flow
+        self.sessions: dict[int, Session] = {}
+        self.streams: dict[int, Stream] = {}
+        self.blocked_writers: set[Stream] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tx_handle: asyncio.Handle | None = None
+        self._rx_count = 0
+        self._rx_mark = 0
+        self._deferrals = 0
+        self.handshake: asyncio.Future = self.loop.create_future()
+        self.settings: asyncio.Future = self.loop.create_future()
+        self.closed: asyncio.Future = self.loop.create_future()
+        self.session_waiters: dict[int, asyncio.Future] = {}
+        self._close_waiters: list[tuple[int, asyncio.Future]] = []
+        self.cids: set[bytes] = set()
+        self.on_session_request: Callable[[Endpoint, P.SessionRequested], None] | None = None
+        self.on_cid_issued: Callable[[Endpoint, bytes], None] | None = None
+        self.on_cid_retired: Callable[[Endpoint, bytes], None] | None = None
+        self.on_terminated: Callable[[Endpoint], None] | None = None
+        self.on_close_transport: Callable[[], None] | None = None
+        self.max_streams_per_session: int | None = None
+        self.terminated = False
+        self.close_error: tuple[int, str] | None = None
+        self._dispatch = {
+            P.StreamData: self._on_stream_data,
+            P.DatagramReceived: self._on_datagram,
+            P.StreamResetReceived: self._on_stream_reset,
+            P.StopSendingReceived: self._on_stop_sending,
+            P.SessionRequested: self._on_session_requested,
+            P.SessionEstablished: self._on_session_established,
+            P.SessionRejected: self._on_session_rejected,
+            P.SessionClosed: self._on_session_closed,
+            P.SessionDraining: self._on_session_draining,
+            P.CreditAvailable: self._on_credit,
+            P.CapsuleReceived: lambda ev: None,
+            P.HandshakeDone: self._on_handshake,
+            P.SettingsReceived: self._on_settings,
+            P.ConnectionClosed: self._on_connection_closed,
+        }
+
+    # ------------------------------------------------------------------ input
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.quic.receive_datagram(data, addr, now=self.loop.time())
+        self.process_events()
+        self._rx_count += 1
+        if self._tx_handle is None:
+            self._rx_mark = -1  # look again next iteration: more may be queued behind us
+            self._tx_handle = self.loop.call_soon(self._tx_tick)
+
+    def schedule_transmit(self) -> None:
+        if self._tx_handle is None and not self.terminated:
+            self._rx_mark = self._rx_count
+            self._tx_handle = self.loop.call_soon(self._tx_tick)
+
+    def _tx_tick(self) -> None:
+        if self._rx_count != self._rx_mark and self._deferrals < RX_BATCH:
+            self._rx_mark = self._rx_count
+            self._deferrals += 1
+            self._tx_handle = self.loop.call_soon(self._tx_tick)
+            return
+        self._tx_handle = None
+        self._deferrals = 0
+        self.transmit()
+
+    def transmit(self) -> None:
+        """Send what the connection has queued and re-arm its timer."""
+        if self.terminated:
+            return
+        quic = self.quic
+        sendto = self._sendto
+        for data, addr in quic.datagrams_to_send(now=self.loop.time()):
+            sendto(data, addr)
+        timer_at = quic.get_timer()
+        if self._timer is not None and self._timer_at != timer_at:
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is None and timer_at is not None:
+            self._timer = self.loop.call_at(timer_at, self._on_timer)
+        self._timer_at = timer_at
+        if self.blocked_writers:
+            self._wake_writers()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = max(self._timer_at or 0.0, self.loop.time())
+        self._timer_at = None
+        self.quic.handle_timer(now=now)
+        self.process_events()
+        self.transmit()
+
+    def _wake_writers(self) -> None:
+        from wtlab.transport.session import HIGH_WATER_BYTES
+
+        for stream in list(self.blocked_writers):
+            if (stream._error is not None or stream._stop_code is not None
+                    or stream.unsent_bytes() <= HIGH_WATER_BYTES):
+                self.blocked_writers.discard(stream)
+                stream._wake_writer()
+
+    def process_events(self) -> None:
+        quic = self.quic
+        handle = self.wt.handle_event
+        dispatch = self._dispatch
+        ev = quic.next_event()
+        while ev is not None:
+            t = type(ev)
+            if t is ConnectionIdIssued:
+                self.cids.add(ev.connection_id)
+                if self.on_cid_issued is not None:
+                    self.on_cid_issued(self, ev.connection_id)
+            elif t is ConnectionIdRetired:
+                self.cids.discard(ev.connection_id)
+                if self.on_cid_retired is not None:
+                    self.on_cid_retired(self, ev.connection_id)
+            else:
+                for wev in handle(ev):
+                    dispatch[type(wev)](wev)
+            ev = quic.next_event()
+        if self._close_waiters:
+            self._check_close_waiters()
+
+    def dispatch(self, wev: P.WtEvent) -> None:
+        self._dispatch[type(wev)](wev)
+
+    # --------------------------------------------------------------- handlers
+    def _on_stream_data(self, ev: P.StreamData) -> None:
+        stream = self.streams.get(ev.stream_id)
+        if stream is None:
+            if not ev.new:
+                return
+            session = self.sessions.get(ev.session_id)
+            if session is None:
+                return
+            sid = ev.stream_id
+            uni = bool(sid & 2)
+            stream = Stream(session, sid, readable=True, writable=not uni)
+            self.streams[sid] = stream
+            session._peer_streams_open += 1
+            session._on_stream(stream, uni)
+            if self.recorder is not None:
+                self.record("stream_opened", stream_id=sid)
+            limit = self.max_streams_per_session
+            if limit is not None and session._peer_streams_open > limit:
+                stream._feed(ev.data, ev.end_stream)
+                self.limit_exceeded(session, "streams per session", limit)
+                return
+        stream._feed(ev.data, ev.end_stream)
+        if ev.end_stream:
+            self.stream_maybe_done(stream)
+
+    def _on_datagram(self, ev: P.DatagramReceived) -> None:
+        session = self.sessions.get(ev.session_id)
+        if session is not None:
+            if self.recorder is not None:
+                self.record("datagram_received", nbytes=len(ev.data))
+            session._on_datagram(ev.data)
+
+    def _on_stream_reset(self, ev: P.StreamResetReceived) -> None:
+        stream = self.streams.get(ev.stream_id)
+        if stream is not None:
+            stream._on_reset(ev.code)
+            self.stream_maybe_done(stream)
+
+    def _on_stop_sending(self, ev: P.StopSendingReceived) -> None:
+        stream = self.streams.get(ev.stream_id)
+        if stream is not None:
+            self.blocked_writers.discard(stream)
+            stream._on_stop_sending(ev.code)
+            self.stream_maybe_done(stream)
+
+    def _on_session_requested(self, ev: P.SessionRequested) -> None:
+        if self.on_session_request is None:
+            self.wt.reject(ev.session_id, 404)
+            self.schedule_transmit()
+            return
+        self.on_session_request(self, ev)
+
+    def _on_session_established(self, ev: P.SessionEstablished) -> None:
+        fut = self.session_waiters.pop(ev.session_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(ev)
+
+    def _on_session_rejected(self, ev: P.SessionRejected) -> None:
+        fut = self.session_waiters.pop(ev.session_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(ev)
+
+    def _on_session_closed(self, ev: P.SessionClosed) -> None:
+        session = self.sessions.get(ev.session_id)
+        if session is not None:
+            session._on_closed(ev.code, ev.reason)
+        self.schedule_transmit()
+
+    def _on_session_draining(self, ev: P.SessionDraining) -> None:
+        session = self.sessions.get(ev.session_id)
+        if session is not None:
+            session._on_drain()
+
+    def _on_credit(self, ev: P.CreditAvailable) -> None:
+        session = self.sessions.get(ev.session_id)
+        if session is not None:
+            session._on_credit()
+
+    def _on_handshake(self, ev: P.HandshakeDone) -> None:
+        if not self.handshake.done():
+            self.handshake.set_result(ev)
+
+    def _on_settings(self, ev: P.SettingsReceived) -> None:
+        if not self.settings.done():
+            self.settings.set_result(ev.settings)
+
+    def _on_connection_closed(self, ev: P.ConnectionClosed) -> None:
+        self.close_error = (ev.error_code, ev.reason)
+        self._terminate()
+
+    # ------------------------------------------------------------- lifecycle
+    def _terminate(self) -> None:
+        if self.terminated:
+            return
+        self.terminated = True
+        code, reason = self.close_error or (0, "connection closed")
+        for session in list(self.sessions.values()):
+            session._on_closed(0 if code == H3_NO_ERROR else code, reason or "connection closed")
+        for fut in (self.handshake, self.settings):
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"connection closed (0x{code:x}) {reason}"))
+                fut.exception()  # mark retrieved
+        for fut in list(self.session_waiters.values()):
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"connection closed (0x{code:x}) {reason}"))
+                fut.exception()
+        self.session_waiters.clear()
+        for _, fut in self._close_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._close_waiters.clear()
+        for stream in list(self.blocked_writers):
+            stream._wake_writer()
+        self.blocked_writers.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._tx_handle is not None:
+            self._tx_handle.cancel()
+            self._tx_handle = None
+        if not self.closed.done():
+            self.closed.set_result(self.close_error)
+        if self.on_terminated is not None:
+            self.on_terminated(self)
+
+    def close(self, error_code: int = H3_NO_ERROR, reason: str = "") -> None:
+        """Close the QUIC connection now (CONNECTION_CLOSE), without waiting."""
+        if self.terminated:
+            return
+        self.quic.close(error_code=error_code, reason_phrase=reason)
+        self.transmit()
+        self.close_error = (error_code, reason)
+        self._terminate()
+        if self.on_close_transport is not None:
+            self.on_close_transport()
+
+    def session_finished(self, session: Session) -> None:
+        self.sessions.pop(session.session_id, None)
+        for sid in list(session._streams):
+            self.streams.pop(sid, None)
+            self.blocked_writers.discard(session._streams[sid])
+
+    def forget_stream(self, stream_id: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            self.blocked_writers.discard(stream)
+
+    def stream_maybe_done(self, stream: Stream) -> None:
+        """Drop our reference once the protocol layer has finished with the stream."""
+        sid = stream.stream_id
+        if sid not in self.wt.streams and self.streams.pop(sid, None) is not None:
+            session = stream.session
+            session._streams.pop(sid, None)
+            if bool(sid & 1) == self.is_client:  # peer-initiated
+                session._peer_streams_open -= 1
+
+    async def session_closed_locally(self, session: Session) -> None:
+        """(client) After our CLOSE capsule: let it be delivered, then close the connection."""
+        if not self.is_client or self.terminated:
+            return
+        sid = session.session_id
+        fut = self.loop.create_future()
+        self._close_waiters.append((sid, fut))
+        self._check_close_waiters()
+        srtt = getattr(self.quic._loss, "_rtt_smoothed", 0.0) or 0.1
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout=min(1.0, max(0.05, 4 * srtt)))
+        except TimeoutError:
+            pass
+        if not self.sessions:
+            self.close(H3_NO_ERROR, "")
+
+    def _check_close_waiters(self) -> None:
+        streams = self.quic._streams
+        keep = []
+        for sid, fut in self._close_waiters:
+            qs = streams.get(sid)
+            if qs is None or qs.sender.is_finished or fut.done():
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((sid, fut))
+        self._close_waiters = keep
+
+    def limit_exceeded(self, session: Session, what: str, limit: int) -> None:
+        """A server limit was exceeded: close that session with an error code."""
+        if session.closed:
+            return
+        code = CLOSE_BUFFER_LIMIT if what == "buffered bytes" else CLOSE_STREAM_LIMIT
+        reason = f"{what} limit of {limit} exceeded"
+        logger.info("closing session %d on %s", session.session_id, reason)
+        self.wt.close_session(session.session_id, code, reason)
+        session._on_closed(code, reason, local=True)
+        self.schedule_transmit()
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.limit_hits += 1
+
+    # ---------------------------------------------------------------- tracing
+    def record(self, kind: str, *, nbytes: int = 0, stream_id: int | None = None) -> None:
+        rec = self.recorder
+        if rec is not None:
+            rec.event(self.loop.time(), kind, flow=self.flow, stream_id=stream_id, bytes=nbytes)
+
+    def record_stream_opened(self, stream_id: int) -> None:
+        if self.recorder is not None:
+            self.record("stream_opened", stream_id=stream_id)
+
+    def connection_stats(self) -> dict[str, Any]:
+        loss = self.quic._loss
+        srtt = getattr(loss, "_rtt_smoothed", 0.0)
+        min_rtt = getattr(loss, "_rtt_min", None)
+        out: dict[str, Any] = {
+            "srtt_s": srtt if getattr(loss, "_rtt_initialized", True) else None,
+            "min_rtt_s": None if min_rtt is None or min_rtt == float("inf") else min_rtt,
+            "latest_rtt_s": getattr(loss, "_rtt_latest", None),
+            "cwnd": loss.congestion_window,
+            "bytes_in_flight": loss.bytes_in_flight,
+            "controller": getattr(self.controller, "name", "aioquic-reno"),
+        }
+        return out
+
+
+def check_url(url: str) -> tuple[str, int, str, str]:
+    """(host, port, path_with_query, authority) of an https WebTransport URL, or InvalidURL."""
+    from urllib.parse import urlsplit
+
+    from wtlab.errors import InvalidURL
+
+    if not isinstance(url, str) or not url:
+        raise InvalidURL(f"{url!r} is not a URL; give https://host:port/path")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidURL(f"{url!r} is malformed ({exc}); give https://host:port/path") from None
+    if parts.scheme.lower() != "https":
+        raise InvalidURL(f"{url!r} has scheme {parts.scheme or '(none)'!r}; WebTransport needs "
+                         "https://host:port/path")
+    host = parts.hostname
+    if not host:
+        raise InvalidURL(f"{url!r} has no host; give https://host:port/path")
+    if port is None:
+        port = 443
+    if not 0 < port < 65536:
+        raise InvalidURL(f"{url!r}: port {port} is outside 1..65535")
+    if parts.username or parts.password:
+        raise InvalidURL(f"{url!r} carries credentials; WebTransport URLs must not")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host, port, path, authority
+
+
+def check_error_code(code: int) -> None:
+    if not isinstance(code, int) or not 0 <= code <= P.MAX_APP_ERROR:
+        raise ConfigError(f"error code {code!r} must be an int in 0..2**32-1")

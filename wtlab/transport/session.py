@@ -1,0 +1,612 @@
+"""The asyncio face of a WebTransport session: :class:`Session` and :class:`Stream`.
+
+Both are thin: they keep buffers and waiters and call the sans-IO
+:class:`~wtlab.transport.protocol.WebTransportConnection` through their
+:class:`~wtlab.transport.driver.Endpoint`, which owns the QUIC connection, its
+timer and its transmissions.
+
+What a user may rely on:
+
+* ``stream.write(data)`` queues at once and never blocks; ``await stream.drain()``
+  (or ``await stream.write(data)``) waits while more than ``HIGH_WATER_BYTES`` of
+  this stream are still unsent, so nothing buffers without bound.
+* ``read(n)`` returns up to ``n`` bytes (``n=-1``: everything up to FIN), ``b""``
+  at FIN; ``readexactly(n)`` raises ``asyncio.IncompleteReadError`` at an early FIN.
+* When the peer resets a stream, its readers get :class:`~wtlab.errors.StreamReset`;
+  when the peer sends STOP_SENDING, writers get it.
+* When the session is closed (by the peer, locally, or with the connection),
+  every waiter and every later call gets :class:`~wtlab.errors.SessionClosed`
+  with the close code and reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import TYPE_CHECKING, Any
+
+from wtlab.errors import ConfigError, MessageTooLarge, SessionClosed, StreamReset
+
+if TYPE_CHECKING:
+    from wtlab.transport.driver import Endpoint
+
+HIGH_WATER_BYTES = 1 << 20  # unsent bytes per stream before drain() waits
+DATAGRAM_QUEUE = 4096  # received datagrams kept per session before the oldest are dropped
+
+
+class _DrainAwaitable:
+    """What ``write`` returns: ignore it, or await it to drain."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    def __await__(self):
+        return self._stream.drain().__await__()
+
+
+class Stream:
+    """One WebTransport stream (bidirectional, or one direction of a unidirectional one)."""
+
+    __slots__ = (
+        "stream_id", "session", "_ep", "readable", "writable", "_buf", "_eof", "_reset_code",
+        "_read_waiter", "_stop_code", "_eof_sent", "_drain_waiter", "_qstream", "_awaitable",
+        "_fc_pending", "_fc_eof", "bytes_sent", "bytes_received", "_error",
+    )
+
+    def __init__(self, session: Session, stream_id: int, *, readable: bool, writable: bool) -> None:
+        self.stream_id = stream_id
+        self.session = session
+        self._ep = session._ep
+        self.readable = readable
+        self.writable = writable
+        self._buf = bytearray()
+        self._eof = False
+        self._reset_code: int | None = None
+        self._read_waiter: asyncio.Future | None = None
+        self._stop_code: int | None = None
+        self._eof_sent = False
+        self._drain_waiter: asyncio.Future | None = None
+        self._qstream: Any = None
+        self._awaitable = _DrainAwaitable(self)
+        self._fc_pending: bytearray | None = None  # data held back by WT flow control
+        self._fc_eof = False
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._error: BaseException | None = None  # session-level error (closed)
+
+    def __repr__(self) -> str:
+        kind = "bidi" if self.readable and self.writable else "uni"
+        return f"<wtlab Stream {self.stream_id} {kind} session={self.session.session_id}>"
+
+    # ----------------------------------------------------------------- writing
+    def write(self, data: bytes | bytearray | memoryview) -> _DrainAwaitable:
+        """Queue ``data``; returns an awaitable that drains (awaiting it is optional)."""
+        if self._error is not None:
+            raise self._error
+        if not self.writable:
+            raise ConfigError("this stream is receive-only (the peer's unidirectional stream)")
+        if self._eof_sent:
+            raise ConfigError("write() after write_eof(); open a new stream to send more")
+        if self._stop_code is not None:
+            raise StreamReset(self._stop_code, f"the peer sent STOP_SENDING with code "
+                              f"{self._stop_code}; stop writing to this stream")
+        n = len(data)
+        if n:
+            if not isinstance(data, bytes):
+                data = bytes(data)
+            self.bytes_sent += n
+            session = self.session
+            if session._fc:
+                self._fc_write(data)
+            else:
+                self._ep.quic.send_stream_data(self.stream_id, data)
+                session._bytes_sent += n
+            self._ep.schedule_transmit()
+        return self._awaitable
+
+    def _fc_write(self, data: bytes) -> None:
+        session = self.session
+        wt = self._ep.wt
+        if self._fc_pending is not None:
+            self._fc_pending += data
+            return
+        credit = wt.send_credit(session.session_id)
+        if credit >= len(data):
+            wt.send_stream_data(self.stream_id, data)
+            session._bytes_sent += len(data)
+            return
+        if credit > 0:
+            wt.send_stream_data(self.stream_id, data[:credit])
+            session._bytes_sent += credit
+            data = data[credit:]
+        self._fc_pending = bytearray(data)
+        session._fc_blocked.append(self)
+        session._signal_data_blocked()
+
+    def _fc_flush(self) -> bool:
+        """Send held-back data as credit allows; True when nothing is left."""
+        pending = self._fc_pending
+        if pending is None:
+            return True
+        if self._error is not None or self._stop_code is not None:
+            self._fc_pending = None
+            return True
+        wt = self._ep.wt
+        credit = wt.send_credit(self.session.session_id)
+        if credit <= 0:
+            return False
+        chunk = bytes(pending[:credit])
+        del pending[:credit]
+        wt.send_stream_data(self.stream_id, chunk)
+        self.session._bytes_sent += len(chunk)
+        if pending:
+            return False
+        self._fc_pending = None
+        if self._fc_eof:
+            self._fc_eof = False
+            wt.send_stream_data(self.stream_id, b"", end_stream=True)
+            self._ep.stream_maybe_done(self)
+        return True
+
+    def unsent_bytes(self) -> int:
+        """Bytes written but not yet sent once (including those WT flow control holds)."""
+        qs = self._qstream
+        if qs is None:
+            qs = self._qstream = self._ep.quic._streams.get(self.stream_id)
+            if qs is None:
+                return len(self._fc_pending or b"")
+        sender = qs.sender
+        return sender._buffer_stop - sender.highest_offset + len(self._fc_pending or b"")
+
+    async def drain(self) -> None:
+        """Wait until this stream's unsent bytes fall to ``HIGH_WATER_BYTES`` or less."""
+        if self._error is not None:
+            raise self._error
+        if self.unsent_bytes() <= HIGH_WATER_BYTES:
+            return
+        ep = self._ep
+        while self.unsent_bytes() > HIGH_WATER_BYTES:
+            if self._error is not None:
+                raise self._error
+            if self._stop_code is not None:
+                raise StreamReset(self._stop_code, f"the peer sent STOP_SENDING with code "
+                                  f"{self._stop_code} while we were writing")
+            fut = self._drain_waiter = ep.loop.create_future()
+            ep.blocked_writers.add(self)
+            try:
+                await fut
+            finally:
+                self._drain_waiter = None
+
+    def write_eof(self) -> None:
+        """Send FIN: no more data from this side."""
+        if self._error is not None:
+            raise self._error
+        if not self.writable:
+            raise ConfigError("this stream is receive-only; it has no sending side to finish")
+        if self._eof_sent:
+            return
+        self._eof_sent = True
+        if self._fc_pending is not None:
+            self._fc_eof = True
+        else:
+            self._ep.wt.send_stream_data(self.stream_id, b"", end_stream=True)
+            self._ep.stream_maybe_done(self)
+        self._ep.schedule_transmit()
+
+    def reset(self, code: int = 0) -> None:
+        """Abort sending (RESET_STREAM with WebTransport error ``code``)."""
+        if self._error is not None or not self.writable:
+            return
+        self._eof_sent = True
+        self._fc_pending = None
+        self._ep.wt.reset_stream(self.stream_id, code)
+        self._ep.stream_maybe_done(self)
+        self._ep.schedule_transmit()
+        self._wake_writer()
+
+    def stop_sending(self, code: int = 0) -> None:
+        """Ask the peer to stop sending (STOP_SENDING with ``code``); drops unread data."""
+        if self._error is not None or not self.readable:
+            return
+        self._ep.wt.stop_stream(self.stream_id, code)
+        self.session._buffered -= len(self._buf)
+        self._buf.clear()
+        self._eof = True
+        self._ep.stream_maybe_done(self)
+        self._ep.schedule_transmit()
+        self._wake_reader()
+
+    # ----------------------------------------------------------------- reading
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (at least one unless at FIN); ``n=-1`` reads to FIN."""
+        if not self.readable:
+            raise ConfigError("this stream is send-only (our unidirectional stream)")
+        if n < 0:
+            while not self._eof:
+                await self._wait_readable(force=True)
+            self._check_reset()
+            data = bytes(self._buf)
+            self._buf.clear()
+            self.session._buffered -= len(data)
+            return data
+        if n == 0:
+            return b""
+        buf = self._buf
+        if not buf:
+            if self._eof:
+                self._check_reset()
+                return b""
+            await self._wait_readable()
+            if not buf:
+                self._check_reset()
+                return b""
+        if n >= len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        self.session._buffered -= len(data)
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes; ``asyncio.IncompleteReadError`` if FIN comes first."""
+        if not self.readable:
+            raise ConfigError("this stream is send-only (our unidirectional stream)")
+        buf = self._buf
+        while len(buf) < n:
+            if self._eof:
+                self._check_reset()
+                partial = bytes(buf)
+                buf.clear()
+                self.session._buffered -= len(partial)
+                raise asyncio.IncompleteReadError(partial, n)
+            await self._wait_readable(force=True)
+        if n == len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
+        self.session._buffered -= n
+        return data
+
+    def at_eof(self) -> bool:
+        return self._eof and not self._buf
+
+    async def _wait_readable(self, force: bool = False) -> None:
+        if self._error is not None and not self._buf:
+            raise self._error
+        if self._eof:
+            return
+        if self._buf and not force:
+            return
+        fut = self._read_waiter = self._ep.loop.create_future()
+        try:
+            await fut
+        finally:
+            self._read_waiter = None
+        if self._error is not None and not self._buf and not self._eof:
+            raise self._error
+
+    def _check_reset(self) -> None:
+        if self._reset_code is not None:
+            raise StreamReset(self._reset_code)
+        if self._error is not None and not self._eof:
+            raise self._error
+
+    # ----------------------------------------------------------- driver input
+    def _feed(self, data: bytes, end: bool) -> None:
+        if data:
+            self._buf += data
+            n = len(data)
+            self.bytes_received += n
+            session = self.session
+            session._bytes_received += n
+            session._on_buffered(n)
+        if end:
+            self._eof = True
+        w = self._read_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _on_reset(self, code: int) -> None:
+        self._reset_code = code
+        self._eof = True
+        self._wake_reader()
+
+    def _on_stop_sending(self, code: int) -> None:
+        self._stop_code = code
+        self._eof_sent = True
+        self._fc_pending = None
+        self._wake_writer()
+
+    def _on_session_error(self, exc: BaseException) -> None:
+        self._error = exc
+        self._wake_reader()
+        self._wake_writer()
+
+    def _wake_reader(self) -> None:
+        w = self._read_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake_writer(self) -> None:
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+class Session:
+    """A WebTransport session (client or server side).
+
+    Obtain one from :func:`wtlab.connect` or in a server handler. Streams:
+    :meth:`open_bidi`, :meth:`open_uni`, :meth:`accept_bidi`, :meth:`accept_uni`;
+    datagrams: :meth:`send_datagram`, :meth:`receive_datagram`; :meth:`close`.
+    ``session.quic`` is the aioquic ``QuicConnection``; ``session.controller`` the
+    wtlab congestion controller driving it (None with aioquic's built-in one).
+    """
+
+    def __init__(self, endpoint: Endpoint, session_id: int, *, path: str = "",
+                 headers: tuple = (), dialect: str = "", max_buffered_bytes: int | None = None):
+        self._ep = endpoint
+        self.session_id = session_id
+        self.path = path
+        self.headers = headers
+        self.dialect = dialect
+        self._fc = dialect == "latest"
+        self._incoming_bidi: collections.deque[Stream] = collections.deque()
+        self._incoming_uni: collections.deque[Stream] = collections.deque()
+        self._bidi_waiter: asyncio.Future | None = None
+        self._uni_waiter: asyncio.Future | None = None
+        self._datagrams: collections.deque[bytes] = collections.deque()
+        self._dgram_waiter: asyncio.Future | None = None
+        self._credit_waiter: asyncio.Future | None = None
+        self._fc_blocked: list[Stream] = []
+        self._closed_exc: SessionClosed | None = None
+        self._closed_fut: asyncio.Future = endpoint.loop.create_future()
+        self._draining = False
+        self._buffered = 0
+        self.max_buffered_bytes = max_buffered_bytes
+        self._streams: dict[int, Stream] = {}
+        self._peer_streams_open = 0
+        self._bytes_sent = 0
+        self._bytes_received = 0
+        self._datagrams_sent = 0
+        self._datagrams_received = 0
+        self._datagrams_dropped = 0
+        self._streams_opened = 0
+        self._streams_accepted = 0
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self.query: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed_exc else "open"
+        return f"<wtlab Session {self.session_id} {self.path!r} {self.dialect} {state}>"
+
+    # -------------------------------------------------------------- properties
+    @property
+    def quic(self):
+        """The aioquic ``QuicConnection`` carrying this session."""
+        return self._ep.quic
+
+    @property
+    def controller(self):
+        return self._ep.controller
+
+    @property
+    def closed(self) -> bool:
+        return self._closed_exc is not None
+
+    @property
+    def max_datagram_size(self) -> int:
+        """Largest datagram payload :meth:`send_datagram` accepts (bytes)."""
+        return self._ep.wt.max_datagram_payload(self.session_id)
+
+    # ----------------------------------------------------------------- streams
+    async def open_bidi(self) -> Stream:
+        """Open a bidirectional stream (waits for stream credit in the ``latest`` dialect)."""
+        return await self._open(False)
+
+    async def open_uni(self) -> Stream:
+        """Open a unidirectional (send-only) stream."""
+        return await self._open(True)
+
+    async def _open(self, uni: bool) -> Stream:
+        ep = self._ep
+        while True:
+            self._raise_if_closed()
+            if ep.wt.can_open_stream(self.session_id, uni):
+                break
+            ep.wt.signal_streams_blocked(self.session_id, uni)
+            ep.schedule_transmit()
+            fut = self._credit_waiter = ep.loop.create_future()
+            try:
+                await fut
+            finally:
+                self._credit_waiter = None
+        sid = ep.wt.open_stream(self.session_id, uni)
+        stream = Stream(self, sid, readable=not uni, writable=True)
+        self._streams[sid] = stream
+        ep.streams[sid] = stream
+        self._streams_opened += 1
+        ep.record_stream_opened(sid)
+        ep.schedule_transmit()
+        return stream
+
+    async def accept_bidi(self) -> Stream:
+        """The next bidirectional stream the peer opened."""
+        return await self._accept(self._incoming_bidi, "_bidi_waiter")
+
+    async def accept_uni(self) -> Stream:
+        """The next unidirectional (receive-only) stream the peer opened."""
+        return await self._accept(self._incoming_uni, "_uni_waiter")
+
+    async def _accept(self, queue: collections.deque, waiter_attr: str) -> Stream:
+        while not queue:
+            self._raise_if_closed()
+            if self._draining:
+                raise SessionClosed(0, "the peer is draining the session")
+            fut = self._ep.loop.create_future()
+            setattr(self, waiter_attr, fut)
+            try:
+                await fut
+            finally:
+                setattr(self, waiter_attr, None)
+        return queue.popleft()
+
+    # --------------------------------------------------------------- datagrams
+    def send_datagram(self, data: bytes) -> None:
+        """Send one datagram (unreliable); MessageTooLarge if it exceeds max_datagram_size."""
+        self._raise_if_closed()
+        limit = self._ep.wt.max_datagram_payload(self.session_id)
+        if len(data) > limit:
+            raise MessageTooLarge(f"datagram of {len(data)} bytes exceeds max_datagram_size="
+                                  f"{limit}; split it or send it on a stream")
+        self._ep.wt.send_datagram(self.session_id, bytes(data))
+        self._datagrams_sent += 1
+        ep = self._ep
+        if ep.recorder is not None:
+            ep.record("datagram_sent", nbytes=len(data))
+        ep.schedule_transmit()
+
+    async def receive_datagram(self) -> bytes:
+        """The next datagram the peer sent (oldest first)."""
+        q = self._datagrams
+        while not q:
+            self._raise_if_closed()
+            if self._draining:
+                raise SessionClosed(0, "the peer is draining the session")
+            fut = self._dgram_waiter = self._ep.loop.create_future()
+            try:
+                await fut
+            finally:
+                self._dgram_waiter = None
+        data = q.popleft()
+        self._buffered -= len(data)
+        return data
+
+    # ----------------------------------------------------------------- closing
+    async def close(self, code: int = 0, reason: str = "") -> None:
+        """Close the session (CLOSE_WEBTRANSPORT_SESSION capsule with ``code``/``reason``)."""
+        if self._closed_exc is None:
+            self._ep.wt.close_session(self.session_id, code, reason)
+            self._ep.schedule_transmit()
+            self._on_closed(code, reason, local=True)
+        await self._ep.session_closed_locally(self)
+
+    async def wait_closed(self) -> tuple[int, str]:
+        """Wait until the session is closed; returns (code, reason)."""
+        await asyncio.shield(self._closed_fut)
+        return self.close_code or 0, self.close_reason
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def channel(self, **kw: Any):
+        """A message channel over this session (see :func:`wtlab.reliability.open_channel`)."""
+        from wtlab.reliability import open_channel
+
+        return open_channel(self, **kw)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this session and the RTT/cwnd state of its QUIC connection."""
+        ep = self._ep
+        out: dict[str, Any] = {
+            "session_id": self.session_id,
+            "dialect": self.dialect,
+            "streams_opened": self._streams_opened,
+            "streams_accepted": self._streams_accepted,
+            "stream_bytes_sent": self._bytes_sent,
+            "stream_bytes_received": self._bytes_received,
+            "datagrams_sent": self._datagrams_sent,
+            "datagrams_received": self._datagrams_received,
+            "datagrams_dropped": self._datagrams_dropped,
+            "buffered_bytes": self._buffered,
+            "closed": self.closed,
+        }
+        out.update(ep.connection_stats())
+        return out
+
+    # ------------------------------------------------------------ driver input
+    def _raise_if_closed(self) -> None:
+        if self._closed_exc is not None:
+            raise self._closed_exc
+
+    def _on_buffered(self, n: int) -> None:
+        self._buffered += n
+        limit = self.max_buffered_bytes
+        if limit is not None and self._buffered > limit:
+            self._ep.limit_exceeded(self, "buffered bytes", limit)
+
+    def _on_stream(self, stream: Stream, uni: bool) -> None:
+        self._streams[stream.stream_id] = stream
+        self._streams_accepted += 1
+        if uni:
+            self._incoming_uni.append(stream)
+            w = self._uni_waiter
+        else:
+            self._incoming_bidi.append(stream)
+            w = self._bidi_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _on_datagram(self, data: bytes) -> None:
+        q = self._datagrams
+        if len(q) >= DATAGRAM_QUEUE:
+            old = q.popleft()
+            self._buffered -= len(old)
+            self._datagrams_dropped += 1
+        q.append(data)
+        self._datagrams_received += 1
+        self._on_buffered(len(data))
+        w = self._dgram_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _on_credit(self) -> None:
+        blocked = self._fc_blocked
+        while blocked:
+            if not blocked[0]._fc_flush():
+                break
+            blocked.pop(0)
+        if blocked:
+            self._signal_data_blocked()
+        w = self._credit_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        self._ep.schedule_transmit()
+
+    def _signal_data_blocked(self) -> None:
+        self._ep.wt.signal_data_blocked(self.session_id)
+
+    def _on_drain(self) -> None:
+        self._draining = True
+        for attr in ("_bidi_waiter", "_uni_waiter", "_dgram_waiter"):
+            w = getattr(self, attr)
+            if w is not None and not w.done():
+                w.set_result(None)
+
+    def _on_closed(self, code: int, reason: str, local: bool = False) -> None:
+        if self._closed_exc is not None:
+            return
+        self.close_code = code
+        self.close_reason = reason
+        exc = self._closed_exc = SessionClosed(code, reason)
+        for stream in list(self._streams.values()):
+            stream._on_session_error(exc)
+            self._ep.forget_stream(stream.stream_id)
+        for attr in ("_bidi_waiter", "_uni_waiter", "_dgram_waiter", "_credit_waiter"):
+            w = getattr(self, attr)
+            if w is not None and not w.done():
+                w.set_result(None)
+        if not self._closed_fut.done():
+            self._closed_fut.set_result((code, reason))
+        self._ep.session_finished(self)
