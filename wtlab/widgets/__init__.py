@@ -1,1 +1,9 @@
-"""wtlab.widgets"""
+"""Notebook widgets (ipywidgets + plotly FigureWidget): views over runs and traces.
+
+Importing this package imports ipywidgets and plotly; ``import wtlab`` does not.
+"""
+
+from wtlab.widgets.compare import CompareWidget
+from wtlab.widgets.explorer import Explorer
+
+__all__ = ["CompareWidget", "Explorer"]
