@@ -22,7 +22,7 @@ K_PERSISTENT_CONGESTION_THRESHOLD = 3
 class PathSim:
     def __init__(self, cc, *, rate_bps: float, rtt_s: float, buffer_bytes: int | None = None,
                  size: int = 1200, drop: Callable[[int, float], bool] | None = None,
-                 on_frame: Callable[[PathSim], None] | None = None) -> None:
+                 on_frame: Callable[[PathSim], None] | None = None, start_s: float = 0.0) -> None:
         self.cc = cc
         self.rate_bps = rate_bps
         self.rtt_s = rtt_s
@@ -31,16 +31,16 @@ class PathSim:
         self.drop = drop  # drop(pn, now) -> True to drop the packet at the bottleneck
         self.on_frame = on_frame
         self.rtt = RttStats()
-        self.now = 0.0
+        self.now = start_s
         self.next_pn = 0
-        self.link_free_at = 0.0
-        self.next_send_at = 0.0
+        self.link_free_at = start_s
+        self.next_send_at = start_s
         self.in_flight: dict[int, Packet] = {}
         self.events: list[tuple[float, int, int]] = []  # (ack arrival, seq, pn)
         self.seq = 0
         self.largest_acked = -1
         self.pto_count = 0
-        self.last_sent_time = 0.0
+        self.last_sent_time = start_s
         self.delivered_bytes = 0
         self.acked_log: list[tuple[float, int]] = []  # (time, cumulative bytes acked)
         self.pto_fired = 0

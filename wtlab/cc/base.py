@@ -84,6 +84,35 @@ class Controller:
         >>> cc.on_packets_acked(0.1, [Packet(0, 1200, 0.0)], rtt)
         >>> cc.cwnd
         13200
+        >>> cc.on_packet_sent(0.1, Packet(1, 1200, 0.1))
+        >>> cc.on_packets_lost(0.3, [Packet(1, 1200, 0.1)])   # one loss: halve
+        >>> cc.cwnd, cc.ssthresh, cc.state
+        (6600, 6600, 'recovery')
+
+    Writing your own (e.g. in a notebook cell): subclass, implement ``on_ack``
+    and ``on_congestion_event``, register. The same object then runs by hand, in
+    the simulators and inside aioquic (``wtlab.cc.aioquic.attach``)::
+
+        >>> from wtlab.cc import Controller, register
+        >>> class AIMD(Controller):
+        ...     # additive increase: alpha datagrams per RTT; multiplicative decrease: beta
+        ...     name = "aimd"
+        ...     def __init__(self, alpha=1.0, beta=0.5, **kw):
+        ...         super().__init__(**kw)
+        ...         self.alpha, self.beta = alpha, beta
+        ...         self.state = "congestion_avoidance"
+        ...     def on_ack(self, now, packet, rtt):
+        ...         mds = self.max_datagram_size
+        ...         self.cwnd += int(self.alpha * mds * packet.sent_bytes / self.cwnd)
+        ...     def on_congestion_event(self, now, sent_time):
+        ...         self.cwnd = max(int(self.cwnd * self.beta), self.min_cwnd)
+        ...         self.ssthresh = self.cwnd
+        >>> _ = register("aimd", AIMD)
+        >>> cc = create("aimd", alpha=2.0, beta=0.8)
+        >>> cc.on_packet_sent(0.0, Packet(0, 1200, 0.0))
+        >>> cc.on_packets_acked(0.1, [Packet(0, 1200, 0.0)], rtt)
+        >>> cc.cwnd   # 12000 + 2 x 1200 x 1200 / 12000
+        12240
     """
 
     name: ClassVar[str] = "base"
