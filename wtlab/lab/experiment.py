@@ -303,18 +303,26 @@ class Result:
         return self._trace
 
     @property
+    def capacity_bps(self) -> float:
+        """The bottleneck's capacity over this run (a trace's rate over the run's window)."""
+        trace = getattr(self.path.down_spec, "trace", None)
+        if trace is not None and self.duration_s > 0:
+            return trace.capacity_bytes(0.0, self.duration_s) * 8 / self.duration_s
+        return self.path.capacity_bps
+
+    @property
     def metrics(self) -> pd.DataFrame:
         m = flow_metrics(self.trace, self.duration_s, labels=self.experiment.labels,
                          base_rtt_s=self.path.rtt_s)
         if len(m):
-            m["utilisation"] = m["goodput_mbps"] * 1e6 / self.path.capacity_bps
+            m["utilisation"] = m["goodput_mbps"] * 1e6 / self.capacity_bps
         return m
 
     def summary(self) -> dict[str, float]:
         m = self.metrics
         return {
             "goodput_mbps": float(m["goodput_mbps"].sum()),
-            "utilisation": float(m["goodput_mbps"].sum() * 1e6 / self.path.capacity_bps),
+            "utilisation": float(m["goodput_mbps"].sum() * 1e6 / self.capacity_bps),
             "p95_rtt_ms": float(m["p95_rtt_ms"].max()),
             "loss_rate": float(m["packets_lost"].sum() / max(1, m["packets_sent"].sum())),
             "jain": analytic.jain_fairness(m["goodput_mbps"].to_numpy()),
