@@ -279,3 +279,14 @@ def test_buffer_parse_forms():
     assert Buffer.parse("0.25xBDP") == Buffer(bdp=0.25)
     with pytest.raises(ConfigError):
         Buffer(bytes=1, packets=2)
+
+
+def test_last_drop_cause_names_each_cause():
+    link = Link(rate_bps=RATE, buffer="1p", loss=DropIndices([1]), outages=[(1.0, 2.0)], seed=1)
+    assert link.transmit(0.0, 100) != ()
+    assert link.transmit(0.0, 100) == () and link.last_drop_cause == "queue"
+    assert link.transmit(0.5, 100) == () and link.last_drop_cause == "loss"
+    assert link.transmit(1.5, 100) == () and link.last_drop_cause == "outage"
+    codel = Link(rate_bps=RATE, aqm="codel", seed=1)
+    causes = {codel.last_drop_cause for _ in range(400) if codel.transmit(0.0, 1250) == ()}
+    assert causes == {"aqm"}

@@ -383,9 +383,12 @@ class Link:
             self._n_opp = len(self._stamps)
             self._period_ms = spec.trace.period_ms
             self._opp_bytes = spec.trace.opportunity_bytes
-        self._k = 0
+        # cursor: opportunity `_i` of the period starting at `_base_ms`, bytes used in it,
+        # and its time in seconds (-inf: idle, the next packet looks for the next one)
+        self._i = 0
+        self._base_ms = 0
         self._used = 0
-        self._k_time = -INF  # -inf: idle, the next packet looks for the next opportunity
+        self._k_time = -INF
         # outages
         self._outages = spec.outages
         self._oi = 0
@@ -437,6 +440,9 @@ class Link:
         self._duplicated = 0
         self._reordered = 0
         self._last_now = -INF
+        #: why the last dropped packet was dropped: "queue", "aqm", "loss" or "outage"
+        #: (read it right after transmit() returned (); it is not cleared on success)
+        self.last_drop_cause: str | None = None
         self.transmit = self._transmit_rate if spec.rate_bps is not None else self._transmit_trace
 
     # ---------------------------------------------------------------- public API
@@ -601,6 +607,7 @@ class Link:
                 self._loss_countdown = self._gap()
                 self._drop_loss += 1
                 self._drop_bytes += size_bytes
+                self.last_drop_cause = "loss"
                 return ()
         elif kind == 2:
             ge = self._ge
@@ -615,11 +622,13 @@ class Link:
             if lost:
                 self._drop_loss += 1
                 self._drop_bytes += size_bytes
+                self.last_drop_cause = "loss"
                 return ()
         elif kind == 3:
             if self._lose(done, size_bytes):
                 self._drop_loss += 1
                 self._drop_bytes += size_bytes
+                self.last_drop_cause = "loss"
                 return ()
         arrival = done + self._delay
         if self._jitter:
@@ -644,6 +653,7 @@ class Link:
         if now >= self._out_start and self._outage_at(now):
             self._drop_outage += 1
             self._drop_bytes += size_bytes
+            self.last_drop_cause = "outage"
             return ()
         dep = self._dep
         sizes = self._sizes
@@ -655,6 +665,7 @@ class Link:
             self._q_bytes = qb
             self._drop_queue += 1
             self._drop_bytes += size_bytes
+            self.last_drop_cause = "queue"
             return ()
         busy = self._busy_until
         start = now if now > busy else busy
@@ -667,6 +678,7 @@ class Link:
             self._last_dep = start
             self._drop_aqm += 1
             self._drop_bytes += size_bytes
+            self.last_drop_cause = "aqm"
             return ()
         done = start + size_bytes * self._s_per_byte
         self._busy_until = done
@@ -678,6 +690,7 @@ class Link:
             self._last_dep = self._out_start
             self._drop_outage += 1
             self._drop_bytes += size_bytes
+            self.last_drop_cause = "outage"
             return ()
         dep.append(done)
         sizes.append(size_bytes)
@@ -687,20 +700,24 @@ class Link:
             return (done + self._delay,)
         return self._wire(done, size_bytes)
 
-    def _opp_time(self, k: int) -> float:
-        cycle, i = divmod(k, self._n_opp)
-        return (cycle * self._period_ms + self._stamps[i]) * 0.001
-
-    def _first_opp_after(self, now: float) -> int:
-        """Global index of the first delivery opportunity strictly after ``now``."""
-        now_ms = now * 1000.0
+    def _first_opp_after(self, now: float) -> tuple[int, int, float]:
+        """(period base in ms, index, time in s) of the first opportunity strictly after now."""
+        stamps = self._stamps
         period = self._period_ms
-        cycle = math.floor(now_ms / period)
-        i = bisect_right(self._stamps, now_ms - cycle * period)
-        k = cycle * self._n_opp + i
-        while self._opp_time(k) <= now:  # float rounding at a boundary
-            k += 1
-        return k
+        now_ms = now * 1000.0
+        base = math.floor(now_ms / period) * period
+        i = bisect_right(stamps, now_ms - base)
+        if i == self._n_opp:
+            base += period
+            i = 0
+        t = (base + stamps[i]) * 0.001
+        while t <= now:  # float rounding at a boundary
+            i += 1
+            if i == self._n_opp:
+                base += period
+                i = 0
+            t = (base + stamps[i]) * 0.001
+        return base, i, t
 
     def _transmit_trace(self, now: float, size_bytes: int) -> tuple[float, ...]:
         self._offered += 1
@@ -708,6 +725,7 @@ class Link:
         if now >= self._out_start and self._outage_at(now):
             self._drop_outage += 1
             self._drop_bytes += size_bytes
+            self.last_drop_cause = "outage"
             return ()
         dep = self._dep
         sizes = self._sizes
@@ -719,28 +737,34 @@ class Link:
             self._q_bytes = qb
             self._drop_queue += 1
             self._drop_bytes += size_bytes
+            self.last_drop_cause = "queue"
             return ()
         ob = self._opp_bytes
-        k = self._k
         used = self._used
         kt = self._k_time
-        if used >= ob:  # the cursor's opportunity is full: the next one
-            k += 1
-            used = 0
-            kt = self._opp_time(k)
         idle = kt <= now
         if idle:  # queue empty at `now`: unused bytes of past opportunities are gone
-            k = self._first_opp_after(now)
+            base, i, kt = self._first_opp_after(now)
             used = 0
-            kt = self._opp_time(k)
+        else:
+            base = self._base_ms
+            i = self._i
+            if used >= ob:  # the cursor's opportunity is full: the next one
+                i += 1
+                if i == self._n_opp:
+                    base += self._period_ms
+                    i = 0
+                used = 0
+                kt = (base + self._stamps[i]) * 0.001
         if self._codel is not None and self._codel_drop(kt, kt - now, qb, idle):
-            self._k, self._used, self._k_time = k, used, kt
+            self._base_ms, self._i, self._used, self._k_time = base, i, used, kt
             dep.append(kt)
             sizes.append(size_bytes)
             self._q_bytes = qb + size_bytes
             self._last_dep = kt
             self._drop_aqm += 1
             self._drop_bytes += size_bytes
+            self.last_drop_cause = "aqm"
             return ()
         room = ob - used
         if size_bytes <= room:
@@ -748,29 +772,33 @@ class Link:
         else:
             need = size_bytes - room
             extra = -(-need // ob)
-            k += extra
             used = need - (extra - 1) * ob
-            kt = self._opp_time(k)
-        self._k = k
+            i += extra
+            if i >= self._n_opp:
+                cycles, i = divmod(i, self._n_opp)
+                base += cycles * self._period_ms
+            kt = (base + self._stamps[i]) * 0.001
+        self._base_ms = base
+        self._i = i
         self._used = used
         self._k_time = kt
         self._last_now = now
-        done = kt
-        if done >= self._out_start:  # still in the buffer when an outage begins: lost then
+        if kt >= self._out_start:  # still in the buffer when an outage begins: lost then
             dep.append(self._out_start)
             sizes.append(size_bytes)
             self._q_bytes = qb + size_bytes
             self._last_dep = self._out_start
             self._drop_outage += 1
             self._drop_bytes += size_bytes
+            self.last_drop_cause = "outage"
             return ()
-        dep.append(done)
+        dep.append(kt)
         sizes.append(size_bytes)
         self._q_bytes = qb + size_bytes
-        self._last_dep = done
+        self._last_dep = kt
         if self._plain_wire:
-            return (done + self._delay,)
-        return self._wire(done, size_bytes)
+            return (kt + self._delay,)
+        return self._wire(kt, size_bytes)
 
 
 def as_link_spec(value: object, name: str = "link") -> LinkSpec:
