@@ -108,3 +108,41 @@ def test_wtlab_names_in_aioquic_registry():
     client, server = make_pair(client_cc="wtlab-reno")
     Pair(client, server).run(100_000)
     assert client._loss._cc.controller.cwnd > 12000
+
+
+def test_bbr_pacing_governs_aioquic():
+    """BBR over a 20 Mbit/s in-memory path: its pacing rate, not ack clocking, sets the pace."""
+    client, server = make_pair()
+    rec = Recorder()
+    cc = wa.attach(client, "bbr", recorder=rec)
+    pair = Pair(client, server, delay_s=0.01, rate_bps=20e6)
+    pair.run(2_500_000, until_s=10.0)
+    df = rec.to_pandas()
+    changes = df[df["kind"] == "state_changed"]
+    order = list(changes["state"].astype(str))
+    assert order[:2] == ["drain", "probe_bw"]
+    # Drain empties the startup queue in a few RTTs only if the pacer obeys BBR's
+    # drain rate (aioquic's own pacer lets ack clocking through: drain took ~1 s).
+    drain_s = changes["time_s"].iloc[1] - changes["time_s"].iloc[0]
+    assert drain_s < 0.15
+    assert cc.btlbw_bps == pytest.approx(20e6, rel=0.05)
+    assert cc.rtprop_s == pytest.approx(0.02, rel=0.05)
+    # In ProbeBW the queue stays small: srtt well under twice the propagation RTT.
+    probe = df[(df["kind"] == "rtt_sample") & (df["state"] == "probe_bw")]
+    assert len(probe) > 20 and probe["srtt_s"].iloc[-1] < 1.5 * 0.0205
+    # The pacer's packet time is BBR's rate.
+    pacer = client._loss._pacer
+    assert pacer.packet_time == pytest.approx(client._max_datagram_size * 8 / cc.pacing_rate_bps)
+    assert (df["kind"] == "pacing_changed").sum() >= 3
+
+
+def test_cubic_attached_reacts_to_losses():
+    client, server = make_pair()
+    rec = Recorder()
+    cc = wa.attach(client, "cubic", recorder=rec)
+    pair = Pair(client, server, delay_s=0.01, drop=lambda n, _d: n % 97 == 0 and n > 50)
+    pair.run(600_000)
+    assert cc.w_max is not None and cc.ssthresh is not None
+    df = rec.to_pandas()
+    assert (df["kind"] == "packet_lost").sum() >= 3
+    assert cc.bytes_in_flight == client._loss.bytes_in_flight

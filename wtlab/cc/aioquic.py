@@ -233,6 +233,25 @@ class ControllerPacer(QuicPacketPacer):
         self.controller = controller
         self.recovery = recovery
 
+    # aioquic's pacer lets a packet go whenever *any* credit is left, so under ack
+    # clocking (acks more often than one packet time) it sends at the ack rate, not
+    # the pacing rate. A rate-based controller needs a whole packet of credit.
+    def next_send_time(self, now: float) -> float | None:
+        if self.controller.pacing_rate_bps is None or self.packet_time is None:
+            return super().next_send_time(now)
+        self.update_bucket(now=now)
+        missing = self.packet_time - self.bucket_time
+        if missing > 1e-9:
+            return now + missing
+        return None
+
+    def update_after_send(self, now: float) -> None:
+        if self.controller.pacing_rate_bps is None or self.packet_time is None:
+            super().update_after_send(now)
+            return
+        self.update_bucket(now=now)
+        self.bucket_time = max(self.bucket_time - self.packet_time, 0.0)
+
     def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
         controller = self.controller
         rate_bps = controller.pacing_rate_bps

@@ -134,6 +134,7 @@ class BBR(Controller):
         self._prior_in_flight = 0
         self._delivered_in_frame = 0
         self._has_bw_sample = False
+        self._has_seen_rtt = False
         self._rs: tuple = (-1, 0.0, 0.0, 0.0, False, -1.0)
         self._pre_loss_cwnd = self.cwnd
         # Before any RTT sample: high gain x initial window / 1 ms (draft 4.2.1).
@@ -396,9 +397,11 @@ class BBR(Controller):
             self.pacing_rate_bps = self.btlbw_filter.get() * 8
 
     def _set_pacing_rate(self, rtt: RttStats) -> None:
+        if not self._has_seen_rtt and rtt.has_sample and rtt.smoothed_rtt > 0:
+            # First RTT sample: re-init from it, as Linux does (the 1 ms guess is gone).
+            self._has_seen_rtt = True
+            self.pacing_rate_bps = BBR_HIGH_GAIN * self.cwnd * 8 / rtt.smoothed_rtt
         if not self._has_bw_sample:
-            if rtt.has_sample and rtt.smoothed_rtt > 0:
-                self.pacing_rate_bps = BBR_HIGH_GAIN * self.initial_cwnd * 8 / rtt.smoothed_rtt
             return
         rate = self.pacing_gain * self.btlbw_filter.get() * 8
         if self.filled_pipe or rate > (self.pacing_rate_bps or 0.0):
