@@ -1,6 +1,6 @@
 """Link model speed: ``Link.transmit`` calls per wall-second, per model.
 
-Run: ``.venv/bin/python -m benchmarks.link [--packets N] [--rounds R]``
+Run: ``.venv/bin/python -m benchmarks.link [--packets N] [--rounds R] [--relay]``
 
 Each model is offered the same stream: 1280-byte packets at 1.2x the link's
 capacity (so the buffer fills and drop-tail/CoDel work), for N packets. Rounds
@@ -9,11 +9,16 @@ max packets per second and the ratio to the plain constant-rate link measured
 in the same run. The fast flow model needs the whole model (two links, the
 controller, loss detection) at >= 200,000 packets per wall-second, so a link
 should stay well above 1,000,000.
+
+``--relay`` also measures the live relay on loopback (wall-clock timers): the
+rate a UDP sink receives when a sender offers more than the set rate, against
+the set rate; and how late echo replies come back, against 2 x the set delay.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import time
@@ -56,10 +61,88 @@ def run_once(params: dict, packets: int) -> tuple[float, int]:
     return time.perf_counter() - t0, link.stats.delivered
 
 
+async def _relay_rate(rate_bps: float, seconds: float = 1.0) -> float:
+    from wtlab.net.relay import Relay
+
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            times.append(loop.time())
+
+    sink_t, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    count = int(rate_bps * seconds / (1200 * 8))
+    async with Relay(sink_t.get_extra_info("sockname"), rate_bps=rate_bps) as relay:
+        client_t, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                          remote_addr=relay.address)
+        per_ms = max(2, int(2 * rate_bps / (1200 * 8 * 1000)) + 1)  # offer ~2x the rate
+        sent = 0
+        while sent < count:
+            for _ in range(min(per_ms, count - sent)):
+                client_t.sendto(b"x" * 1172)
+                sent += 1
+            await asyncio.sleep(0.001)
+        deadline = loop.time() + 2 * seconds + 1
+        while len(times) < relay.path.up.stats.delivered and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        client_t.close()
+    sink_t.close()
+    if len(times) < 2:
+        return 0.0
+    return (len(times) - 1) * 1200 * 8 / (times[-1] - times[0])
+
+
+async def _relay_lateness(delay_s: float, pings: int = 200) -> list[float]:
+    from wtlab.net.relay import Relay
+
+    loop = asyncio.get_running_loop()
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+
+    replies: asyncio.Queue = asyncio.Queue()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            replies.put_nowait(loop.time())
+
+    echo_t, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    late = []
+    async with Relay(echo_t.get_extra_info("sockname"), rate_bps=1e9, delay_s=delay_s) as relay:
+        client_t, _ = await loop.create_datagram_endpoint(Client, remote_addr=relay.address)
+        for _ in range(pings):
+            sent = loop.time()
+            client_t.sendto(b"ping")
+            got = await asyncio.wait_for(replies.get(), 5)
+            late.append(got - sent - 2 * delay_s)
+        client_t.close()
+    echo_t.close()
+    return sorted(late)
+
+
+def relay_report() -> None:
+    print("\nlive relay on loopback (wall clock)")
+    print(f"{'set rate':>10s} {'received':>10s} {'ratio':>6s}")
+    for rate in (2e6, 10e6, 20e6, 50e6):
+        got = asyncio.run(_relay_rate(rate))
+        print(f"{rate / 1e6:8.0f}M {got / 1e6:9.2f}M {got / rate:6.3f}")
+    print(f"{'delay':>10s} {'RTT - 2 x delay: min':>22s} {'median':>8s} {'p99':>8s}  (ms)")
+    for delay in (0.005, 0.025):
+        late = asyncio.run(_relay_lateness(delay))
+        print(f"{delay * 1e3:8.0f}ms {late[0] * 1e3:22.3f} {late[len(late) // 2] * 1e3:8.3f} "
+              f"{late[int(len(late) * 0.99)] * 1e3:8.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.link")
     ap.add_argument("--packets", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--relay", action="store_true", help="also measure the live relay")
     args = ap.parse_args(argv)
     table = models()
     rates: dict[str, list[float]] = {name: [] for name in table}
@@ -81,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         med = statistics.median(values)
         print(f"{name:32s} {min(values):10,.0f} {med:10,.0f} {max(values):10,.0f}  "
               f"{med / ref:6.2f}x")
+    if args.relay:
+        relay_report()
     return 0
 
 

@@ -669,7 +669,8 @@ class Link:
             return ()
         busy = self._busy_until
         start = now if now > busy else busy
-        if self._codel is not None and self._codel_drop(start, start - now, qb, now > busy):
+        if (self._codel is not None and start < self._out_start  # else lost in the outage
+                and self._codel_drop(start, start - now, qb, now > busy)):
             # dropped at the head: it waited in the buffer until `start`, took no capacity
             self._busy_until = start
             dep.append(start)
@@ -756,7 +757,8 @@ class Link:
                     i = 0
                 used = 0
                 kt = (base + self._stamps[i]) * 0.001
-        if self._codel is not None and self._codel_drop(kt, kt - now, qb, idle):
+        if (self._codel is not None and kt < self._out_start  # else lost in the outage
+                and self._codel_drop(kt, kt - now, qb, idle)):
             self._base_ms, self._i, self._used, self._k_time = base, i, used, kt
             dep.append(kt)
             sizes.append(size_bytes)
