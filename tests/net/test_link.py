@@ -290,3 +290,36 @@ def test_last_drop_cause_names_each_cause():
     codel = Link(rate_bps=RATE, aqm="codel", seed=1)
     causes = {codel.last_drop_cause for _ in range(400) if codel.transmit(0.0, 1250) == ()}
     assert causes == {"aqm"}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_invariants_on_random_traffic(seed):
+    """Whatever the traffic: counts add up, the buffer limit holds, the rate is never beaten."""
+    import random
+
+    rng = random.Random(seed)
+    rate = rng.choice((1e6, 10e6, 100e6))
+    delay = rng.choice((0.0, 0.01, 0.1))
+    buffer = rng.choice((None, "20KB", "7p", "0.5bdp"))
+    aqm = rng.choice(("droptail", "codel"))
+    link = Link(rate_bps=rate, delay_s=delay, buffer=buffer, aqm=aqm, loss=rng.choice((0, 0.02)),
+                seed=seed)
+    now, delivered, last = 0.0, [], -1.0
+    for _ in range(3000):
+        now += rng.expovariate(rate / (8 * 900)) * rng.choice((0.3, 1.0, 3.0))
+        size = rng.choice((60, 600, 1200, 1500))
+        r = link.transmit(now, size)
+        assert link.queue_bytes(now) <= link.buffer_bytes
+        assert link.queue_packets(now) <= (link.buffer_packets or 10**9)
+        if r:
+            (a,) = r
+            assert a >= now + delay + size * 8 / rate - 1e-12
+            assert a >= last  # FIFO without jitter or reordering
+            last = a
+            delivered.append((a - delay, size))
+    st = link.stats
+    assert st.offered == 3000 == st.delivered + st.dropped
+    # no interval of departures carries more than rate allows (lost packets used capacity
+    # too, so this is a lower bound on the time the delivered ones needed)
+    for (t0, _), (t1, s1) in zip(delivered, delivered[1:], strict=False):
+        assert t1 - t0 >= s1 * 8 / rate - 1e-12

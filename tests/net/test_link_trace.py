@@ -177,3 +177,68 @@ def test_in_memory_trace_is_checked_too():
     with pytest.raises(TraceFormatError):
         MahimahiTrace([])
     assert math.isclose(MahimahiTrace([1]).capacity_bps, 12e6)
+
+
+# --- against a literal port of Mahimahi's LinkQueue::rationalize ---------------------------
+
+def mahimahi_reference(stamps, arrivals, sizes, opportunity_bytes):
+    """Departure times, walking delivery opportunities one by one as Mahimahi does.
+
+    An opportunity at time t serves packets that arrived strictly before t (Mahimahi
+    serves due opportunities before it enqueues a packet arriving at that instant).
+    """
+    from collections import deque as _deque
+
+    period, n = stamps[-1], len(stamps)
+    out = [None] * len(arrivals)
+    queue = _deque()
+    nxt = 0  # next packet to enqueue
+    in_transit, left = None, 0
+    k = 0
+    while None in out:
+        cycle, i = divmod(k, n)
+        t = (cycle * period + stamps[i]) * 0.001
+        k += 1
+        while nxt < len(arrivals) and arrivals[nxt] < t:
+            queue.append(nxt)
+            nxt += 1
+        budget = opportunity_bytes
+        while budget > 0:
+            if not left:
+                if not queue:
+                    break
+                in_transit = queue.popleft()
+                left = sizes[in_transit]
+            amount = min(budget, left)
+            left -= amount
+            budget -= amount
+            if left == 0:
+                out[in_transit] = t
+    return out
+
+
+def _random_case(rng):
+    n = rng.randint(1, 12)
+    stamps = sorted(rng.randint(0, 25) for _ in range(n))
+    if stamps[-1] == 0:
+        stamps[-1] = rng.randint(1, 25)
+    ob = rng.choice((1500, 1504, 700))
+    t, arrivals, sizes = 0.0, [], []
+    for _ in range(rng.randint(1, 300)):
+        t += rng.choice((0.0, 0.0, rng.expovariate(1 / 0.004), rng.uniform(0, 0.05),
+                         rng.randint(0, 40) * 0.001))
+        arrivals.append(t)
+        sizes.append(rng.choice((1, 40, 700, 1200, 1500, 1504, 3000, 5000)))
+    return stamps, ob, arrivals, sizes
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_trace_link_equals_mahimahi_reference(seed):
+    import random
+
+    rng = random.Random(seed)
+    stamps, ob, arrivals, sizes = _random_case(rng)
+    link = Link(trace=MahimahiTrace(stamps, opportunity_bytes=ob), seed=1)
+    got = [link.transmit(a, s)[0] for a, s in zip(arrivals, sizes, strict=True)]
+    want = mahimahi_reference(stamps, arrivals, sizes, ob)
+    assert got == pytest.approx(want, abs=1e-12), (stamps, ob)
