@@ -76,9 +76,13 @@ class Limits:
     max_sessions: int = 1000
     max_streams_per_session: int = 1000
     max_buffered_bytes_per_session: int = 64 * 1024 * 1024
+    #: ``latest`` dialect only: the session data window granted to the peer
+    #: (WT_INITIAL_MAX_DATA, re-granted with WT_MAX_DATA as data arrives).
+    session_window_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_sessions", "max_streams_per_session", "max_buffered_bytes_per_session"):
+        for name in ("max_sessions", "max_streams_per_session", "max_buffered_bytes_per_session",
+                     "session_window_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"Limits.{name}={value!r} must be a positive integer")
@@ -191,6 +195,7 @@ class Server:
         self.quic_config.private_key = self.certificate.private_key
         self._flow_limits = P.FlowLimits(
             max_sessions=self.limits.max_sessions,
+            max_data=self.limits.session_window_bytes,
             max_streams_bidi=min(self.limits.max_streams_per_session, 1 << 20),
             max_streams_uni=min(self.limits.max_streams_per_session, 1 << 20),
         )

@@ -87,11 +87,11 @@ class Stream:
             raise self._error
         if not self.writable:
             raise ConfigError("this stream is receive-only (the peer's unidirectional stream)")
-        if self._eof_sent:
-            raise ConfigError("write() after write_eof(); open a new stream to send more")
         if self._stop_code is not None:
             raise StreamReset(self._stop_code, f"the peer sent STOP_SENDING with code "
                               f"{self._stop_code}; stop writing to this stream")
+        if self._eof_sent:
+            raise ConfigError("write() after write_eof() or reset(); open a new stream to send more")
         n = len(data)
         if n:
             if not isinstance(data, bytes):
@@ -122,6 +122,7 @@ class Stream:
             session._bytes_sent += credit
             data = data[credit:]
         self._fc_pending = bytearray(data)
+        session.flow_control_stalls += 1
         session._fc_blocked.append(self)
         session._signal_data_blocked()
 
@@ -373,6 +374,7 @@ class Session:
         self.max_buffered_bytes = max_buffered_bytes
         self._streams: dict[int, Stream] = {}
         self._peer_streams_open = 0
+        self.flow_control_stalls = 0  # writes held back by the peer's WT_MAX_DATA (latest)
         self._bytes_sent = 0
         self._bytes_received = 0
         self._datagrams_sent = 0
@@ -530,6 +532,7 @@ class Session:
             "datagrams_received": self._datagrams_received,
             "datagrams_dropped": self._datagrams_dropped,
             "buffered_bytes": self._buffered,
+            "flow_control_stalls": self.flow_control_stalls,
             "closed": self.closed,
         }
         out.update(ep.connection_stats())
