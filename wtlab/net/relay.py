@@ -71,12 +71,13 @@ def _as_address(value: Any, name: str) -> tuple[str, int]:
 
 
 class _Client:
-    __slots__ = ("addr", "transport", "pending")
+    __slots__ = ("addr", "transport", "pending", "last_seen")
 
-    def __init__(self, addr: Any) -> None:
+    def __init__(self, addr: Any, now: float) -> None:
         self.addr = addr
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: list[bytes] = []  # due before the upstream socket existed
+        self.last_seen = now
 
 
 class _Direction:
@@ -165,7 +166,8 @@ class Relay:
                  ("127.0.0.1", 0), path: Path | None = None, rate_bps: Any = None,
                  trace: Any = None, delay_s: Any = 0.0, loss: Any = None, jitter_s: Any = 0.0,
                  buffer: Any = None, aqm: Any = "droptail", seed: int | None = None,
-                 overhead_bytes: int = IP_UDP_OVERHEAD_BYTES) -> None:
+                 overhead_bytes: int = IP_UDP_OVERHEAD_BYTES,
+                 idle_timeout_s: float = 120.0) -> None:
         self.target = _as_address(target, "target")
         self.listen = _as_address(listen, "listen")
         if path is None:
@@ -179,6 +181,11 @@ class Relay:
             raise ConfigError(f"overhead_bytes: {overhead_bytes!r} must be an integer >= 0")
         self.path = path
         self.overhead_bytes = overhead_bytes
+        self.idle_timeout_s = parse_duration(idle_timeout_s, "idle_timeout_s")
+        self.report_s: float | None = None  # the CLI's --report
+        if self.idle_timeout_s <= 0:
+            raise ConfigError("idle_timeout_s must be > 0 (seconds a client may stay silent "
+                              "before its upstream socket is closed)")
         self.errors = 0
         self._clients: dict[Any, _Client] = {}
         self._transport: asyncio.DatagramTransport | None = None
@@ -203,6 +210,7 @@ class Relay:
         self._transport = transport
         self.address = transport.get_extra_info("sockname")[:2]
         self._t0 = self._loop.time()
+        self._spawn(self._expire_idle_clients())
         return self
 
     async def close(self) -> None:
@@ -225,15 +233,46 @@ class Relay:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def serve_forever(self, duration_s: float | None = None) -> None:
+    async def serve_forever(self, duration_s: float | None = None,
+                            report_s: float | None = None, out: Any = None) -> None:
+        """Relay until cancelled (or for ``duration_s``); print a status line every
+        ``report_s`` seconds to ``out`` (default stdout) if given."""
         await self.start()
+        reporter = None
+        if report_s:
+            reporter = self._loop.create_task(self._report(report_s, out or sys.stdout))
         try:
             if duration_s is None:
                 await asyncio.Event().wait()
             else:
                 await asyncio.sleep(duration_s)
         finally:
+            if reporter is not None:
+                reporter.cancel()
             await self.close()
+
+    def status_line(self, since: dict | None = None, interval_s: float | None = None) -> str:
+        """One line: per direction delivered rate (since ``since``), queue delay, drops."""
+        now = self._loop.time() - self._t0
+        parts = [f"t={now:7.1f}s"]
+        for name in ("down", "up"):
+            link = getattr(self.path, name)
+            st = link.stats
+            part = f"{name}:"
+            if since is not None and interval_s:
+                delivered = st.delivered_bytes - since[name].delivered_bytes
+                part += f" {delivered * 8 / interval_s / 1e6:7.2f} Mbit/s"
+            part += (f" q {link.queue_delay_s(now) * 1e3:6.1f} ms, {st.delivered} pkts, "
+                     f"{st.dropped} dropped")
+            parts.append(part)
+        return " | ".join(parts)
+
+    async def _report(self, every_s: float, out: Any) -> None:
+        last = {"down": self.path.down.stats, "up": self.path.up.stats}
+        while True:
+            await asyncio.sleep(every_s)
+            print(self.status_line(last, every_s), file=out, flush=True)
+            last = {"down": self.path.down.stats, "up": self.path.up.stats}
 
     @property
     def stats(self) -> dict:
@@ -243,12 +282,28 @@ class Relay:
     # forwarding ----------------------------------------------------------------
     def _from_client(self, data: bytes, addr: Any) -> None:
         client = self._clients.get(addr)
+        now = self._loop.time()
         if client is None:
-            client = self._clients[addr] = _Client(addr)
-            task = self._loop.create_task(self._open_upstream(client))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            client = self._clients[addr] = _Client(addr, now)
+            self._spawn(self._open_upstream(client))
+        client.last_seen = now
         self._up.offer(client, data)
+
+    def _spawn(self, coro: Any) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _expire_idle_clients(self) -> None:
+        """Close upstream sockets of clients silent for idle_timeout_s (NAT-like)."""
+        while True:
+            await asyncio.sleep(min(self.idle_timeout_s / 2, 30.0))
+            limit = self._loop.time() - self.idle_timeout_s
+            for addr, client in list(self._clients.items()):
+                if client.last_seen < limit:
+                    del self._clients[addr]
+                    if client.transport is not None:
+                        client.transport.close()
 
     async def _open_upstream(self, client: _Client) -> None:
         try:
@@ -308,6 +363,7 @@ def _parser() -> argparse.ArgumentParser:
                    "link (IP+UDP headers, default 28)")
     p.add_argument("--seed", help="random seed (default: a fresh one, printed)")
     p.add_argument("--duration", help="stop after this long, e.g. 30s (default: until Ctrl-C)")
+    p.add_argument("--report", help="print rates, queue delay and drops this often, e.g. 1s")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
 
@@ -358,10 +414,14 @@ def relay_from_args(argv: Sequence[str]) -> tuple[Relay, float | None, bool]:
             raise ConfigError(f"--seed: {a.seed!r} must be an integer")
         seed = int(a.seed)
     duration = None if a.duration is None else _flag("--duration", parse_duration, a.duration)
+    report = None if a.report is None else _flag("--report", parse_duration, a.report)
+    if report is not None and report <= 0:
+        raise ConfigError("--report: give a positive interval, e.g. 1s")
     down = LinkSpec(**service("down"), **common)
     up = LinkSpec(**service("up"), **common)
     path = Path(down=down, up=up, seed=seed)
     relay = Relay(target, listen=listen, path=path, overhead_bytes=int(a.overhead))
+    relay.report_s = None if a.quiet else report
     return relay, duration, a.quiet
 
 
@@ -380,7 +440,7 @@ def cli_main(argv: Sequence[str]) -> int:
             print(f"  up   (client->server): {relay.path.up_spec.summary()}", flush=True)
             print(f"  rtt {format_duration(relay.path.rtt_s)} + queueing; seed {relay.path.seed}",
                   flush=True)
-        await relay.serve_forever(duration)
+        await relay.serve_forever(duration, report_s=relay.report_s)
 
     try:
         asyncio.run(run())
