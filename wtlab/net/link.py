@@ -24,7 +24,10 @@ What happens to a packet offered at ``now``, in this order:
    large one spans several), a packet departs at the opportunity carrying its
    last byte, and bytes of an opportunity that finds the queue empty are lost.
    An opportunity at exactly ``now`` is not usable by a packet offered at
-   ``now`` (Mahimahi serves due opportunities before enqueuing).
+   ``now`` (Mahimahi serves due opportunities before enqueuing). One
+   difference from Mahimahi: its buffer limit does not count a packet that an
+   opportunity has started but not finished (only packets larger than the
+   bytes left in an opportunity are ever in that state); here it counts.
 4. **AQM** (``aqm="codel"``): CoDel (RFC 8289, Linux's variant of the drop
    state) decides at the moment the packet reaches the head of the queue (the
    start of its serialization, or its first opportunity), packets taken in

@@ -29,9 +29,10 @@ from wtlab.net.units import parse_fraction
 class Bernoulli:
     """Each packet is lost independently with probability ``p``.
 
-    Draw order: the link draws one uniform per *lost* packet, the gap to the next
-    loss (geometric), instead of one per packet; the loss pattern is the same
-    i.i.d. Bernoulli process, cheaper to produce.
+    Draw order: the link draws one uniform when it is built and one per *lost*
+    packet, each giving the gap to the next loss (geometric), instead of one per
+    packet; the loss pattern is the same i.i.d. Bernoulli process, cheaper to
+    produce.
     """
 
     p: float
