@@ -10,13 +10,15 @@ integers, float32), columns beyond the schema (e.g. ``run_id``), and the run
 metadata as JSON under the ``wtlab`` key of the file's schema metadata.
 ``read_parquet`` gives the frame back with that metadata in ``df.attrs["meta"]``.
 
-CSV is plain text for other tools: one header line, NA as empty fields, ``extra``
-as its JSON text; it carries no metadata.
+CSV is plain text for other tools: one header line, text fields quoted, NA as empty
+fields, ``extra`` as its JSON text (an empty ``extra`` text reads back as None); it
+carries no metadata.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
@@ -166,15 +168,19 @@ def write_csv(trace: Any, path: str | os.PathLike) -> Path:
     df, _ = as_frame(trace)
     df = schema.conform(df)
     with atomic_path(path, suffix=".csv.tmp") as tmp:
-        df.to_csv(tmp, index=False, float_format=None)
+        # quote every text field: a lone "\r" in extra must survive the round trip
+        df.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)
     return Path(path)
 
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV written by :func:`write_csv` (or any CSV with schema columns)."""
-    dtypes = {c: ("string" if c in ("kind", "state", "extra") else None) for c in schema.COLUMNS}
+    # exact dtypes up front: integers with NA must not pass through float64 (2**53)
+    dtypes = {c: "string" for c in ("kind", "state", "extra")}
+    dtypes.update({c: "Int64" for c in schema.INT_COLUMNS})
+    dtypes.update({"bytes": "Int64", "flow": "Int64", "time_s": "float64"})
     try:
-        df = pd.read_csv(path, dtype={k: v for k, v in dtypes.items() if v},
+        df = pd.read_csv(path, dtype=dtypes,
                          keep_default_na=False, na_values={c: [""] for c in schema.COLUMNS})
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise TraceFormatError(f"not a readable trace CSV ({exc})", path=str(path)) from exc

@@ -489,7 +489,7 @@ def _event_rows(b: _Builder, name: Any, data: Any, t: float, flow: int, per_s: f
         extra = json.dumps(data, sort_keys=True, default=str) if data else None
         vals: dict[str, Any] = {}
         kind = name
-        if wt:
+        if wt is not None:
             vals, kind, extra, time_s = _apply_wtlab(wt, vals, kind, extra, time_s, where)
         b.add(time_s, kind, flow, vals, extra)
         return
@@ -500,7 +500,7 @@ def _event_rows(b: _Builder, name: Any, data: Any, t: float, flow: int, per_s: f
             rest = {**extra_fields, **rest}
         extra = json.dumps(rest, sort_keys=True, default=str) if rest else None
         t = time_s
-        if wt:
+        if wt is not None:
             cols, kind, extra, t = _apply_wtlab(wt, cols, kind, extra, t, where)
         b.add(t, kind, flow, cols, extra)
 

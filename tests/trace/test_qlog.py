@@ -1,0 +1,208 @@
+"""qlog: round trips (both flavours, JSON and JSON-SEQ), real aioquic qlog, samples, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wtlab import TraceFormatError
+from wtlab.trace import Recorder, qlog
+
+from .helpers import sort_rows, synthetic_recorder, trace_strategy
+
+DATA = Path(__file__).parent / "data"
+FORMATS = [("ietf", ".qlog"), ("ietf", ".sqlog"), ("legacy", ".qlog"), ("legacy", ".sqlog")]
+
+
+def _round_trip(rec, tmp_path, flavour, suffix):
+    p = qlog.write_qlog(rec, tmp_path / f"t{suffix}", flavour=flavour)
+    return qlog.read_qlog(p)
+
+
+@pytest.mark.parametrize("flavour,suffix", FORMATS)
+def test_round_trip_synthetic_multi_flow(tmp_path, flavour, suffix):
+    rec = synthetic_recorder(150, flows=3)
+    back = _round_trip(rec, tmp_path, flavour, suffix)
+    pd.testing.assert_frame_equal(sort_rows(back), sort_rows(rec.to_pandas()),
+                                  check_categorical=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rec=trace_strategy(), fmt=st.sampled_from(FORMATS))
+def test_round_trip_any_trace(tmp_path_factory, rec, fmt):
+    tmp = tmp_path_factory.mktemp("q")
+    back = _round_trip(rec, tmp, *fmt)
+    assert len(back) == len(rec)
+    pd.testing.assert_frame_equal(sort_rows(back), sort_rows(rec.to_pandas()),
+                                  check_categorical=False)
+
+
+@pytest.mark.parametrize("flavour,suffix", FORMATS)
+def test_round_trip_real_recorded_trace(live_run, tmp_path, flavour, suffix):
+    _, rec = live_run
+    df = rec.to_pandas()
+    kinds = set(df["kind"].astype(str)[df["kind"].notna()])
+    assert {"packet_sent", "packet_acked", "rtt_sample", "ack_received", "cwnd_changed"} <= kinds
+    back = _round_trip(rec, tmp_path, flavour, suffix)
+    pd.testing.assert_frame_equal(sort_rows(back), sort_rows(df), check_categorical=False)
+
+
+def test_written_names_and_headers(tmp_path):
+    rec = Recorder()
+    rec.event(0.001, "packet_sent", pn=0, bytes=1200)
+    rec.event(0.002, "cwnd_changed", cwnd=13200, bytes_in_flight=0, state="slow_start")
+    rec.event(0.003, "packet_lost", pn=0, bytes=1200, extra={"trigger": "time_threshold"})
+    rec.event(0.004, "state_changed", state="recovery")
+    rec.event(0.005, "message_sent", pn=1, stream_id=4, bytes=100)
+    ietf = json.loads(qlog.write_qlog(rec, tmp_path / "a.qlog").read_text())
+    assert ietf["file_schema"] == "urn:ietf:params:qlog:file:contained"
+    evs = ietf["traces"][0]["events"]
+    assert [e["name"] for e in evs] == ["quic:packet_sent", "quic:recovery_metrics_updated",
+                                        "quic:packet_lost", "quic:congestion_state_updated",
+                                        "wtlab:message_sent"]
+    assert evs[0]["data"]["header"]["packet_number"] == 0 and evs[0]["time"] == 1.0
+    assert evs[1]["data"]["congestion_window"] == 13200
+    assert evs[2]["data"]["trigger"] == "time_threshold"
+    assert evs[3]["data"]["new"] == "recovery"
+    old = json.loads(qlog.write_qlog(rec, tmp_path / "b.qlog", flavour="legacy").read_text())
+    assert old["qlog_version"] == "0.3" and old["qlog_format"] == "JSON"
+    names = [e["name"] for e in old["traces"][0]["events"]]
+    assert names[:4] == ["transport:packet_sent", "recovery:metrics_updated",
+                         "recovery:packet_lost", "recovery:congestion_state_updated"]
+    assert old["traces"][0]["events"][1]["data"]["cwnd"] == 13200
+    seq = (tmp_path / "c.sqlog")
+    qlog.write_qlog(rec, seq)
+    raw = seq.read_text()
+    records = [json.loads(r) for r in raw.split("\x1e") if r.strip()]
+    assert raw.startswith("\x1e") and len(records) == 1 + len(rec)
+    assert records[0]["file_schema"] == "urn:ietf:params:qlog:file:sequential"
+
+
+def test_write_is_atomic(tmp_path):
+    target = tmp_path / "keep.qlog"
+    target.write_text("old")
+    with pytest.raises(Exception):  # noqa: B017 - any error from the bad argument
+        qlog.write_qlog(object(), target)
+    with pytest.raises(Exception):  # noqa: B017
+        qlog.write_qlog(synthetic_recorder(5), target, flavour="nope")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.qlog"]
+
+
+def test_real_aioquic_qlog_imports(live_run):
+    qdir, rec = live_run
+    files = sorted(qdir.glob("*.qlog"))
+    assert files, "aioquic's QuicFileLogger wrote no qlog"
+    for f in files:
+        doc = json.loads(f.read_text())
+        events = [e for tr in doc["traces"] for e in tr["events"]]
+        df = qlog.read_qlog(f)
+        assert len(df) >= len(events)  # packets_acked could only add rows; nothing dropped
+        assert len(df) == len(events)
+        counts = df["kind"].astype(str).value_counts()
+        n_sent = sum(e["name"] == "transport:packet_sent" for e in events)
+        n_metrics = sum(e["name"] == "recovery:metrics_updated" for e in events)
+        assert counts["packet_sent"] == n_sent > 10
+        assert counts["metrics_updated"] == n_metrics
+        cwnds = [e["data"]["cwnd"] for e in events if e["name"] == "recovery:metrics_updated"]
+        got = df.loc[df["kind"] == "metrics_updated", "cwnd"].tolist()
+        assert got == cwnds
+        t = sorted(e["time"] for e in events)
+        assert df["time_s"].min() == 0.0
+        assert df["time_s"].max() == pytest.approx((t[-1] - t[0]) / 1000, abs=1e-6)
+        sizes = [e["data"]["raw"]["length"] for e in events if e["name"] ==
+                 "transport:packet_sent"]
+        assert df.loc[df["kind"] == "packet_sent", "bytes"].tolist() == sizes
+        # unknown events kept whole, with their data in extra
+        dg = df[df["kind"] == "transport:datagrams_sent"]
+        assert len(dg) == sum(e["name"] == "transport:datagrams_sent" for e in events) > 0
+        assert json.loads(dg["extra"].iloc[0])["count"] == 1
+
+
+def test_aioquic_sample():
+    df = qlog.read_qlog(DATA / "aioquic_03.qlog")
+    assert df["kind"].astype(str).tolist() == [
+        "transport:datagrams_sent", "packet_sent", "metrics_updated", "packet_received",
+        "metrics_updated", "packet_lost", "metrics_updated"]
+    assert df["time_s"].tolist() == pytest.approx([0, 0.0005, 0.0006, 0.0125, 0.0126, 0.05,
+                                                   0.05], abs=1e-6)
+    m = df[df["kind"] == "metrics_updated"]
+    assert m["cwnd"].tolist() == [12000, 13252, 6626]
+    assert m["srtt_s"].iloc[1] == pytest.approx(0.012) and m["rttvar_s"].iloc[1] == \
+        pytest.approx(0.006)
+    assert m["ssthresh"].iloc[2] == 6626 and json.loads(m["extra"].iloc[2]) == {
+        "cubic-wmax": 13252}
+    lost = df[df["kind"] == "packet_lost"]
+    assert lost["pn"].tolist() == [9]
+
+
+def test_picoquic_draft00_sample_microseconds():
+    df = qlog.read_qlog(DATA / "picoquic_draft00.qlog")
+    assert len(df) == 9
+    m = df[df["kind"] == "metrics_updated"]
+    assert m["time_s"].tolist() == pytest.approx([0.0015, 0.04525])
+    assert m["srtt_s"].iloc[1] == pytest.approx(0.0305) and m["min_rtt_s"].iloc[1] == \
+        pytest.approx(0.030)
+    sent = df[df["kind"] == "packet_sent"]
+    assert sent["bytes"].tolist() == [1252, 1440] and sent["pn"].tolist() == [0, 1]
+    lost = df[df["kind"] == "packet_lost"]
+    assert lost["pn"].tolist() == [7]
+    assert json.loads(lost["extra"].iloc[0])["trigger"] == "time_threshold"
+    assert df.loc[df["kind"] == "state_changed", "state"].tolist() == ["recovery"]
+    assert "transport:spin_bit_updated" in set(df["kind"].astype(str))
+
+
+def test_quicgo_draft02_sample():
+    df = qlog.read_qlog(DATA / "quicgo_draft02.sqlog")
+    assert df.attrs["meta"]["qlog"]["qlog_version"] == "draft-02"
+    m = df[df["kind"] == "metrics_updated"]
+    assert m["cwnd"].iloc[0] == 39040 and m["srtt_s"].iloc[1] == pytest.approx(0.02104)
+    assert json.loads(m["extra"].iloc[0]) == {"packets_in_flight": 1}
+    assert df["time_s"].iloc[0] == pytest.approx(0.00001)
+    assert df.loc[df["kind"] == "packet_lost", "pn"].tolist() == [4]
+    assert (df["kind"] == "pto_expired").sum() == 1
+    assert df["kind"].astype(str).iloc[0] == "transport:parameters_set"
+
+
+def test_ietf_samples():
+    df = qlog.read_qlog(DATA / "ietf_current.qlog")
+    acked = df[df["kind"] == "packet_acked"]
+    assert acked["pn"].tolist() == [10, 11]
+    m = df[df["kind"] == "metrics_updated"].iloc[0]
+    assert (m["cwnd"], m["ssthresh"], m["bytes_in_flight"]) == (14400, 9600, 0)
+    assert m["pacing_rate_bps"] == 4608000.0 and m["min_rtt_s"] == pytest.approx(0.0245)
+    kinds = df["kind"].astype(str).tolist()
+    assert {"stream_opened", "stream_data_sent", "datagram_received", "state_changed",
+            "quic:loss_timer_updated", "quic:connection_closed"} <= set(kinds)
+    assert df.loc[df["kind"] == "stream_data_sent", "bytes"].tolist() == [500]
+    seq = qlog.read_qlog(DATA / "ietf_current.sqlog")
+    assert seq["flow"].tolist() == [0, 1, 0, 1, 0]  # group ids conn-a, conn-b
+    assert seq.loc[seq["kind"] == "packet_lost", "flow"].tolist() == [1]
+
+
+@pytest.mark.parametrize("text,line", [
+    ("", 1),
+    ("{", 1),
+    ('{"traces": 5}', 1),
+    ('{"traces": [{"events": [{"time": "soon", "name": "x:y"}]}]}', None),
+    ('{"traces": [{"events": [{"time": 1, "name": "transport:packet_sent", '
+     '"data": {"header": {"packet_number": 1.5}}}]}]}', None),
+    ('\x1e{"qlog_format": "JSON-SEQ", "trace": {}}\n\x1e{"time": 1, "name": "a:b"}\n'
+     '\x1e{"time": 2, "name"\n', 3),
+    ('\x1e{"time": 1, "name": "a:b"}\n', 1),
+    ('{"traces": [{"event_fields": ["relative_time", "category", "event", "data"], '
+     '"events": [[0, "transport"]]}]}', None),
+])
+def test_malformed_raises_trace_format_error(tmp_path, text, line):
+    p = tmp_path / "bad.qlog"
+    p.write_text(text)
+    with pytest.raises(TraceFormatError) as err:
+        qlog.read_qlog(p)
+    assert err.value.path == str(p) and str(p) in str(err.value)
+    if line is not None:
+        assert err.value.line == line
