@@ -375,7 +375,6 @@ class Link:
         self._dep: deque[float] = deque()
         self._sizes: deque[int] = deque()
         self._q_bytes = 0
-        self._last_dep = -INF  # departure of the newest packet in the buffer
         # constant-rate service
         self._busy_until = -INF
         self._s_per_byte = 8.0 / spec.rate_bps if spec.rate_bps is not None else 0.0
@@ -476,7 +475,7 @@ class Link:
     def queue_delay_s(self, now: float) -> float:
         """How long the buffer's content at ``now`` takes to leave (0 if empty)."""
         self._advance(now)
-        return self._last_dep - now if self._dep else 0.0
+        return self._dep[-1] - now if self._dep else 0.0
 
     @property
     def buffer_bytes(self) -> float:
@@ -679,7 +678,6 @@ class Link:
             dep.append(start)
             sizes.append(size_bytes)
             self._q_bytes = qb + size_bytes
-            self._last_dep = start
             self._drop_aqm += 1
             self._drop_bytes += size_bytes
             self.last_drop_cause = "aqm"
@@ -691,7 +689,6 @@ class Link:
             dep.append(self._out_start)
             sizes.append(size_bytes)
             self._q_bytes = qb + size_bytes
-            self._last_dep = self._out_start
             self._drop_outage += 1
             self._drop_bytes += size_bytes
             self.last_drop_cause = "outage"
@@ -699,7 +696,6 @@ class Link:
         dep.append(done)
         sizes.append(size_bytes)
         self._q_bytes = qb + size_bytes
-        self._last_dep = done
         if self._plain_wire:
             return (done + self._delay,)
         return self._wire(done, size_bytes)
@@ -766,7 +762,6 @@ class Link:
             dep.append(kt)
             sizes.append(size_bytes)
             self._q_bytes = qb + size_bytes
-            self._last_dep = kt
             self._drop_aqm += 1
             self._drop_bytes += size_bytes
             self.last_drop_cause = "aqm"
@@ -792,7 +787,6 @@ class Link:
             dep.append(self._out_start)
             sizes.append(size_bytes)
             self._q_bytes = qb + size_bytes
-            self._last_dep = self._out_start
             self._drop_outage += 1
             self._drop_bytes += size_bytes
             self.last_drop_cause = "outage"
@@ -800,7 +794,6 @@ class Link:
         dep.append(kt)
         sizes.append(size_bytes)
         self._q_bytes = qb + size_bytes
-        self._last_dep = kt
         if self._plain_wire:
             return (kt + self._delay,)
         return self._wire(kt, size_bytes)
