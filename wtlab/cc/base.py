@@ -140,6 +140,11 @@ class Controller:
         self.recorder = recorder
         self._last_logged = (self.cwnd, self.ssthresh, self.state, self.pacing_rate_bps)
         self._state_code_cache: dict[str, int] = {}
+        # Hot-path cache of the last (recorder, state name) -> state code.
+        self._code_rec: Any = None
+        self._code_state: str | None = None
+        self._code = 0
+        self._has_rate = type(self).delivery_rate_bps is not Controller.delivery_rate_bps
 
     # ------------------------------------------------------------------ hooks
     def on_ack(self, now: float, packet: PacketInfo, rtt: RttStats) -> None:
@@ -179,9 +184,10 @@ class Controller:
         return self.recovery_start_time is not None and sent_time <= self.recovery_start_time
 
     def on_packet_sent(self, now: float, packet: PacketInfo) -> None:
-        self.bytes_in_flight += packet.sent_bytes
+        nbytes = packet.sent_bytes
+        self.bytes_in_flight += nbytes
         if self.recorder is not None:
-            self._record(now, K_PACKET_SENT, packet.packet_number, packet.sent_bytes)
+            self._record(now, K_PACKET_SENT, packet.packet_number, nbytes)
 
     def on_packets_acked(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
         self.rtt = rtt
@@ -206,8 +212,7 @@ class Controller:
             srtt, min_rtt, latest, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
         else:
             srtt = min_rtt = latest = var = NAN
-        rate = self.delivery_rate_bps()
-        codes = self._state_code_cache
+        rate = self.delivery_rate_bps() if self._has_rate else NAN
         for packet in packets:
             self.bytes_in_flight -= packet.sent_bytes
             if start is None or packet.sent_time > start:
@@ -215,9 +220,11 @@ class Controller:
                     self._recovering = False
                     self.on_recovery_exit(now)
                 on_ack(now, packet, rtt)
-            code = codes.get(self.state)
-            if code is None:
-                code = codes[self.state] = rec.state_code(self.state)
+            st = self.state
+            if st is self._code_state and rec is self._code_rec:
+                code = self._code
+            else:
+                code = self._state_code(rec, st)
             ss = self.ssthresh
             pacing = self.pacing_rate_bps
             cwnd = self.cwnd
@@ -225,7 +232,7 @@ class Controller:
             append(now, K_PACKET_ACKED, code, flow, packet.packet_number, NO_STREAM,
                    packet.sent_bytes, cwnd if cwnd < NO_BYTES_U32 else NO_BYTES_U32 - 1,
                    bif if 0 <= bif < NO_BYTES_U32 else 0,
-                   NO_BYTES_U32 if ss is None else min(ss, NO_BYTES_U32 - 1),
+                   NO_BYTES_U32 if ss is None else ss if ss < NO_BYTES_U32 else NO_BYTES_U32 - 1,
                    srtt, min_rtt, latest, var, NAN if pacing is None else pacing, rate)
         self.on_ack_frame(now, packets, rtt)
         self._log_changes(now)
@@ -309,25 +316,38 @@ class Controller:
         if extra is not None:
             rec.set_extra(len(rec) - 1, extra)
 
+    def _state_code(self, rec: Any, state: str) -> int:
+        """State code of ``state`` in ``rec`` (cached per recorder)."""
+        if rec is not self._code_rec:
+            self._state_code_cache = {}
+        code = self._state_code_cache.get(state)
+        if code is None:
+            code = self._state_code_cache[state] = rec.state_code(state)
+        self._code_rec, self._code_state, self._code = rec, state, code
+        return code
+
     def _record(self, now: float, kind: int, pn: int, nbytes: int) -> None:
         rec = self.recorder
-        code = self._state_code_cache.get(self.state)
-        if code is None:
-            code = self._state_code_cache[self.state] = rec.state_code(self.state)
+        st = self.state
+        if st is self._code_state and rec is self._code_rec:
+            code = self._code
+        else:
+            code = self._state_code(rec, st)
         rtt = self.rtt
-        ss = self.ssthresh
-        pacing = self.pacing_rate_bps
         if rtt is not None and rtt.has_sample:
             srtt, min_rtt, latest, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
         else:
             srtt = min_rtt = latest = var = NAN
+        ss = self.ssthresh
+        pacing = self.pacing_rate_bps
         cwnd = self.cwnd
         bif = self.bytes_in_flight
         rec.append(now, kind, code, self.flow, pn, NO_STREAM, nbytes,
                    cwnd if cwnd < NO_BYTES_U32 else NO_BYTES_U32 - 1,
                    bif if 0 <= bif < NO_BYTES_U32 else 0,
-                   NO_BYTES_U32 if ss is None else min(ss, NO_BYTES_U32 - 1), srtt, min_rtt, latest,
-                   var, NAN if pacing is None else pacing, self.delivery_rate_bps())
+                   NO_BYTES_U32 if ss is None else ss if ss < NO_BYTES_U32 else NO_BYTES_U32 - 1,
+                   srtt, min_rtt, latest, var, NAN if pacing is None else pacing,
+                   self.delivery_rate_bps() if self._has_rate else NAN)
 
     def _log_changes(self, now: float) -> None:
         """Record cwnd_changed / state_changed / pacing_changed when they changed."""
