@@ -325,3 +325,18 @@ async def test_idle_clients_are_forgotten_and_status_lines_report():
         echo_t.close()
     lines = out.getvalue().splitlines()
     assert lines and all("down:" in ln and "up:" in ln and "Mbit/s" in ln for ln in lines)
+
+
+async def test_ipv6_listen_to_ipv4_server():
+    echo_t, _ = await _udp(Echo, local_addr=("127.0.0.1", 0))
+    try:
+        async with Relay(echo_t.get_extra_info("sockname"), listen="[::1]:0",
+                         rate_bps="10mbit", delay_s="2ms") as relay:
+            assert relay.address[0] == "::1"
+            client_t, col = await _udp(Collector, remote_addr=relay.address)
+            client_t.sendto(b"v6")
+            _, data, addr = await asyncio.wait_for(col.queue.get(), 2.0)
+            assert data == b"v6" and addr[0] == "::1"
+            client_t.close()
+    finally:
+        echo_t.close()
