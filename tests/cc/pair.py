@@ -60,11 +60,12 @@ class Pair:
     """Client sends ``total_bytes`` on one stream to the server over a fake path."""
 
     def __init__(self, client: QuicConnection, server: QuicConnection, *, delay_s: float = 0.02,
-                 rate_bps: float | None = None,
+                 rate_bps: float | None = None, buffer_bytes: int | None = None,
                  drop: Callable[[int, bytes], bool] | None = None) -> None:
         self.client, self.server = client, server
         self.delay_s = delay_s
         self.rate_bps = rate_bps
+        self.buffer_bytes = buffer_bytes  # drop-tail queue before the client->server link
         self.drop = drop
         self.now = 0.0
         self.link_free_at = 0.0  # client->server bottleneck (serialisation), if rate_bps
@@ -82,6 +83,9 @@ class Pair:
                 continue
             arrive = self.now + self.delay_s
             if to == "server" and self.rate_bps:
+                queued_bytes = max(0.0, self.link_free_at - self.now) * self.rate_bps / 8
+                if self.buffer_bytes is not None and queued_bytes + len(data) > self.buffer_bytes:
+                    continue
                 start = max(self.now, self.link_free_at)
                 self.link_free_at = start + len(data) * 8 / self.rate_bps
                 arrive = self.link_free_at + self.delay_s

@@ -146,3 +146,36 @@ def test_cubic_attached_reacts_to_losses():
     df = rec.to_pandas()
     assert (df["kind"] == "packet_lost").sum() >= 3
     assert cc.bytes_in_flight == client._loss.bytes_in_flight
+
+
+def blackout(start_s, end_s, pair_ref):
+    """Drop every client->server datagram sent while the fake clock is in [start, end)."""
+    return lambda n, _d: start_s <= pair_ref[0].now < end_s
+
+
+@pytest.mark.parametrize("name", ["reno", "bbr"])
+def test_pto_and_persistent_congestion_are_logged_and_survived(name):
+    client, server = make_pair()
+    rec = Recorder()
+    cc = wa.attach(client, name, recorder=rec)
+    ref: list = []
+    pair = Pair(client, server, delay_s=0.01, rate_bps=20e6, buffer_bytes=100_000,
+                drop=blackout(0.4, 1.4, ref))
+    ref.append(pair)
+    pair.run(4_000_000, until_s=20.0)
+    df = rec.to_pandas()
+    pto = df[df["kind"] == "pto_expired"]
+    assert len(pto) >= 2
+    counts = [json.loads(e)["pto_count"] for e in pto["extra"]]
+    assert counts[:2] == [1, 2]  # exponential backoff, as aioquic counts it
+    lost = df[df["kind"] == "packet_lost"]
+    triggers = [json.loads(e)["trigger"] for e in lost["extra"]]
+    assert "pto" in triggers
+    # Losses spanning more than 3 PTOs with nothing acked: persistent congestion.
+    assert (df["kind"] == "persistent_congestion").sum() >= 1
+    assert cc.bytes_in_flight == client._loss.bytes_in_flight
+    # After the blackout the transfer finished at close to the link rate.
+    after = df[(df["kind"] == "packet_acked") & (df["time_s"] > 2.2)]
+    span = after["time_s"].iloc[-1] - after["time_s"].iloc[0]
+    rate = after["bytes"].sum() * 8 / span
+    assert span > 0.5 and rate > 0.7 * 20e6, rate
