@@ -599,8 +599,8 @@ def profile(args) -> int:
                 continue
             buf = io.StringIO()
             st = pstats.Stats(str(path), stream=buf)
-            st.strip_dirs().sort_stats("tottime").print_stats(args.top)
-            print(f"\n===== {name} {side}: top {args.top} by own time =====")
+            st.strip_dirs().sort_stats(args.sort).print_stats(args.top)
+            print(f"\n===== {name} {side}: top {args.top} by {args.sort} =====")
             print(buf.getvalue().split("\n", 6)[-1][:8000])
     return 0
 
@@ -615,6 +615,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="profile one contender (default wtlab) on bulk and msg64 instead")
     p.add_argument("--top", type=int, default=25, help="functions to show per profile")
+    p.add_argument("--sort", default="tottime", choices=["tottime", "cumtime", "ncalls"],
+                   help="profile order (default tottime: own time)")
     # internal: child processes
     p.add_argument("--serve", choices=CONTENDERS, help=argparse.SUPPRESS)
     p.add_argument("--client", choices=CONTENDERS, help=argparse.SUPPRESS)
