@@ -37,7 +37,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import stream_is_unidirectional
 from aioquic.quic.events import ProtocolNegotiated, QuicEvent, StreamDataReceived
 
-# Send-side bound per stream (unacknowledged bytes) and for queued datagrams.
+# Send-side bound per stream (bytes not yet sent once) and for queued datagrams.
 STREAM_HIGH_WATER_BYTES = 1 << 20
 DATAGRAM_HIGH_WATER = 256
 MAX_DATAGRAM_FRAME_SIZE = 65536
@@ -216,13 +216,13 @@ class RawStream:
     def write_eof(self) -> None:
         self.write(b"", True)
 
-    def buffered_bytes(self) -> int:
+    def unsent_bytes(self) -> int:
         sender = self._protocol._quic._streams[self.stream_id].sender
-        return sender._buffer_stop - sender._buffer_start
+        return sender._buffer_stop - sender.highest_offset
 
     async def drain(self) -> None:
-        """Wait while more than STREAM_HIGH_WATER_BYTES are unacknowledged."""
-        while self.buffered_bytes() > STREAM_HIGH_WATER_BYTES:
+        """Wait while more than STREAM_HIGH_WATER_BYTES are not yet sent once (as wtlab)."""
+        while self.unsent_bytes() > STREAM_HIGH_WATER_BYTES:
             await self._protocol._wait_progress()
 
 
