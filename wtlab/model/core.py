@@ -1,0 +1,777 @@
+"""The fast flow model's event loop: senders, receivers and links on one virtual clock.
+
+Packet level and event driven (one ``heapq`` of ``(time, seq, kind, flow, arg)``):
+the same :mod:`wtlab.cc` controller objects the live and emulated stacks use,
+the same :class:`wtlab.cc.RttStats`, the same path links (``Link.transmit(now,
+size_bytes) -> arrival times``), the same trace schema. What it leaves out is
+what makes full-stack emulation slow: encryption, framing, TLS, HTTP/3. What a
+user may rely on:
+
+* **Loss detection and recovery** follow RFC 9002 as aioquic implements them:
+  packet threshold 3, time threshold 9/8 x max(latest_rtt, srtt), PTO =
+  srtt + max(4 rttvar, 1 ms) + max_ack_delay with exponential backoff; on PTO
+  the oldest outstanding packet's data is resent in one probe that may exceed
+  cwnd (aioquic declares that packet lost without a congestion event, so do
+  we); persistent congestion (a contiguous run of lost packets spanning
+  > 3 x PTO) collapses the window.
+* **ACKs**: the receiver acknowledges cumulatively with implied ranges (an ACK
+  carries everything received so far, so a lost ACK is repaired by the next
+  one). ``ack_policy="aioquic"`` (default, what the emulator's aioquic peer
+  does): one ACK 1 ms after the first unacknowledged ack-eliciting packet;
+  ``"rfc9000"``: every 2nd ack-eliciting packet, at once on a gap, else after
+  ``max_ack_delay_s`` (25 ms). ACK frames report their ack delay; RTT samples
+  follow RFC 9002 section 5.
+* **Pacing**: a token bucket like aioquic's ``QuicPacketPacer`` at the
+  controller's ``pacing_rate_bps`` when it sets one, else at cwnd/srtt (inactive
+  until the first RTT sample, as in aioquic). Packets are full-size
+  (``max_datagram_size``) datagrams carrying ``max_datagram_size -
+  overhead_bytes`` of payload; ACK-only packets are ``ack_size_bytes``.
+* **Connection setup**: each flow spends ``setup_rtts`` path RTTs in the
+  handshake before its first data packet and starts with the RTT sample the
+  handshake would have given (the path's base RTT), so its first flight is paced
+  and its PTO realistic, as after a real QUIC handshake.
+* **Determinism**: no wall clock, no global randomness; every random draw is
+  the path links' (seeded). Same inputs, same trace, bit for bit.
+
+The model does not simulate flow control, stream framing, or ACK-of-ACK
+traffic; those matter little to congestion behaviour of a bulk flow and are
+where the emulator is the reference.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Sequence
+from itertools import repeat
+from operator import attrgetter
+from typing import Any
+
+from wtlab.cc.rtt import K_GRANULARITY_S, RttStats
+from wtlab.errors import ConfigError
+from wtlab.trace import schema
+from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_STREAM
+
+K_PACKET_THRESHOLD = 3
+K_TIME_THRESHOLD = 9 / 8
+K_PERSISTENT_CONGESTION_THRESHOLD = 3
+K_MICRO_SECOND = 1e-6
+AIOQUIC_ACK_DELAY_S = K_GRANULARITY_S  # aioquic acks 1 ms after the first unacked packet
+
+# event kinds, most frequent first (the dispatcher tests them in this order)
+_EV_DATA = 0  # a data packet reaches its receiver
+_EV_ACK = 1  # an ACK reaches the sender
+_EV_ACK_TIMER = 2  # the receiver's delayed-ACK timer
+_EV_SEND = 3  # the pacer allows the next packet
+_EV_LOSS_TIMER = 4  # loss-time or PTO timer
+_EV_START = 5  # a flow's first data packet may go
+_EV_MESSAGE = 6  # the application hands a message to the sender
+
+_K_SENT = schema.K_PACKET_SENT
+_K_RTT = schema.K_RTT_SAMPLE
+_K_ACK_RECEIVED = schema.K_ACK_RECEIVED
+_K_PTO = schema.K_PTO_EXPIRED
+_K_APP_LIMITED = schema.K_APP_LIMITED
+_K_MSG_SENT = schema.K_MESSAGE_SENT
+_K_MSG_DELIVERED = schema.K_MESSAGE_DELIVERED
+_U32_MAX = NO_BYTES_U32 - 1
+
+
+class SentPacket:
+    """A packet in flight, as controllers see it (aioquic's attribute names)."""
+
+    __slots__ = ("packet_number", "sent_bytes", "sent_time", "payload_bytes", "chunk")
+
+    def __init__(self, packet_number: int, sent_bytes: int, sent_time: float,
+                 payload_bytes: int, chunk: int) -> None:
+        self.packet_number = packet_number
+        self.sent_bytes = sent_bytes
+        self.sent_time = sent_time
+        self.payload_bytes = payload_bytes
+        self.chunk = chunk  # message chunk id (-1: bulk data)
+
+    def __repr__(self) -> str:
+        return (f"SentPacket(pn={self.packet_number}, bytes={self.sent_bytes}, "
+                f"t={self.sent_time:.6f})")
+
+
+class Flow:
+    """One sender/receiver pair: a controller, its RTT estimate and its loss state.
+
+    Counters a user may read after a run: ``next_pn`` (packets sent), ``packets_acked``,
+    ``packets_lost`` (declared lost with a congestion signal), ``pto_count_total``,
+    ``probe_packets``, ``acked_payload_bytes`` (goodput bytes), ``acks_sent``,
+    ``acks_received``, ``rtt_samples``, ``rtt_sum_s``, ``start_s``, ``data_start_s``,
+    ``loss_by_trigger`` (``packet``/``time``/``pto`` counts).
+    """
+
+    __slots__ = (
+        "index", "cc", "rtt", "sent", "next_pn", "largest_acked", "loss_time", "pto_count",
+        "last_ae_sent", "timer_at", "timer_gen", "send_at", "send_gen",
+        "pacing_packet_time", "bucket_time", "bucket_max", "eval_time",
+        "recv", "recv_base", "recv_cursor", "largest_received", "largest_received_time",
+        "ack_at", "ack_gen", "unacked_ae", "recv_ordered",
+        "start_s", "data_start_s", "stop_s", "budget_bytes", "retx_bytes", "queued_bytes",
+        "packets_acked", "packets_lost", "pto_count_total", "probe_packets",
+        "acked_payload_bytes", "acks_sent", "acks_received", "rtt_samples", "rtt_sum_s",
+        "loss_by_trigger", "app_limited", "done_s", "probe_pending",
+        "msg_chunks", "msg_chunk_left", "msg_sent_time", "msg_sizes", "msg_delivered",
+        "chunk_got", "msg_queue", "chunk_bytes", "latencies_s", "messages",
+        "cwnd_time_integral", "cwnd_last_t", "cwnd_last", "pn_chunk",
+        "rx_t", "rx_pn", "rx_head", "rx_last",
+    )
+
+    def __init__(self, index: int, cc: Any, rtt: RttStats, start_s: float) -> None:
+        self.index = index
+        self.cc = cc
+        self.rtt = rtt
+        self.sent: dict[int, SentPacket] = {}
+        self.next_pn = 0
+        self.largest_acked = -1
+        self.loss_time: float | None = None
+        self.pto_count = 0
+        self.last_ae_sent = 0.0
+        self.timer_at: float | None = None
+        self.timer_gen = 0
+        self.send_at: float | None = None
+        self.send_gen = 0
+        self.pacing_packet_time: float | None = None
+        self.bucket_time = 0.0
+        self.bucket_max = 0.0
+        self.eval_time = 0.0
+        # receiver: packet numbers in arrival order; ACKs carry an index into it
+        self.recv: list[int] = []
+        self.recv_base = 0  # absolute index of recv[0] (the list is trimmed as acks land)
+        self.recv_cursor = 0  # absolute index up to which the sender has processed
+        self.largest_received = -1
+        self.largest_received_time = 0.0
+        self.ack_at: float | None = None
+        self.ack_gen = 0
+        self.unacked_ae = 0
+        self.recv_ordered = True
+        # in-order arrivals not yet taken by the receiver (times, packet numbers)
+        self.rx_t: list[float] = []
+        self.rx_pn: list[int] = []
+        self.rx_head = 0
+        self.rx_last = -math.inf
+        self.start_s = start_s
+        self.data_start_s = start_s
+        self.stop_s = math.inf
+        self.budget_bytes = math.inf  # payload still to hand out for the first time
+        self.retx_bytes = 0  # bulk payload declared lost, to resend first
+        self.queued_bytes = 0
+        self.packets_acked = 0
+        self.packets_lost = 0
+        self.pto_count_total = 0
+        self.probe_packets = 0
+        self.acked_payload_bytes = 0
+        self.acks_sent = 0
+        self.acks_received = 0
+        self.rtt_samples = 0
+        self.rtt_sum_s = 0.0
+        self.loss_by_trigger = {"packet": 0, "time": 0, "pto": 0}
+        self.app_limited = False
+        self.done_s: float | None = None
+        self.probe_pending = False
+        # message workload state (None for bulk)
+        self.msg_chunks: list[tuple[int, int]] | None = None  # chunk id -> (msg id, bytes)
+        self.msg_chunk_left: list[int] = []  # per message: chunks not yet received
+        self.msg_sent_time: list[float] = []
+        self.msg_sizes: list[int] = []
+        self.msg_delivered: list[float] = []
+        self.chunk_got = bytearray()
+        self.msg_queue: deque[int] = deque()  # chunk ids to send (retransmissions first)
+        self.pn_chunk: list[int] = []  # packet number -> chunk it carries
+        self.chunk_bytes = 0
+        self.latencies_s: list[float] = []
+        self.messages = 0
+        self.cwnd_time_integral = 0.0
+        self.cwnd_last_t = start_s
+        self.cwnd_last = cc.cwnd
+
+
+class FlowModel:
+    """Flows sharing one path, run in virtual time.
+
+    ``data_link`` carries data packets (for a download: the path's ``down`` link),
+    ``ack_link`` the ACKs. Controllers are ready instances (one per flow). Use
+    :func:`wtlab.model.run` unless you need to step or build flows yourself.
+    """
+
+    def __init__(self, data_link: Any, ack_link: Any, controllers: Sequence[Any], *,
+                 base_rtt_s: float, recorder: Any = None, max_datagram_size: int = 1200,
+                 overhead_bytes: int = 40, ack_size_bytes: int = 50,
+                 ack_policy: str = "aioquic", max_ack_delay_s: float = 0.025,
+                 setup_rtts: float = 1.0, start_times_s: Sequence[float] | None = None,
+                 workload: dict[str, Any] | None = None, record_acks: bool = True) -> None:
+        if ack_policy not in ("aioquic", "rfc9000"):
+            raise ConfigError(f"ack_policy={ack_policy!r}: use 'aioquic' or 'rfc9000'")
+        if not 0 <= overhead_bytes < max_datagram_size:
+            raise ConfigError(
+                f"overhead_bytes={overhead_bytes} must be >= 0 and below max_datagram_size"
+            )
+        self.data_link = data_link
+        self.ack_link = ack_link
+        self.recorder = recorder
+        self.max_datagram_size = int(max_datagram_size)
+        self.payload_bytes = self.max_datagram_size - int(overhead_bytes)
+        self.ack_size_bytes = int(ack_size_bytes)
+        self.ack_policy = ack_policy
+        self.max_ack_delay_s = float(max_ack_delay_s)
+        self.base_rtt_s = float(base_rtt_s)
+        self.setup_rtts = float(setup_rtts)
+        self.record_acks = bool(record_acks) and recorder is not None
+        self.now = 0.0
+        self._heap: list[tuple] = []
+        self._seq = 0
+        self._state_codes: dict[str, int] = {}
+        n = len(controllers)
+        if start_times_s is None:
+            start_times_s = [0.0] * n
+        if len(start_times_s) != n:
+            raise ConfigError(f"start_times_s has {len(start_times_s)} entries for {n} flows")
+        self.flows: list[Flow] = []
+        for i, cc in enumerate(controllers):
+            fl = Flow(i, cc, RttStats(), float(start_times_s[i]))
+            self.flows.append(fl)
+        self.workload = dict(workload or {"kind": "bulk"})
+        self._setup_workload()
+        # Lazy receive: with aioquic's ACK timer and a bulk workload the receiver only acts
+        # when its ACK timer runs, so in-order arrivals need no event of their own; they
+        # queue per flow and the timer takes those due (the trace is the same, ~2x faster).
+        self._lazy_rx = ack_policy == "aioquic" and self.workload.get("kind", "bulk") == "bulk"
+        for fl in self.flows:
+            fl.data_start_s = fl.start_s + self.setup_rtts * self.base_rtt_s
+            self._push(fl.data_start_s, _EV_START, fl, 0)
+            if fl.msg_chunks is not None:
+                self._push(fl.data_start_s, _EV_MESSAGE, fl, 0)
+
+    # ------------------------------------------------------------------ set-up
+    def _setup_workload(self) -> None:
+        w = self.workload
+        kind = w.get("kind", "bulk")
+        if kind == "bulk":
+            size = w.get("size_bytes")
+            for fl in self.flows:
+                fl.budget_bytes = math.inf if size is None else int(size)
+        elif kind == "messages":
+            try:
+                self._msg_rate_hz = float(w["rate_hz"])
+                self._msg_size = int(w["size_bytes"])
+            except KeyError as exc:
+                raise ConfigError(
+                    f"workload 'messages' needs {exc.args[0]!r} (rate_hz and size_bytes)"
+                ) from None
+            if self._msg_rate_hz <= 0 or self._msg_size <= 0:
+                raise ConfigError("workload 'messages' needs rate_hz > 0 and size_bytes > 0")
+            for fl in self.flows:
+                fl.budget_bytes = 0
+                fl.msg_chunks = []
+        else:
+            raise ConfigError(f"unknown workload kind {kind!r}; use 'bulk' or 'messages'")
+
+    def _push(self, t: float, kind: int, fl: Flow, arg: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, fl, arg))
+
+    # ------------------------------------------------------------------ running
+    def run(self, until: float) -> None:
+        """Process every event up to virtual time ``until`` (seconds)."""
+        heap = self._heap
+        pop = heapq.heappop
+        on_data = self._on_data
+        on_ack = self._on_ack
+        on_ack_timer = self._on_ack_timer
+        try_send = self._try_send
+        on_loss_timer = self._on_loss_timer
+        while heap:
+            ev = heap[0]
+            t = ev[0]
+            if t > until:
+                break
+            pop(heap)
+            self.now = t
+            kind = ev[2]
+            if kind == _EV_DATA:
+                on_data(t, ev[3], ev[4])
+            elif kind == _EV_ACK:
+                on_ack(t, ev[3], ev[4])
+            elif kind == _EV_ACK_TIMER:
+                fl = ev[3]
+                if ev[4] == fl.ack_gen:
+                    on_ack_timer(t, fl)
+            elif kind == _EV_SEND:
+                fl = ev[3]
+                if ev[4] == fl.send_gen:
+                    fl.send_at = None
+                    try_send(t, fl)
+            elif kind == _EV_LOSS_TIMER:
+                fl = ev[3]
+                if ev[4] == fl.timer_gen:
+                    on_loss_timer(t, fl)
+            elif kind == _EV_START:
+                self._on_start(t, ev[3])
+            elif kind == _EV_MESSAGE:
+                self._on_message(t, ev[3])
+        if until > self.now:
+            self.now = until
+        for fl in self.flows:
+            self._account_cwnd(fl, self.now)
+
+    # ------------------------------------------------------------------ recording
+    def _record(self, t: float, fl: Flow, kind: int, pn: int, nbytes: int,
+                stream_id: int = NO_STREAM) -> None:
+        rec = self.recorder
+        cc = fl.cc
+        state = cc.state
+        code = self._state_codes.get(state)
+        if code is None:
+            code = self._state_codes[state] = rec.state_code(state)
+        rtt = fl.rtt
+        ss = cc.ssthresh
+        pacing = cc.pacing_rate_bps
+        if rtt.has_sample:
+            srtt, min_rtt, latest, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
+        else:
+            srtt = min_rtt = latest = var = NAN
+        cwnd = cc.cwnd
+        bif = cc.bytes_in_flight
+        rec.append(t, kind, code, fl.index, pn, stream_id, nbytes,
+                   cwnd if cwnd < _U32_MAX else _U32_MAX,
+                   0 if bif < 0 else bif if bif < _U32_MAX else _U32_MAX,
+                   NO_BYTES_U32 if ss is None else ss if ss < _U32_MAX else _U32_MAX,
+                   srtt, min_rtt, latest, var, NAN if pacing is None else pacing,
+                   cc.delivery_rate_bps())
+
+    def _account_cwnd(self, fl: Flow, now: float) -> None:
+        # time-weighted mean cwnd, integrated piecewise between events
+        if now > fl.cwnd_last_t:
+            fl.cwnd_time_integral += fl.cwnd_last * (now - fl.cwnd_last_t)
+            fl.cwnd_last_t = now
+        fl.cwnd_last = fl.cc.cwnd
+
+    # ------------------------------------------------------------------ sender
+    def _on_start(self, now: float, fl: Flow) -> None:
+        # the handshake's RTT sample: the path's base RTT (see module docstring)
+        if self.setup_rtts > 0 and not fl.rtt.has_sample:
+            fl.rtt.update(self.base_rtt_s, 0.0, now)
+            self._update_pacer(fl)
+        fl.cwnd_last_t = now
+        fl.cwnd_last = fl.cc.cwnd
+        self._try_send(now, fl)
+
+    def _update_pacer(self, fl: Flow) -> None:
+        """aioquic's QuicPacketPacer.update_rate, at pacing_rate_bps if the controller sets it."""
+        cc = fl.cc
+        mds = self.max_datagram_size
+        cwnd = cc.cwnd
+        rate_bps = cc.pacing_rate_bps
+        if rate_bps is not None and rate_bps > 0:
+            rate = rate_bps / 8.0
+        else:
+            rate = cwnd / max(fl.rtt.smoothed_rtt, K_MICRO_SECOND)
+        pt = mds / rate
+        fl.pacing_packet_time = K_MICRO_SECOND if pt < K_MICRO_SECOND else 1.0 if pt > 1.0 else pt
+        q = cwnd // 4
+        fl.bucket_max = max(2 * mds, q if q < 16 * mds else 16 * mds) / rate
+        if fl.bucket_time > fl.bucket_max:
+            fl.bucket_time = fl.bucket_max
+
+    def _try_send(self, now: float, fl: Flow) -> None:
+        """Send as many packets as cwnd, pacing and the workload allow (the hot path)."""
+        cc = fl.cc
+        size = self.max_datagram_size
+        payload_size = self.payload_bytes
+        transmit = self.data_link.transmit
+        heap = self._heap
+        push = heapq.heappush
+        sent = fl.sent
+        on_sent = cc.on_packet_sent
+        msgs = fl.msg_chunks is not None
+        lazy = self._lazy_rx
+        rx_t = fl.rx_t
+        rx_pn = fl.rx_pn
+        pt = fl.pacing_packet_time
+        pn = fl.next_pn
+        first_pn = pn
+        while True:
+            probe = fl.probe_pending
+            if not probe and cc.bytes_in_flight + size > cc.cwnd:
+                break
+            # pacing: aioquic's token bucket of send time (a PTO probe goes at once)
+            if pt is not None:
+                if now > fl.eval_time:
+                    b = fl.bucket_time + (now - fl.eval_time)
+                    fl.bucket_time = b if b < fl.bucket_max else fl.bucket_max
+                    fl.eval_time = now
+                if fl.bucket_time <= 0 and not probe:
+                    at = now + pt
+                    if fl.send_at is None or at < fl.send_at:
+                        fl.send_gen += 1
+                        fl.send_at = at
+                        self._seq += 1
+                        push(heap, (at, self._seq, _EV_SEND, fl, fl.send_gen))
+                    break
+            # what to send: retransmitted data first, then new data
+            chunk = -1
+            if msgs:
+                queue = fl.msg_queue
+                if queue:
+                    chunk = queue.popleft()
+                    payload = fl.msg_chunks[chunk][1]
+                elif probe:
+                    payload = 0  # a PING probe: nothing left to resend, but an ACK is due
+                else:
+                    self._app_limited(now, fl)
+                    break
+                fl.pn_chunk.append(chunk)
+            elif fl.retx_bytes > 0:
+                payload = payload_size if fl.retx_bytes > payload_size else fl.retx_bytes
+                fl.retx_bytes -= payload
+            elif fl.budget_bytes > 0 and now < fl.stop_s:
+                payload = payload_size if fl.budget_bytes > payload_size else fl.budget_bytes
+                fl.budget_bytes -= payload
+            elif probe:
+                payload = 0
+            else:
+                self._app_limited(now, fl)
+                break
+            if pt is not None:
+                fl.bucket_time = 0.0 if fl.bucket_time < pt else fl.bucket_time - pt
+            if probe:
+                fl.probe_pending = False
+                fl.probe_packets += 1
+            pkt = SentPacket(pn, size, now, payload, chunk)
+            sent[pn] = pkt
+            on_sent(now, pkt)
+            for arrival in transmit(now, size):
+                if lazy and arrival >= fl.rx_last:
+                    # in-order arrival: the receiver takes it when its ACK timer runs
+                    fl.rx_last = arrival
+                    rx_t.append(arrival)
+                    rx_pn.append(pn)
+                    if fl.ack_at is None:
+                        at = arrival + AIOQUIC_ACK_DELAY_S
+                        fl.ack_at = at
+                        fl.ack_gen += 1
+                        self._seq += 1
+                        push(heap, (at, self._seq, _EV_ACK_TIMER, fl, fl.ack_gen))
+                else:
+                    self._seq += 1
+                    push(heap, (arrival, self._seq, _EV_DATA, fl, pn))
+            pn += 1
+        if pn != first_pn:
+            fl.next_pn = pn
+            fl.app_limited = False
+            fl.last_ae_sent = now
+            if fl.timer_at is None:
+                self._arm_timer(now, fl)
+
+    def _app_limited(self, now: float, fl: Flow) -> None:
+        if not fl.app_limited:
+            fl.app_limited = True
+            fl.cc.on_app_limited(now)
+            if self.recorder is not None:
+                self._record(now, fl, _K_APP_LIMITED, -1, 0)
+
+    # ------------------------------------------------------------------ receiver
+    def _on_data(self, now: float, fl: Flow, pn: int) -> None:
+        """One packet reaches the receiver (the per-packet path; see ``_lazy_rx``)."""
+        fl.recv.append(pn)
+        largest = fl.largest_received
+        if pn > largest:
+            gap = pn != largest + 1
+            fl.largest_received = pn
+            fl.largest_received_time = now
+        else:
+            gap = True
+        if pn <= largest or self._lazy_rx:
+            fl.recv_ordered = False  # the sender sorts what an ACK covers
+        if fl.msg_chunks is not None:
+            self._deliver_chunk(now, fl, pn)
+        if self.ack_policy == "aioquic":
+            if fl.ack_at is None:
+                self._set_ack_timer(fl, now + AIOQUIC_ACK_DELAY_S)
+            return
+        # RFC 9000 section 13.2.1/13.2.2: every 2nd ack-eliciting packet, at once on a gap
+        fl.unacked_ae += 1
+        if fl.unacked_ae >= 2 or gap:
+            self._send_ack(now, fl)
+        elif fl.ack_at is None:
+            self._set_ack_timer(fl, now + self.max_ack_delay_s)
+
+    def _set_ack_timer(self, fl: Flow, at: float) -> None:
+        fl.ack_at = at
+        fl.ack_gen += 1
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, _EV_ACK_TIMER, fl, fl.ack_gen))
+
+    def _on_ack_timer(self, now: float, fl: Flow) -> None:
+        rx_t = fl.rx_t
+        if rx_t:
+            # take the in-order arrivals due by now (they reached the receiver earlier)
+            head = fl.rx_head
+            cut = bisect_right(rx_t, now, head)
+            if cut > head:
+                pns = fl.rx_pn
+                fl.recv += pns[head:cut]
+                pn = pns[cut - 1]
+                if pn > fl.largest_received:
+                    fl.largest_received = pn
+                    fl.largest_received_time = rx_t[cut - 1]
+                if cut > 4096:
+                    del rx_t[:cut]
+                    del pns[:cut]
+                    cut = 0
+                fl.rx_head = cut
+        if fl.ack_at is not None:
+            self._send_ack(now, fl)
+        if len(rx_t) > fl.rx_head:
+            self._set_ack_timer(fl, rx_t[fl.rx_head] + AIOQUIC_ACK_DELAY_S)
+
+    def _send_ack(self, now: float, fl: Flow) -> None:
+        """An ACK frame covering everything received so far (ranges implied)."""
+        fl.ack_at = None
+        fl.ack_gen += 1  # cancels a pending delayed-ACK timer
+        fl.unacked_ae = 0
+        fl.acks_sent += 1
+        info = (fl.largest_received, now - fl.largest_received_time, fl.recv_base + len(fl.recv))
+        heap = self._heap
+        for arrival in self.ack_link.transmit(now, self.ack_size_bytes):
+            self._seq += 1
+            heapq.heappush(heap, (arrival, self._seq, _EV_ACK, fl, info))
+
+    # ------------------------------------------------------------------ ACK processing
+    def _on_ack(self, now: float, fl: Flow, info: tuple[int, float, int]) -> None:
+        largest, ack_delay, index = info
+        cursor = fl.recv_cursor
+        fl.acks_received += 1
+        if index <= cursor:
+            return  # an older ACK overtaken by a newer one: nothing new in it
+        recv = fl.recv
+        base = fl.recv_base
+        newly = recv[cursor - base:index - base]
+        fl.recv_cursor = index
+        if index - base > 4096:  # trim what every future ACK has covered
+            del recv[:index - base]
+            fl.recv_base = index
+        sent = fl.sent
+        largest_pkt = sent.get(largest)  # present now means: newly acknowledged
+        acked = [p for p in map(sent.pop, newly, repeat(None)) if p is not None]
+        if largest > fl.largest_acked:
+            fl.largest_acked = largest
+        if not acked:
+            return
+        if not fl.recv_ordered:
+            acked.sort(key=_pn_key)
+        rtt = fl.rtt
+        rec = self.recorder
+        if largest_pkt is not None:
+            latest = now - largest_pkt.sent_time
+            rtt.update(latest if latest > 0.001 else 0.001, ack_delay, now, True,
+                       self.max_ack_delay_s)
+            fl.rtt_samples += 1
+            fl.rtt_sum_s += rtt.latest_rtt
+            if rec is not None:
+                self._record(now, fl, _K_RTT, largest, 0)
+        nbytes = sum(map(_payload_of, acked))
+        fl.acked_payload_bytes += nbytes
+        fl.packets_acked += len(acked)
+        if self.record_acks:
+            self._record(now, fl, _K_ACK_RECEIVED, largest, nbytes)
+        cc = fl.cc
+        self._account_cwnd(fl, now)
+        cc.on_packets_acked(now, acked, rtt)
+        if largest_pkt is not None or cc.pacing_rate_bps is not None:
+            self._update_pacer(fl)
+        fl.pto_count = 0
+        # loss detection, only if something below the largest acked is outstanding
+        if sent and next(iter(sent)) < fl.largest_acked:
+            self._detect_loss(now, fl)
+        else:
+            fl.loss_time = None
+        if fl.budget_bytes <= 0 and fl.retx_bytes <= 0 and not sent and fl.done_s is None \
+                and fl.msg_chunks is None:
+            fl.done_s = now
+        self._arm_timer(now, fl)
+        self._try_send(now, fl)
+
+    def _detect_loss(self, now: float, fl: Flow) -> None:
+        rtt = fl.rtt
+        srtt = rtt.smoothed_rtt
+        latest = rtt.latest_rtt
+        loss_delay = K_TIME_THRESHOLD * (latest if latest > srtt else srtt)
+        if loss_delay < K_GRANULARITY_S:
+            loss_delay = K_GRANULARITY_S
+        largest_acked = fl.largest_acked
+        packet_threshold = largest_acked - K_PACKET_THRESHOLD
+        lost = []
+        loss_time = None
+        by_packet = 0
+        for pn, p in fl.sent.items():
+            if pn > largest_acked:
+                break
+            if pn <= packet_threshold:
+                lost.append(p)
+                by_packet += 1
+            else:
+                # the same sum as the loss time set below, so a timer set for it fires it
+                t = p.sent_time + loss_delay
+                if t <= now:
+                    lost.append(p)
+                elif loss_time is None or t < loss_time:
+                    loss_time = t
+        fl.loss_time = loss_time
+        if lost:
+            fl.loss_by_trigger["packet"] += by_packet
+            fl.loss_by_trigger["time"] += len(lost) - by_packet
+            self._declare_lost(now, fl, lost, congestion=True)
+
+    def _declare_lost(self, now: float, fl: Flow, lost: list[SentPacket], *,
+                      congestion: bool) -> None:
+        sent = fl.sent
+        msgs = fl.msg_chunks is not None
+        retx_chunks = []
+        for p in lost:
+            del sent[p.packet_number]
+            if msgs:
+                if p.chunk >= 0 and not fl.chunk_got[p.chunk]:
+                    retx_chunks.append(p.chunk)
+            else:
+                fl.retx_bytes += p.payload_bytes
+        if retx_chunks:
+            fl.msg_queue.extendleft(reversed(retx_chunks))  # retransmissions first, oldest first
+        cc = fl.cc
+        self._account_cwnd(fl, now)
+        if not congestion:
+            cc.on_packets_discarded(lost)
+            return
+        fl.packets_lost += len(lost)
+        persistent = self._in_persistent_congestion(fl, lost)
+        cc.on_packets_lost(now, lost)
+        if persistent:
+            cc.on_persistent_congestion_detected(now)
+        self._account_cwnd(fl, now)
+        self._update_pacer(fl)
+
+    def _in_persistent_congestion(self, fl: Flow, lost: list[SentPacket]) -> bool:
+        """RFC 9002 7.6.2 as aioquic checks it: a contiguous run of lost packets > 3 PTO."""
+        rtt = fl.rtt
+        if not rtt.has_sample:
+            return False
+        duration = rtt.pto_s(self.max_ack_delay_s) * K_PERSISTENT_CONGESTION_THRESHOLD
+        first_sample = fl.data_start_s if self.setup_rtts > 0 else -1.0
+        prev = None
+        start = None
+        for p in lost:
+            if prev is not None and p.packet_number != prev + 1:
+                start = None
+            prev = p.packet_number
+            if p.sent_time > first_sample:
+                if start is None:
+                    start = p.sent_time
+                elif p.sent_time - start > duration:
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ timers
+    def _arm_timer(self, now: float, fl: Flow) -> None:
+        """(Re)arm the loss-detection timer: loss time, else PTO while data is in flight."""
+        if fl.loss_time is not None:
+            deadline = fl.loss_time
+        elif fl.sent:
+            rtt = fl.rtt
+            if rtt.has_sample:
+                pto = rtt.pto_s(self.max_ack_delay_s)
+            else:
+                pto = 2 * rtt.smoothed_rtt  # aioquic: twice the initial RTT before a sample
+            deadline = fl.last_ae_sent + pto * (1 << fl.pto_count)
+        else:
+            fl.timer_at = None
+            fl.timer_gen += 1
+            return
+        if fl.timer_at is None or deadline < fl.timer_at:
+            fl.timer_at = deadline
+            fl.timer_gen += 1
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, _EV_LOSS_TIMER, fl, fl.timer_gen))
+
+    def _on_loss_timer(self, now: float, fl: Flow) -> None:
+        fl.timer_at = None
+        if fl.loss_time is not None:
+            if fl.loss_time > now:
+                self._arm_timer(now, fl)
+                return
+            self._detect_loss(now, fl)
+            self._arm_timer(now, fl)
+            self._try_send(now, fl)
+            return
+        if not fl.sent:
+            return
+        rtt = fl.rtt
+        pto = rtt.pto_s(self.max_ack_delay_s) if rtt.has_sample else 2 * rtt.smoothed_rtt
+        deadline = fl.last_ae_sent + pto * (1 << fl.pto_count)
+        if deadline > now + 1e-12:
+            self._arm_timer(now, fl)  # the deadline moved on since this timer was set
+            return
+        # PTO: back off, resend the oldest packet's data in a probe (aioquic's way)
+        fl.pto_count += 1
+        fl.pto_count_total += 1
+        if self.recorder is not None:
+            self._record(now, fl, _K_PTO, -1, 0)
+        oldest = next(iter(fl.sent.values()))
+        fl.loss_by_trigger["pto"] += 1
+        self._declare_lost(now, fl, [oldest], congestion=False)
+        fl.probe_pending = True
+        self._try_send(now, fl)
+        fl.probe_pending = False
+        self._arm_timer(now, fl)
+
+    # ------------------------------------------------------------------ messages
+    def _on_message(self, now: float, fl: Flow) -> None:
+        """The application hands one message to the sender; the next is scheduled."""
+        if now >= fl.stop_s:
+            return
+        msg = len(fl.msg_sizes)
+        size = self._msg_size
+        fl.msg_sizes.append(size)
+        fl.msg_sent_time.append(now)
+        fl.msg_delivered.append(NAN)
+        payload_size = self.payload_bytes
+        chunks = fl.msg_chunks
+        n = 0
+        left = size
+        while left > 0:
+            b = payload_size if left > payload_size else left
+            left -= b
+            fl.msg_queue.append(len(chunks))
+            chunks.append((msg, b))
+            fl.chunk_got.append(0)
+            n += 1
+        fl.msg_chunk_left.append(n)
+        fl.messages += 1
+        if self.recorder is not None:
+            self._record(now, fl, _K_MSG_SENT, msg, size)
+        self._push(now + 1.0 / self._msg_rate_hz, _EV_MESSAGE, fl, 0)
+        self._try_send(now, fl)
+
+    def _deliver_chunk(self, now: float, fl: Flow, pn: int) -> None:
+        # the receiver learns the chunk from the packet; the sender's table says which
+        chunk = fl.pn_chunk[pn]
+        if chunk < 0 or fl.chunk_got[chunk]:
+            return
+        fl.chunk_got[chunk] = 1
+        msg = fl.msg_chunks[chunk][0]
+        fl.msg_chunk_left[msg] -= 1
+        if fl.msg_chunk_left[msg] == 0:
+            fl.msg_delivered[msg] = now
+            latency = now - fl.msg_sent_time[msg]
+            fl.latencies_s.append(latency)
+            if self.recorder is not None:
+                self._record(now, fl, _K_MSG_DELIVERED, msg, fl.msg_sizes[msg])
+
+
+_pn_key = attrgetter("packet_number")
+_payload_of = attrgetter("payload_bytes")
