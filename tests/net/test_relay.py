@@ -237,6 +237,7 @@ async def test_aioquic_transfer_through_the_relay_tracks_rate_and_rtt(tmp_path):
     (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--aqm", "red"], "--aqm"),
     (["--rate", "1mbit"], "--to"),
     (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--bogus"], "--bogus"),
+    (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--up-loss", "x"], "--up-loss"),
 ])
 def test_bad_arguments_raise_config_error_naming_the_flag(argv, flag):
     with pytest.raises(ConfigError, match=flag):
@@ -259,6 +260,9 @@ def test_arguments_build_the_path():
     assert relay.path.down.buffer_bytes == 62_500
     assert relay.path.down.spec.aqm is not None and relay.path.up.spec.loss.p == 0.01
     assert parse_address("localhost:80") == ("localhost", 80)
+    relay, _, _ = relay_from_args(["--to", "127.0.0.1:1", "--rate", "1mbit", "--loss", "2%",
+                                   "--up-loss", "0%"])
+    assert relay.path.down.spec.loss.p == 0.02 and relay.path.up.spec.loss is None
 
 
 def test_command_line_relay_runs(tmp_path):

@@ -356,6 +356,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", default="0ms", help="one-way delay each way, e.g. 25ms")
     p.add_argument("--jitter", default="0ms", help="delay jitter (uniform +-), e.g. 2ms")
     p.add_argument("--loss", default="0%", help="random loss each way, e.g. 1%%")
+    p.add_argument("--down-loss", help="server->client loss (overrides --loss)")
+    p.add_argument("--up-loss", help="client->server loss (overrides --loss)")
     p.add_argument("--buffer", help="bottleneck buffer: 64KB, 100p (packets) or 1bdp "
                    "(default unlimited)")
     p.add_argument("--aqm", default="droptail", choices=("droptail", "codel"))
@@ -403,9 +405,13 @@ def relay_from_args(argv: Sequence[str]) -> tuple[Relay, float | None, bool]:
 
     common = dict(delay_s=_flag("--delay", parse_duration, a.delay),
                   jitter_s=_flag("--jitter", parse_duration, a.jitter),
-                  loss=_flag("--loss", parse_fraction, a.loss),
                   buffer=_flag("--buffer", as_buffer, a.buffer),
                   aqm=_flag("--aqm", as_aqm, a.aqm))
+    loss = _flag("--loss", parse_fraction, a.loss)
+
+    def loss_of(direction: str) -> float:
+        value = getattr(a, f"{direction}_loss")
+        return loss if value is None else _flag(f"--{direction}-loss", parse_fraction, value)
     if not a.overhead.isdigit():
         raise ConfigError(f"--overhead: {a.overhead!r} must be a number of bytes >= 0")
     seed = None
@@ -417,8 +423,8 @@ def relay_from_args(argv: Sequence[str]) -> tuple[Relay, float | None, bool]:
     report = None if a.report is None else _flag("--report", parse_duration, a.report)
     if report is not None and report <= 0:
         raise ConfigError("--report: give a positive interval, e.g. 1s")
-    down = LinkSpec(**service("down"), **common)
-    up = LinkSpec(**service("up"), **common)
+    down = LinkSpec(**service("down"), loss=loss_of("down"), **common)
+    up = LinkSpec(**service("up"), loss=loss_of("up"), **common)
     path = Path(down=down, up=up, seed=seed)
     relay = Relay(target, listen=listen, path=path, overhead_bytes=int(a.overhead))
     relay.report_s = None if a.quiet else report
