@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +46,7 @@ from wtlab.net.traces import as_trace
 from wtlab.net.units import format_duration, parse_duration, parse_fraction, parse_rate
 
 IP_UDP_OVERHEAD_BYTES = 28
+SOCKET_BUFFER_BYTES = 4 << 20  # absorbs bursts when the loop runs late (capped by the OS)
 _EARLY_S = 1e-4  # deliver datagrams due within this much of now in one timer run
 
 
@@ -68,6 +70,18 @@ def _as_address(value: Any, name: str) -> tuple[str, int]:
     if isinstance(value, tuple | list) and len(value) >= 2 and isinstance(value[1], int):
         return str(value[0]), int(value[1])
     raise ConfigError(f"{name}: {value!r} is not an address; pass (host, port) or 'host:port'")
+
+
+def _grow_buffers(transport: asyncio.DatagramTransport) -> None:
+    """Large socket buffers: the kernel must not drop what the link model delivered."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        except OSError:
+            pass
 
 
 class _Client:
@@ -208,6 +222,7 @@ class Relay:
             raise ConfigError(f"listen: cannot bind UDP {self.listen[0]}:{self.listen[1]} "
                               f"({exc.strerror or exc}); pick another address or port") from None
         self._transport = transport
+        _grow_buffers(transport)
         self.address = transport.get_extra_info("sockname")[:2]
         self._t0 = self._loop.time()
         self._spawn(self._expire_idle_clients())
@@ -313,6 +328,7 @@ class Relay:
             self.errors += 1
             self._clients.pop(client.addr, None)
             return
+        _grow_buffers(transport)
         if self._transport is None:  # closed meanwhile
             transport.close()
             return
