@@ -207,6 +207,9 @@ class VirtualNetwork:
         """Start ``coro`` as a task whose sockets belong to ``host`` (default: server)."""
         host = self.server_host if host is None else host
         if host not in self._hosts:
+            close = getattr(coro, "close", None)
+            if close is not None:
+                close()
             raise ConfigError(f"unknown virtual host {host!r}; add it with add_client()")
         ctx = contextvars.copy_context()
         ctx.run(_current_host.set, host)
@@ -244,6 +247,9 @@ class VirtualNetwork:
         finally:
             if sentinel is not None:
                 sentinel.cancel()
+            # step() continues with the events after this run
+            self._cursor = len(self.recorder)
+            self._pending_rows.clear()
         self._raise_errors()
         return loop.time()
 
@@ -283,7 +289,11 @@ class VirtualNetwork:
         """Advance to the next trace event and return it as a dict (schema columns).
 
         ``kinds`` restricts the rows returned (others are skipped, still recorded);
-        returns None if the run ends (or ``max_time_s`` passes) first.
+        returns None if the run ends (or ``max_time_s`` passes) first. Rows come in
+        the order they were recorded; one loop callback may record several (an ACK
+        frame acking three packets), which the next calls return one by one without
+        running the loop. ``run()`` consumes rows: a later ``step()`` returns events
+        after it.
         """
         wanted = None if kinds is None else {kinds} if isinstance(kinds, str) else set(kinds)
         loop = self.loop

@@ -20,7 +20,10 @@ What a user can rely on:
   ``call_at``/``call_later``, ``asyncio.sleep``, ``wait_for``, ``create_datagram_endpoint``)
   runs unchanged; aioquic's QUIC connection protocol and wtlab's WebTransport client and
   server are such code;
-* the clock starts at ``start_s`` (default 0.0) and only moves forward, in ``select``;
+* the clock starts at ``start_s`` (default 0.0) and only moves forward, in ``select``,
+  straight to the next timer's deadline plus ``TICK_S`` (1 ns): callbacks run 1 ns after
+  the time they asked for, so code that re-arms a timer at the current time always makes
+  progress (aioquic's loss timer needs this; a real clock behaves the same way);
 * when nothing is scheduled and nothing is ready, virtual time could never move again;
   the loop raises :class:`SimulationStalled` rather than hang.
 
@@ -40,6 +43,8 @@ from collections.abc import Callable
 from typing import Any
 
 from wtlab.errors import ConfigError, WtlabError
+
+TICK_S = 1e-9  # timers fire this long after their deadline (see _VirtualSelector.select)
 
 
 class SimulationStalled(WtlabError, RuntimeError):
@@ -74,14 +79,15 @@ class _VirtualSelector(selectors.BaseSelector):
                 "none is ready, so nothing can ever happen again; a coroutine is waiting for "
                 "something no simulated endpoint will send (is the peer running?)"
             )
-        if timeout > 0:
-            # Jump exactly to the head timer's deadline (timeout = when - now would lose bits).
-            target = loop._now_s + timeout
-            scheduled = loop._scheduled
-            if scheduled:
-                when = scheduled[0]._when
-                if when <= target + 1e-9:
-                    target = when
+        if loop._ready or loop._stopping:
+            return []  # callbacks are waiting: time stands still
+        scheduled = loop._scheduled
+        if scheduled:
+            # Jump to the head timer's deadline plus one tick (timeout = when - now would
+            # lose bits). The tick is why a timer that re-arms itself at "now" cannot spin
+            # forever: a real clock is never read exactly at a deadline either, and
+            # aioquic's loss timer (sent_time + delay <= now - ...) relies on that.
+            target = max(scheduled[0]._when, loop._now_s) + TICK_S
             if target > loop._now_s:
                 loop._now_s = target
         return []
