@@ -179,3 +179,19 @@ def test_pto_and_persistent_congestion_are_logged_and_survived(name):
     span = after["time_s"].iloc[-1] - after["time_s"].iloc[0]
     rate = after["bytes"].sum() * 8 / span
     assert span > 0.5 and rate > 0.7 * 20e6, rate
+
+
+@pytest.mark.parametrize("name", ["reno", "cubic", "bbr", "bbr3"])
+def test_every_builtin_runs_a_transfer_inside_aioquic(name):
+    client, server = make_pair()
+    rec = Recorder()
+    cc = wa.attach(client, name, recorder=rec)
+    pair = Pair(client, server, delay_s=0.01, rate_bps=20e6, buffer_bytes=60_000)
+    pair.run(1_500_000, until_s=10.0)
+    assert pair.received >= 1_500_000
+    assert pair.now < 1.5  # 1.5 MB over 20 Mbit/s is 0.6 s plus slow start / startup
+    df = rec.to_pandas()
+    assert (df["kind"] == "packet_acked").sum() > 1000
+    assert cc.bytes_in_flight == client._loss.bytes_in_flight
+    if name.startswith("bbr"):
+        assert cc.btlbw_bps == pytest.approx(20e6, rel=0.1)

@@ -36,11 +36,11 @@ register("aimd-test", AIMD)
 
 
 def test_registry_and_hints():
-    assert {"reno", "cubic", "bbr", "aimd-test"} <= set(names())
+    assert {"reno", "cubic", "bbr", "bbr3", "aimd-test"} <= set(names())
     assert get("aimd-test") is AIMD
     # W3C WebTransport congestionControl hints map to documented choices.
     assert get("default") is get(HINTS["default"]) and get("throughput").name == "bbr"
-    assert get("low-latency").name == "bbr"
+    assert get("low-latency").name == "bbr3"
     with pytest.raises(UnknownAlgorithm, match="register your own"):
         get("nope")
     with pytest.raises(ConfigError, match="subclass"):

@@ -21,5 +21,6 @@ __all__ = ["HINTS", "Controller", "Packet", "RttStats", "create", "get", "names"
 
 # Built-in controllers register themselves on import (after Packet exists).
 from wtlab.cc import bbr as _bbr  # noqa: E402,F401,I001
+from wtlab.cc import bbr3 as _bbr3  # noqa: E402,F401
 from wtlab.cc import cubic as _cubic  # noqa: E402,F401
 from wtlab.cc import reno as _reno  # noqa: E402,F401

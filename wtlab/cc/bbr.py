@@ -26,8 +26,9 @@ afterwards is acknowledged, so BBR returns to the path's rate at once (ns-3's
 TcpBbr famously collapses there).
 
 Deviation, on purpose: ``rtprop`` is refreshed by a sample strictly below it
-(or after expiry), as Linux's tcp_bbr does; the draft writes ``<=``, under which
-an emulated path with perfectly constant delay would never enter probe_rtt.
+(by more than 1 us, Linux's RTT resolution) or after expiry, as Linux's tcp_bbr
+does; the draft writes ``<=``, under which an emulated path with perfectly
+constant delay would never enter probe_rtt.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ PROBE_RTT_DURATION_S = 0.2
 MIN_PIPE_CWND_PACKETS = 4
 FULL_BW_THRESH = 1.25
 FULL_BW_COUNT = 3
+# RTT samples are compared at Linux's resolution (whole microseconds): a "lower" sample
+# that differs only by float rounding must not postpone ProbeRTT.
+RTT_RESOLUTION_S = 1e-6
 
 
 class WindowedMax:
@@ -136,6 +140,8 @@ class BBR(Controller):
         self._has_bw_sample = False
         self._has_seen_rtt = False
         self._rs: tuple = (-1, 0.0, 0.0, 0.0, False, -1.0)
+        self._rs_tx_in_flight = 0
+        self._rs_lost = 0
         self._pre_loss_cwnd = self.cwnd
         # Before any RTT sample: high gain x initial window / 1 ms (draft 4.2.1).
         self.pacing_rate_bps = BBR_HIGH_GAIN * self.cwnd * 8 / 0.001
@@ -188,7 +194,8 @@ class BBR(Controller):
                 self._on_idle_restart()
         self._sent[packet.packet_number] = (self.delivered, self.delivered_time,
                                             self.first_sent_time, bool(self.app_limited_until),
-                                            self.lost_bytes)
+                                            self.lost_bytes,
+                                            self.bytes_in_flight + packet.sent_bytes)
         super().on_packet_sent(now, packet)
 
     def on_packets_acked(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
@@ -198,6 +205,8 @@ class BBR(Controller):
         prior_time = send_elapsed = ack_elapsed = 0.0
         rs_app_limited = False
         rs_rtt = -1.0
+        rs_tx_in_flight = 0
+        rs_lost_at_send = self.lost_bytes
         self._prior_in_flight = self.bytes_in_flight
         delivered_before = self.delivered
         latest_sent_time = -math.inf
@@ -207,7 +216,7 @@ class BBR(Controller):
             self.delivered_time = now
             if info is None:
                 continue
-            p_delivered, p_delivered_time, p_first_sent, p_app_limited, _ = info
+            p_delivered, p_delivered_time, p_first_sent, p_app_limited, p_lost, p_tx = info
             if p_delivered >= prior_delivered and packet.sent_time >= latest_sent_time:
                 latest_sent_time = packet.sent_time
                 prior_delivered = p_delivered
@@ -217,10 +226,16 @@ class BBR(Controller):
                 ack_elapsed = now - p_delivered_time
                 self.first_sent_time = packet.sent_time
                 rs_rtt = now - packet.sent_time
+                rs_tx_in_flight = p_tx
+                rs_lost_at_send = p_lost
         if self.app_limited_until and self.delivered > self.app_limited_until:
             self.app_limited_until = 0
         self._delivered_in_frame = self.delivered - delivered_before
         self._rs = (prior_delivered, prior_time, send_elapsed, ack_elapsed, rs_app_limited, rs_rtt)
+        # For BBRv3's loss-rate checks: inflight when the sample's packet left, and
+        # bytes lost since then.
+        self._rs_tx_in_flight = rs_tx_in_flight
+        self._rs_lost = self.lost_bytes - rs_lost_at_send
         super().on_packets_acked(now, packets, rtt)
 
     def on_app_limited(self, now: float) -> None:
@@ -233,17 +248,22 @@ class BBR(Controller):
         super().on_packets_discarded(packets)
 
     # ------------------------------------------------------------------ hooks
+    def _rate_sample_Bps(self, min_rtt_s: float) -> float:
+        """This ACK's delivery-rate sample, bytes/s (-1: no valid sample)."""
+        prior_delivered, _prior_time, send_elapsed, ack_elapsed, _app_limited, _rtt = self._rs
+        if prior_delivered < 0:
+            return -1.0
+        interval = max(send_elapsed, ack_elapsed)
+        # draft-cheng: an interval shorter than min_rtt gives an inflated sample.
+        if interval <= 0 or interval < (min_rtt_s if min_rtt_s != math.inf else 0.0) * 0.999:
+            return -1.0
+        rate_Bps = (self.delivered - prior_delivered) / interval
+        self.rate_sample_bps = rate_Bps * 8
+        return rate_Bps
+
     def on_ack_frame(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
         prior_delivered, _prior_time, send_elapsed, ack_elapsed, app_limited, rs_rtt = self._rs
-        rate_Bps = -1.0
-        if prior_delivered >= 0:
-            interval = max(send_elapsed, ack_elapsed)
-            delivered = self.delivered - prior_delivered
-            # draft-cheng: an interval shorter than min_rtt gives an inflated sample.
-            min_rtt = self.rtprop_s if self.rtprop_s != math.inf else 0.0
-            if interval > 0 and interval >= min_rtt * 0.999:
-                rate_Bps = delivered / interval
-                self.rate_sample_bps = rate_Bps * 8
+        rate_Bps = self._rate_sample_Bps(self.rtprop_s)
         self.rs_is_app_limited = app_limited
         lost = self._rs_lost_bytes
         self._rs_lost_bytes = 0
@@ -357,7 +377,7 @@ class BBR(Controller):
 
     def _update_rtprop(self, now: float, rs_rtt: float) -> None:
         self.rtprop_expired = now > self.rtprop_stamp + RTPROP_FILTER_S
-        if rs_rtt >= 0 and (rs_rtt < self.rtprop_s or self.rtprop_expired):
+        if rs_rtt >= 0 and (rs_rtt < self.rtprop_s - RTT_RESOLUTION_S or self.rtprop_expired):
             self.rtprop_s = rs_rtt
             self.rtprop_stamp = now
 
