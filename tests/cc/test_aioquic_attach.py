@@ -195,3 +195,19 @@ def test_every_builtin_runs_a_transfer_inside_aioquic(name):
     assert cc.bytes_in_flight == client._loss.bytes_in_flight
     if name.startswith("bbr"):
         assert cc.btlbw_bps == pytest.approx(20e6, rel=0.1)
+
+
+def test_aioquic_qlog_sees_the_wtlab_window():
+    from aioquic.quic.logger import QuicLogger
+
+    client, server = make_pair()
+    logger = QuicLogger()
+    trace = logger.start_trace(is_client=True, odcid=client.original_destination_connection_id)
+    client._quic_logger = trace
+    client._loss._quic_logger = trace
+    cc = wa.attach(client, "bbr")
+    Pair(client, server, delay_s=0.01, rate_bps=20e6).run(300_000)
+    events = [e for e in trace.to_dict()["events"] if e["name"] == "recovery:metrics_updated"]
+    cwnds = [e["data"]["cwnd"] for e in events if "cwnd" in e["data"]]
+    assert cwnds and cwnds[-1] == cc.cwnd
+    assert any("pacing_rate" in e["data"] for e in events)
