@@ -73,6 +73,10 @@ _K_SENT = schema.K_PACKET_SENT
 _K_RTT = schema.K_RTT_SAMPLE
 _K_ACK_RECEIVED = schema.K_ACK_RECEIVED
 _K_PTO = schema.K_PTO_EXPIRED
+_K_LOST = schema.K_PACKET_LOST
+_TRIGGER_PACKET = '{"trigger": "packet_threshold"}'
+_TRIGGER_TIME = '{"trigger": "time_threshold"}'
+_TRIGGER_PTO = '{"trigger": "pto"}'
 _K_APP_LIMITED = schema.K_APP_LIMITED
 _K_MSG_SENT = schema.K_MESSAGE_SENT
 _K_MSG_DELIVERED = schema.K_MESSAGE_DELIVERED
@@ -110,7 +114,7 @@ class Flow:
     __slots__ = (
         "index", "cc", "rtt", "sent", "next_pn", "largest_acked", "loss_time", "pto_count",
         "last_ae_sent", "timer_at", "timer_gen", "send_at", "send_gen",
-        "pacing_packet_time", "bucket_time", "bucket_max", "eval_time",
+        "pacing_packet_time", "bucket_time", "bucket_max", "eval_time", "rate_paced",
         "recv", "recv_base", "recv_cursor", "largest_received", "largest_received_time",
         "ack_at", "ack_gen", "unacked_ae", "recv_ordered",
         "start_s", "data_start_s", "stop_s", "budget_bytes", "retx_bytes", "queued_bytes",
@@ -138,6 +142,7 @@ class Flow:
         self.send_at: float | None = None
         self.send_gen = 0
         self.pacing_packet_time: float | None = None
+        self.rate_paced = False  # the controller sets pacing_rate_bps (BBR)
         self.bucket_time = 0.0
         self.bucket_max = 0.0
         self.eval_time = 0.0
@@ -363,15 +368,23 @@ class FlowModel:
         self._try_send(now, fl)
 
     def _update_pacer(self, fl: Flow) -> None:
-        """aioquic's QuicPacketPacer.update_rate, at pacing_rate_bps if the controller sets it."""
+        """aioquic's QuicPacketPacer.update_rate, at pacing_rate_bps if the controller sets it.
+
+        As wtlab's aioquic adapter does: refreshed after every ACK frame and loss; with a
+        controller rate a packet needs a whole packet time of credit (see ``_try_send``).
+        """
         cc = fl.cc
         mds = self.max_datagram_size
         cwnd = cc.cwnd
         rate_bps = cc.pacing_rate_bps
         if rate_bps is not None and rate_bps > 0:
             rate = rate_bps / 8.0
-        else:
+            fl.rate_paced = True
+        elif fl.rtt.has_sample:
             rate = cwnd / max(fl.rtt.smoothed_rtt, K_MICRO_SECOND)
+            fl.rate_paced = False
+        else:
+            return  # aioquic paces only once it has an RTT sample
         pt = mds / rate
         fl.pacing_packet_time = K_MICRO_SECOND if pt < K_MICRO_SECOND else 1.0 if pt > 1.0 else pt
         q = cwnd // 4
@@ -406,8 +419,16 @@ class FlowModel:
                     b = fl.bucket_time + (now - fl.eval_time)
                     fl.bucket_time = b if b < fl.bucket_max else fl.bucket_max
                     fl.eval_time = now
-                if fl.bucket_time <= 0 and not probe:
+                if fl.rate_paced:
+                    # a controller's rate needs a whole packet of credit (wtlab's adapter)
+                    missing = pt - fl.bucket_time
+                    blocked = missing > 1e-9
+                    at = now + missing
+                else:
+                    # aioquic: any credit left lets a packet go, else wait one packet time
+                    blocked = fl.bucket_time <= 0
                     at = now + pt
+                if blocked and not probe:
                     if fl.send_at is None or at < fl.send_at:
                         fl.send_gen += 1
                         fl.send_at = at
@@ -566,26 +587,25 @@ class FlowModel:
             return
         if not fl.recv_ordered:
             acked.sort(key=_pn_key)
+        nbytes = sum(map(_payload_of, acked))
+        fl.acked_payload_bytes += nbytes
+        fl.packets_acked += len(acked)
+        # rows in the emulator's order: ack_received, rtt_sample, packet_acked..., cwnd_changed
+        if self.record_acks:
+            self._record(now, fl, _K_ACK_RECEIVED, largest, nbytes)
         rtt = fl.rtt
-        rec = self.recorder
         if largest_pkt is not None:
             latest = now - largest_pkt.sent_time
             rtt.update(latest if latest > 0.001 else 0.001, ack_delay, now, True,
                        self.max_ack_delay_s)
             fl.rtt_samples += 1
             fl.rtt_sum_s += rtt.latest_rtt
-            if rec is not None:
-                self._record(now, fl, _K_RTT, largest, 0)
-        nbytes = sum(map(_payload_of, acked))
-        fl.acked_payload_bytes += nbytes
-        fl.packets_acked += len(acked)
-        if self.record_acks:
-            self._record(now, fl, _K_ACK_RECEIVED, largest, nbytes)
+            if self.recorder is not None:
+                self._record(now, fl, _K_RTT, -1, 0)
         cc = fl.cc
         self._account_cwnd(fl, now)
         cc.on_packets_acked(now, acked, rtt)
-        if largest_pkt is not None or cc.pacing_rate_bps is not None:
-            self._update_pacer(fl)
+        self._update_pacer(fl)
         fl.pto_count = 0
         # loss detection, only if something below the largest acked is outstanding
         if sent and next(iter(sent)) < fl.largest_acked:
@@ -627,10 +647,10 @@ class FlowModel:
         if lost:
             fl.loss_by_trigger["packet"] += by_packet
             fl.loss_by_trigger["time"] += len(lost) - by_packet
-            self._declare_lost(now, fl, lost, congestion=True)
+            self._declare_lost(now, fl, lost, congestion=True, packet_threshold=packet_threshold)
 
     def _declare_lost(self, now: float, fl: Flow, lost: list[SentPacket], *,
-                      congestion: bool) -> None:
+                      congestion: bool, packet_threshold: int = -1) -> None:
         sent = fl.sent
         msgs = fl.msg_chunks is not None
         retx_chunks = []
@@ -650,7 +670,16 @@ class FlowModel:
             return
         fl.packets_lost += len(lost)
         persistent = self._in_persistent_congestion(fl, lost)
+        rec = self.recorder
+        row = len(rec) if rec is not None else 0
         cc.on_packets_lost(now, lost)
+        if rec is not None:
+            # the controller writes one packet_lost row per packet, in order, first
+            # (wtlab's aioquic adapter relies on the same); add each row's trigger
+            for p in lost:
+                rec.set_extra(row, _TRIGGER_PACKET if p.packet_number <= packet_threshold
+                              else _TRIGGER_TIME)
+                row += 1
         if persistent:
             cc.on_persistent_congestion_detected(now)
         self._account_cwnd(fl, now)
@@ -719,11 +748,17 @@ class FlowModel:
         # PTO: back off, resend the oldest packet's data in a probe (aioquic's way)
         fl.pto_count += 1
         fl.pto_count_total += 1
-        if self.recorder is not None:
+        rec = self.recorder
+        if rec is not None:
             self._record(now, fl, _K_PTO, -1, 0)
+            rec.set_extra(len(rec) - 1, f'{{"pto_count": {fl.pto_count}}}')
         oldest = next(iter(fl.sent.values()))
         fl.loss_by_trigger["pto"] += 1
         self._declare_lost(now, fl, [oldest], congestion=False)
+        if rec is not None:  # as the emulator's trace has it: "lost" by PTO, no congestion
+            self._record(now, fl, _K_LOST, oldest.packet_number, oldest.sent_bytes)
+            rec.set_extra(len(rec) - 1, _TRIGGER_PTO)
+        fl.cc.on_pto_expired(now, fl.pto_count)
         fl.probe_pending = True
         self._try_send(now, fl)
         fl.probe_pending = False
