@@ -389,6 +389,9 @@ class WebTransportConnection:
         self._requests: dict[int, _RequestStream] = {}
         self._h3_streams: set[int] = set()
         self._prefix: dict[int, bytearray] = {}  # peer streams whose type is not known yet
+        # peer streams we sent STOP_SENDING on: data still in flight for them is dropped
+        # (parsing it as a new stream's header would misread it as an HTTP/3 stream type)
+        self._stopped: set[int] = set()
         self._unknown_session_streams = 0
         self.closed = False
 
@@ -542,6 +545,7 @@ class WebTransportConnection:
             return
         st.recv_done = True
         self.quic.stop_stream(stream_id, app_error_to_h3(code))
+        self._stopped.add(stream_id)
         self._stream_recv_finished(st)
         self._maybe_forget(st)
 
@@ -699,6 +703,10 @@ class WebTransportConnection:
         peer_initiated = bool(sid & 1) == self.is_client
         if not peer_initiated:
             return []  # late data for a stream we forgot
+        if sid in self._stopped:
+            if event.end_stream:
+                self._stopped.discard(sid)
+            return []  # data that was in flight when we sent STOP_SENDING
         buf = self._prefix.get(sid)
         if buf is None:
             buf = bytearray(event.data)
@@ -912,6 +920,9 @@ class WebTransportConnection:
             return [SessionClosed(sid, h3_error_to_app(error_code), "CONNECT stream reset")]
         if sid in self._prefix:
             self._prefix.pop(sid, None)
+            return []
+        if sid in self._stopped:
+            self._stopped.discard(sid)  # the peer's answer to our STOP_SENDING
             return []
         return self._to_h3(QuicStreamReset(error_code=error_code, stream_id=sid))
 
