@@ -181,3 +181,13 @@ async def test_bad_close_code(server):
     async with server.connect("/echo") as session:
         with pytest.raises(ConfigError):
             await session.close(2**32, "too big")
+
+
+def test_cli_prints_certificate_hash(capsys):
+    from wtlab.transport.server import cli_main
+
+    assert cli_main(["--port", "0", "--duration", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "listening on https://127.0.0.1:" in out
+    digest = out.split("certificate SHA-256:")[1].split()[0]
+    assert len(digest) == 64 and int(digest, 16) >= 0

@@ -28,7 +28,8 @@ from wtlab.transport.session import Session, Stream
 
 logger = logging.getLogger("wtlab.transport")
 
-RX_BATCH = 16  # datagrams absorbed at most before a transmit
+RX_BATCH = 16  # loop iterations a transmit may be deferred while datagrams keep arriving
+BURST_GAP_S = 0.0002  # datagrams closer than this are treated as one burst
 H3_NO_ERROR = 0x100
 # Session close codes the server uses when a limit is exceeded.
 CLOSE_STREAM_LIMIT = 0x4C01
@@ -87,6 +88,7 @@ class Endpoint:
         self._timer_at: float | None = None
         self._tx_handle: asyncio.Handle | None = None
         self._rx_count = 0
+        self._last_rx_time = -1.0
         self._rx_mark = 0
         self._deferrals = 0
         self.handshake: asyncio.Future = self.loop.create_future()
@@ -122,12 +124,18 @@ class Endpoint:
 
     # ------------------------------------------------------------------ input
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.quic.receive_datagram(data, addr, now=self.loop.time())
+        now = self.loop.time()
+        self.quic.receive_datagram(data, addr, now=now)
         self.process_events()
         self._rx_count += 1
         if self._tx_handle is None:
-            self._rx_mark = -1  # look again next iteration: more may be queued behind us
+            # In a burst (datagrams closer than BURST_GAP_S), look again next iteration:
+            # more may be queued behind this one. An isolated datagram (a request) is
+            # answered in the next iteration, together with what the application writes.
+            burst = now - self._last_rx_time < BURST_GAP_S
+            self._rx_mark = -1 if burst else self._rx_count
             self._tx_handle = self.loop.call_soon(self._tx_tick)
+        self._last_rx_time = now
 
     def schedule_transmit(self) -> None:
         if self._tx_handle is None and not self.terminated:

@@ -51,8 +51,9 @@ class Stream:
 
     __slots__ = (
         "stream_id", "session", "_ep", "readable", "writable", "_buf", "_eof", "_reset_code",
-        "_read_waiter", "_stop_code", "_eof_sent", "_drain_waiter", "_qstream", "_awaitable",
-        "_fc_pending", "_fc_eof", "bytes_sent", "bytes_received", "_error",
+        "_read_waiter", "_stop_code", "_eof_sent", "_drain_waiter", "_awaitable",
+        "_fc_pending", "_fc_eof", "bytes_sent", "bytes_received", "_error", "_sender",
+        "_write_closed",
     )
 
     def __init__(self, session: Session, stream_id: int, *, readable: bool, writable: bool) -> None:
@@ -68,13 +69,14 @@ class Stream:
         self._stop_code: int | None = None
         self._eof_sent = False
         self._drain_waiter: asyncio.Future | None = None
-        self._qstream: Any = None
         self._awaitable = _DrainAwaitable(self)
         self._fc_pending: bytearray | None = None  # data held back by WT flow control
         self._fc_eof = False
         self.bytes_sent = 0
         self.bytes_received = 0
         self._error: BaseException | None = None  # session-level error (closed)
+        self._sender: Any = None  # aioquic QuicStreamSender, cached after the first write
+        self._write_closed = not writable  # any reason write() must raise
 
     def __repr__(self) -> str:
         kind = "bidi" if self.readable and self.writable else "uni"
@@ -83,6 +85,34 @@ class Stream:
     # ----------------------------------------------------------------- writing
     def write(self, data: bytes | bytearray | memoryview) -> _DrainAwaitable:
         """Queue ``data``; returns an awaitable that drains (awaiting it is optional)."""
+        if self._write_closed:
+            self._raise_write_error()
+        n = len(data)
+        if n:
+            if type(data) is not bytes:
+                data = bytes(data)
+            self.bytes_sent += n
+            session = self.session
+            ep = self._ep
+            wts = session._wts  # the protocol's session state: WT flow-control counters
+            if wts.fc:
+                if self._fc_pending is not None or wts.peer_max_data - wts.sent_bytes < n:
+                    self._fc_write(data)
+                    ep.schedule_transmit()
+                    return self._awaitable
+                wts.sent_bytes += n
+            sender = self._sender
+            if sender is None:
+                ep.quic.send_stream_data(self.stream_id, data)
+                self._sender = ep.quic._streams[self.stream_id].sender
+            else:  # aioquic's own checks passed on the first write; skip them per message
+                sender.write(data)
+            session._bytes_sent += n
+            if ep._tx_handle is None:
+                ep.schedule_transmit()
+        return self._awaitable
+
+    def _raise_write_error(self) -> None:
         if self._error is not None:
             raise self._error
         if not self.writable:
@@ -90,21 +120,7 @@ class Stream:
         if self._stop_code is not None:
             raise StreamReset(self._stop_code, f"the peer sent STOP_SENDING with code "
                               f"{self._stop_code}; stop writing to this stream")
-        if self._eof_sent:
-            raise ConfigError("write() after write_eof() or reset(); open a new stream to send more")
-        n = len(data)
-        if n:
-            if not isinstance(data, bytes):
-                data = bytes(data)
-            self.bytes_sent += n
-            session = self.session
-            if session._fc:
-                self._fc_write(data)
-            else:
-                self._ep.quic.send_stream_data(self.stream_id, data)
-                session._bytes_sent += n
-            self._ep.schedule_transmit()
-        return self._awaitable
+        raise ConfigError("write() after write_eof() or reset(); open a new stream to send more")
 
     def _fc_write(self, data: bytes) -> None:
         session = self.session
@@ -153,16 +169,18 @@ class Stream:
 
     def unsent_bytes(self) -> int:
         """Bytes written but not yet sent once (including those WT flow control holds)."""
-        qs = self._qstream
-        if qs is None:
-            qs = self._qstream = self._ep.quic._streams.get(self.stream_id)
-            if qs is None:
-                return len(self._fc_pending or b"")
-        sender = qs.sender
-        return sender._buffer_stop - sender.highest_offset + len(self._fc_pending or b"")
+        sender = self._sender
+        held = len(self._fc_pending) if self._fc_pending is not None else 0
+        if sender is None:
+            return held
+        return sender._buffer_stop - sender.highest_offset + held
 
     async def drain(self) -> None:
         """Wait until this stream's unsent bytes fall to ``HIGH_WATER_BYTES`` or less."""
+        sender = self._sender
+        if (sender is not None and self._fc_pending is None and self._error is None
+                and sender._buffer_stop - sender.highest_offset <= HIGH_WATER_BYTES):
+            return  # the common case, without a suspension
         if self._error is not None:
             raise self._error
         if self.unsent_bytes() <= HIGH_WATER_BYTES:
@@ -190,6 +208,7 @@ class Stream:
         if self._eof_sent:
             return
         self._eof_sent = True
+        self._write_closed = True
         if self._fc_pending is not None:
             self._fc_eof = True
         else:
@@ -202,6 +221,7 @@ class Stream:
         if self._error is not None or not self.writable:
             return
         self._eof_sent = True
+        self._write_closed = True
         self._fc_pending = None
         self._ep.wt.reset_stream(self.stream_id, code)
         self._ep.stream_maybe_done(self)
@@ -322,11 +342,13 @@ class Stream:
     def _on_stop_sending(self, code: int) -> None:
         self._stop_code = code
         self._eof_sent = True
+        self._write_closed = True
         self._fc_pending = None
         self._wake_writer()
 
     def _on_session_error(self, exc: BaseException) -> None:
         self._error = exc
+        self._write_closed = True
         self._wake_reader()
         self._wake_writer()
 
@@ -359,6 +381,7 @@ class Session:
         self.headers = headers
         self.dialect = dialect
         self._fc = dialect == "latest"
+        self._wts = endpoint.wt.sessions[session_id]  # protocol-level state of this session
         self._incoming_bidi: collections.deque[Stream] = collections.deque()
         self._incoming_uni: collections.deque[Stream] = collections.deque()
         self._bidi_waiter: asyncio.Future | None = None
@@ -378,6 +401,8 @@ class Session:
         self._bytes_sent = 0
         self._bytes_received = 0
         self._datagrams_sent = 0
+        self._dgram_cid: Any = None
+        self._dgram_limit = 0
         self._datagrams_received = 0
         self._datagrams_dropped = 0
         self._streams_opened = 0
@@ -464,17 +489,23 @@ class Session:
     # --------------------------------------------------------------- datagrams
     def send_datagram(self, data: bytes) -> None:
         """Send one datagram (unreliable); MessageTooLarge if it exceeds max_datagram_size."""
-        self._raise_if_closed()
-        limit = self._ep.wt.max_datagram_payload(self.session_id)
+        if self._closed_exc is not None:
+            raise self._closed_exc
+        ep = self._ep
+        peer_cid = ep.quic._peer_cid
+        if peer_cid is not self._dgram_cid:  # recomputed only when the peer's CID changes
+            self._dgram_limit = ep.wt.max_datagram_payload(self.session_id)
+            self._dgram_cid = peer_cid
+        limit = self._dgram_limit
         if len(data) > limit:
             raise MessageTooLarge(f"datagram of {len(data)} bytes exceeds max_datagram_size="
                                   f"{limit}; split it or send it on a stream")
-        self._ep.wt.send_datagram(self.session_id, bytes(data))
+        ep.quic.send_datagram_frame(self._wts.datagram_prefix + data)
         self._datagrams_sent += 1
-        ep = self._ep
         if ep.recorder is not None:
             ep.record("datagram_sent", nbytes=len(data))
-        ep.schedule_transmit()
+        if ep._tx_handle is None:
+            ep.schedule_transmit()
 
     async def receive_datagram(self) -> bytes:
         """The next datagram the peer sent (oldest first)."""
