@@ -112,3 +112,34 @@ async def test_chromium_echo_against_raw_aioquic_control(interop_cert, monkeypat
     assert seen, "Chromium sent no SETTINGS"
     chromium = seen[0]
     assert chromium.get(0x33) == 1 and chromium.get(0x2B603742) == 1, chromium
+
+
+async def test_wtlab_serve_page_cli_in_chromium():
+    """The user's path: `wtlab serve --page` prints a page URL; the page echoes in a browser."""
+    import asyncio
+    import re
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wtlab", "serve", "--port", "0", "--page", "--page-port", "0",
+        "--duration", "90", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        lines: list[str] = []
+        page_url = None
+        while page_url is None:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            if not line:
+                raise AssertionError("wtlab serve --page exited early:\n" + "".join(lines))
+            lines.append(line)
+            m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+            if m:
+                page_url = m.group(1)
+        assert any(re.search(r"SHA-256: [0-9a-f]{64}", ln) for ln in lines), lines
+        msg = "cli-" + secrets.token_hex(4)
+        async with launch_chromium() as browser:
+            run = await browser.run_page(page_url + "?" + urlencode({"msg": msg}))
+        _assert_echoed(run, msg)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
