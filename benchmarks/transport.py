@@ -581,7 +581,8 @@ def profile(args) -> int:
     sz = sizes(args.quick)
     reqs = requests_for(sz)
     with tempfile.TemporaryDirectory(prefix="wtlab-prof-") as tmpdir:
-        tmp = Path(tmpdir)
+        tmp = Path(args.profile_dir or tmpdir)
+        tmp.mkdir(parents=True, exist_ok=True)
         cert = make_cert(tmp)
         name = args.contenders[0] if args.contenders else "wtlab"
         server, client = start_pair(name, tmp, cert, profile=True)
@@ -615,6 +616,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="profile one contender (default wtlab) on bulk and msg64 instead")
     p.add_argument("--top", type=int, default=25, help="functions to show per profile")
+    p.add_argument("--profile-dir", help="keep the .prof files here (for snakeviz, pstats)")
     p.add_argument("--sort", default="tottime", choices=["tottime", "cumtime", "ncalls"],
                    help="profile order (default tottime: own time)")
     # internal: child processes
