@@ -7,7 +7,10 @@ a failure, not a skip (CI installs it through ``.ci/run``).
 
 Chromium 156 (Debian) offers draft-02 by default (SETTINGS H3_DATAGRAM 0x33 = 1,
 ENABLE_WEBTRANSPORT 0x2b603742 = 1); with ``--enable-features=EnableWebTransportDraft07``
-it also offers draft-07 (WEBTRANSPORT_MAX_SESSIONS 0xc671706a).
+it also offers draft-07 (WEBTRANSPORT_MAX_SESSIONS 0xc671706a). pywebtransport
+0.8.1's server cannot serve this Chromium at all: it advertises only the newest
+drafts' WT_MAX_SESSIONS (0x14e9cd29), and Chromium fails the CONNECT with
+net::ERR_METHOD_NOT_SUPPORTED; hence the raw-aioquic control below.
 """
 
 from __future__ import annotations
