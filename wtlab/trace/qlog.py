@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from wtlab.errors import ConfigError, TraceFormatError
@@ -87,36 +88,42 @@ _METRICS = {
     "pacing_rate_bps": ("pacing_rate", "pacing_rate", None),
 }
 _VALUE_COLS = [c for c in schema.COLUMNS if c not in ("time_s", "kind", "extra")]
+# kinds written as (ietf/legacy) metrics_updated events; the reader needs their kind
+_METRIC_KINDS = frozenset(("cwnd_changed", "rtt_sample", "pacing_changed"))
 
 
 # =============================================================================== writing
-def _plain(value: Any) -> Any:
-    """numpy/pandas scalar -> JSON-able Python value (None for NA); inf as text."""
-    if value is None or value is pd.NA:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-    return value
-
-
-def _row_values(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
+def _rows(df: pd.DataFrame) -> list[tuple[str, float, int, str | None, dict[str, Any]]]:
+    """(kind, time_s, flow, extra, non-NA values) per row, built column-wise (fast)."""
+    n = len(df)
+    cols: list[tuple[str, list[Any]]] = []
     for col in _VALUE_COLS:
-        v = _plain(row[col])
-        if v is None or (col == "state" and v == "") or (col in ("bytes", "flow") and v == 0):
-            continue
-        out[col] = v
+        s = df[col]
+        if col in schema.INT_COLUMNS:
+            vals = s.astype(object).where(s.notna(), None).tolist()
+        elif col in schema.FLOAT32_COLUMNS:
+            vals = [None if v != v else ("inf" if v == math.inf else "-inf" if v == -math.inf
+                                         else v) for v in s.to_numpy(np.float64).tolist()]
+        elif col == "state":
+            vals = [v or None for v in s.astype(object).where(s.notna(), "").tolist()]
+        else:  # bytes, flow: 0 is the default
+            vals = [v or None for v in s.to_numpy(np.int64).tolist()]
+        if any(v is not None for v in vals):
+            cols.append((col, vals))
+    kinds = df["kind"].astype(object).tolist()
+    times = df["time_s"].to_numpy(np.float64).tolist()
+    flows = df["flow"].to_numpy(np.int64).tolist()
+    extras = df["extra"].tolist()
+    out = []
+    for i in range(n):
+        vals = {c: v[i] for c, v in cols if v[i] is not None}
+        out.append((str(kinds[i]), times[i], flows[i], extras[i], vals))
     return out
 
 
-def _event(row: Mapping[str, Any], flavour: str, seq: bool, multi_flow: bool) -> dict[str, Any]:
-    kind = str(row["kind"])
-    vals = _row_values(row)
+def _event(row: tuple[str, float, int, str | None, dict[str, Any]], flavour: str, seq: bool,
+           multi_flow: bool) -> dict[str, Any]:
+    kind, t, flow, row_extra, vals = row
     legacy = flavour == "legacy"
     names = _NAMES.get(kind)
     name = (names[1] if legacy else names[0]) if names else f"wtlab:{kind}"
@@ -160,35 +167,28 @@ def _event(row: Mapping[str, Any], flavour: str, seq: bool, multi_flow: bool) ->
         sent = kind.endswith("_sent")
         data["from"], data["to"] = ("application", "transport") if sent else (
             "transport", "application")
-    if kind == "packet_lost" and row["extra"] is not None:
+    if kind == "packet_lost" and row_extra is not None:
         try:
-            trig = json.loads(row["extra"]).get("trigger")
+            trig = json.loads(row_extra).get("trigger")
         except (ValueError, AttributeError):
             trig = None
         if isinstance(trig, str):
             data["trigger"] = trig
     # what the standard fields cannot say, for an exact read-back
-    t = float(row["time_s"])
     t_ms = t * 1000.0
     if t_ms / 1000.0 != t:
         keep["time_s"] = t
     if multi_flow:
         keep.pop("flow", None)  # the trace (JSON) or group_id (JSON-SEQ) says which flow
-    if names is None or _default_kind(name, data) != kind:
+    if kind in _METRIC_KINDS:  # every other kind reads back from its event name
         keep["kind"] = kind
-    if row["extra"] is not None:
-        keep["extra"] = row["extra"]
+    if row_extra is not None:
+        keep["extra"] = row_extra
     data["wtlab"] = keep  # present (maybe empty) on every event wtlab writes
     ev: dict[str, Any] = {"time": t_ms, "name": name, "data": data}
     if seq and multi_flow:
-        ev["group_id"] = str(_plain(row["flow"]))
+        ev["group_id"] = str(flow)
     return ev
-
-
-def _default_kind(name: str, data: Mapping[str, Any]) -> str | None:
-    """The kind a reader infers from a standard event without the wtlab member."""
-    rows = _standard_rows(name, data, 1000.0)
-    return rows[0][0] if rows else None
 
 
 def to_qlog(trace: Any, *, flavour: str = "ietf", seq: bool = False,
@@ -204,7 +204,7 @@ def to_qlog(trace: Any, *, flavour: str = "ietf", seq: bool = False,
     desc = json.dumps({k: meta.get(k) for k in ("run_id", "algorithm", "path", "workload",
                                                 "seed") if k in meta}, default=str)
     legacy = flavour == "legacy"
-    records = df[list(schema.COLUMNS)].to_dict("records")
+    records = _rows(df)
     vp = {"name": "wtlab", "type": vantage}
 
     def common(flow: int | None) -> dict[str, Any]:
@@ -232,7 +232,7 @@ def to_qlog(trace: Any, *, flavour: str = "ietf", seq: bool = False,
         return [header, *(_event(r, flavour, True, multi) for r in records)]
     traces = []
     for flow in flows:
-        evs = [_event(r, flavour, False, multi) for r in records if int(r["flow"]) == flow]
+        evs = [_event(r, flavour, False, multi) for r in records if r[2] == flow]
         traces.append({"title": f"{title} flow {flow}", "description": desc,
                        "vantage_point": vp, "common_fields": common(flow), "events": evs})
     if legacy:
