@@ -76,7 +76,8 @@ def _as_workload(workload: Any) -> dict[str, Any]:
 def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None = None,
         flows: int = 1, recorder: Any = None, *, record: bool = True,
         workload: Any = "bulk", direction: str = "down", max_datagram_size: int = 1200,
-        overhead_bytes: int = 40, ack_size_bytes: int = 50, ack_policy: str = "aioquic",
+        overhead_bytes: int = 40, ack_size_bytes: int = 40, ip_overhead_bytes: int = 28,
+        ack_policy: str = "aioquic",
         setup_rtts: float = 1.0, start_times_s: Sequence[float] | None = None,
         record_acks: bool = True, cc_kwargs: Mapping[str, Any] | None = None) -> ModelResult:
     """Run ``flows`` flows over ``path`` for ``duration_s`` virtual seconds.
@@ -132,11 +133,12 @@ def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None
         controllers.append(c)
     names = [getattr(c, "name", type(c).__name__) for c in controllers]
     # the base RTT a handshake would measure: propagation plus one small packet each way
-    base_rtt_s = (p.rtt_s + ack_size_bytes * 8.0 / data_link.capacity_bps
-                  + ack_size_bytes * 8.0 / ack_link.capacity_bps)
+    small = ack_size_bytes + ip_overhead_bytes
+    base_rtt_s = p.rtt_s + small * 8.0 / data_link.capacity_bps + small * 8.0 / ack_link.capacity_bps
     model = FlowModel(data_link, ack_link, controllers, base_rtt_s=base_rtt_s,
                       recorder=recorder, max_datagram_size=max_datagram_size,
                       overhead_bytes=overhead_bytes, ack_size_bytes=ack_size_bytes,
+                      ip_overhead_bytes=ip_overhead_bytes,
                       ack_policy=ack_policy, setup_rtts=setup_rtts,
                       start_times_s=start_times_s, workload=wl, record_acks=record_acks)
     params = {"cc": names if len(names) > 1 else names[0], "duration_s": float(duration_s),

@@ -25,7 +25,9 @@ user may rely on:
   controller's ``pacing_rate_bps`` when it sets one, else at cwnd/srtt (inactive
   until the first RTT sample, as in aioquic). Packets are full-size
   (``max_datagram_size``) datagrams carrying ``max_datagram_size -
-  overhead_bytes`` of payload; ACK-only packets are ``ack_size_bytes``.
+  overhead_bytes`` of payload; ACK-only packets are ``ack_size_bytes`` (40, what
+  aioquic's ACK-only packets measure); on the links each datagram also carries
+  ``ip_overhead_bytes`` (28: IPv4 + UDP), as in the emulator.
 * **Connection setup**: each flow spends ``setup_rtts`` path RTTs in the
   handshake before its first data packet and starts with the RTT sample the
   handshake would have given (the path's base RTT), so its first flight is paced
@@ -207,7 +209,8 @@ class FlowModel:
 
     def __init__(self, data_link: Any, ack_link: Any, controllers: Sequence[Any], *,
                  base_rtt_s: float, recorder: Any = None, max_datagram_size: int = 1200,
-                 overhead_bytes: int = 40, ack_size_bytes: int = 50,
+                 overhead_bytes: int = 40, ack_size_bytes: int = 40,
+                 ip_overhead_bytes: int = 28,
                  ack_policy: str = "aioquic", max_ack_delay_s: float = 0.025,
                  setup_rtts: float = 1.0, start_times_s: Sequence[float] | None = None,
                  workload: dict[str, Any] | None = None, record_acks: bool = True) -> None:
@@ -223,6 +226,9 @@ class FlowModel:
         self.max_datagram_size = int(max_datagram_size)
         self.payload_bytes = self.max_datagram_size - int(overhead_bytes)
         self.ack_size_bytes = int(ack_size_bytes)
+        # what the links carry: the UDP payload plus IPv4 + UDP headers, as the emulator does
+        self.wire_bytes = self.max_datagram_size + int(ip_overhead_bytes)
+        self.ack_wire_bytes = self.ack_size_bytes + int(ip_overhead_bytes)
         self.ack_policy = ack_policy
         self.max_ack_delay_s = float(max_ack_delay_s)
         self.base_rtt_s = float(base_rtt_s)
@@ -396,6 +402,7 @@ class FlowModel:
         """Send as many packets as cwnd, pacing and the workload allow (the hot path)."""
         cc = fl.cc
         size = self.max_datagram_size
+        wire = self.wire_bytes
         payload_size = self.payload_bytes
         transmit = self.data_link.transmit
         heap = self._heap
@@ -467,7 +474,7 @@ class FlowModel:
             pkt = SentPacket(pn, size, now, payload, chunk)
             sent[pn] = pkt
             on_sent(now, pkt)
-            for arrival in transmit(now, size):
+            for arrival in transmit(now, wire):
                 if lazy and arrival >= fl.rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
                     fl.rx_last = arrival
@@ -560,7 +567,7 @@ class FlowModel:
         fl.acks_sent += 1
         info = (fl.largest_received, now - fl.largest_received_time, fl.recv_base + len(fl.recv))
         heap = self._heap
-        for arrival in self.ack_link.transmit(now, self.ack_size_bytes):
+        for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
             self._seq += 1
             heapq.heappush(heap, (arrival, self._seq, _EV_ACK, fl, info))
 
