@@ -10,6 +10,10 @@
     ``reno`` attached without a recorder, and wtlab's ``reno`` attached with a
     recorder (every event recorded). Interleaved; medians; ratio target: wtlab
     with recording >= 0.90x built-in.
+(c) Pair: two aioquic QuicConnections in memory with a virtual clock, the
+    same three variants: CPU microseconds per client packet. Deterministic
+    work, so this isolates the hook's and the recorder's cost from the noise
+    of a shared machine.
 (b) Micro: microseconds per packet sent and acked (ACK frames of 2 packets,
     one RTT sample per frame), controller alone, in congestion avoidance (BBR
     from startup on), for aioquic's reno and cubic and wtlab's reno / cubic /
@@ -75,8 +79,26 @@ def _micro_wtlab(name: str, n: int, record: bool) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
+def _micro_append_floor(n: int) -> float:
+    """Two Recorder.append calls per packet and nothing else: recording's floor."""
+    from wtlab.trace import Recorder
+
+    rec = Recorder()
+    append = rec.append
+    nan = float("nan")
+    t0 = time.perf_counter()
+    for i in range(0, n, 2):
+        for pn in (i, i + 1):
+            append(0.1, 0, 1, 0, pn, -1, MDS, 12000, 1200, 0xFFFFFFFF, 0.05, 0.05, 0.05, 0.01,
+                   nan, nan)
+            append(0.15, 1, 1, 0, pn, -1, MDS, 12000, 0, 0xFFFFFFFF, 0.05, 0.05, 0.05, 0.01,
+                   nan, nan)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
 def micro(runs: int, n: int) -> dict[str, list[float]]:
     contenders = {
+        "2x rec.append": lambda: _micro_append_floor(n),
         "aioquic reno": lambda: _micro_aioquic("reno", n),
         "aioquic cubic": lambda: _micro_aioquic("cubic", n),
         "wtlab reno": lambda: _micro_wtlab("reno", n, False),
@@ -169,19 +191,93 @@ async def _bulk_once(port: int, cert, key, nbytes: int, variant: str) -> float:
     return elapsed
 
 
-def bulk(runs: int, mb: float) -> dict[str, list[float]]:
+def bulk(runs: int, mb: float) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Throughput (Mbit/s) and CPU seconds of this process (client and server) per MB."""
     cert, key = _certificate()
     nbytes = int(mb * 1e6)
     ports = iter(range(47000, 47000 + 1000))
+    names = ["aioquic reno", "wtlab reno", "wtlab reno+rec"]
+    cpu: dict[str, list[float]] = {n: [] for n in names}
 
     def contender(variant: str):
         def run() -> float:
+            c0 = time.process_time()
             elapsed = asyncio.run(_bulk_once(next(ports), cert, key, nbytes, variant))
+            cpu[variant].append((time.process_time() - c0) * 1e3 / mb)
             return nbytes * 8 / elapsed / 1e6  # Mbit/s
         return run
 
+    return interleaved({n: contender(n) for n in names}, runs=runs), cpu
+
+
+# ------------------------------------------------- (c) in-memory pair, virtual clock
+def _pair_once(variant: str, nbytes: int, cert, key) -> float:
+    """CPU microseconds per client packet for a transfer between two QuicConnections
+    exchanging datagrams in memory with a fake clock (10 ms one way): deterministic
+    work, so the difference between variants is the hook's and the recorder's cost."""
+    import heapq
+
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+    from aioquic.quic.events import StreamDataReceived
+
+    import wtlab.cc.aioquic as wa
+    from wtlab.trace import Recorder
+
+    ccfg = QuicConfiguration(is_client=True, alpn_protocols=["wtlab-bench"],
+                             congestion_control_algorithm="reno")
+    ccfg.verify_mode = ssl.CERT_NONE
+    scfg = QuicConfiguration(is_client=False, alpn_protocols=["wtlab-bench"])
+    scfg.certificate, scfg.private_key = cert, key
+    client = QuicConnection(configuration=ccfg)
+    server = QuicConnection(configuration=scfg, original_destination_connection_id=client
+                            .original_destination_connection_id)
+    if variant != "aioquic reno":
+        wa.attach(client, "reno", recorder=Recorder() if variant.endswith("+rec") else None)
+    addr_c, addr_s = ("127.0.0.1", 40000), ("127.0.0.1", 4433)
+    now, seq, received, sent, stream = 0.0, 0, 0, 0, None
+    transit: list = []
+    client.connect(addr_s, now=now)
+    c0 = time.process_time()
+    for _ in range(2_000_000):
+        for conn, to in ((client, "s"), (server, "c")):
+            if conn._network_paths:
+                for data, _ in conn.datagrams_to_send(now):
+                    seq += 1
+                    sent += to == "s"
+                    heapq.heappush(transit, (now + 0.01, seq, to, data))
+        if stream is None and client._handshake_complete:
+            stream = client.get_next_available_stream_id()
+            client.send_stream_data(stream, bytes(nbytes), end_stream=True)
+            continue
+        while (ev := server.next_event()) is not None:
+            if isinstance(ev, StreamDataReceived):
+                received += len(ev.data)
+        if received >= nbytes:
+            break
+        times = [t for t in (client.get_timer(), server.get_timer()) if t is not None]
+        if transit:
+            times.append(transit[0][0])
+        now = max(now, min(times) + 1e-9)
+        while transit and transit[0][0] <= now:
+            _, _, to, data = heapq.heappop(transit)
+            (server if to == "s" else client).receive_datagram(
+                data, addr_c if to == "s" else addr_s, now=now)
+        for conn in (client, server):
+            t = conn.get_timer()
+            if t is not None and t <= now:
+                conn.handle_timer(now)
+    return (time.process_time() - c0) / max(sent, 1) * 1e6
+
+
+def pair(runs: int, mb: float) -> dict[str, list[float]]:
+    from benchmarks._util import interleaved as _interleaved
+
+    cert, key = _certificate()
+    nbytes = int(mb * 1e6)
     names = ["aioquic reno", "wtlab reno", "wtlab reno+rec"]
-    return interleaved({n: contender(n) for n in names}, runs=runs)
+    return _interleaved({n: (lambda n=n: _pair_once(n, nbytes, cert, key)) for n in names},
+                        runs=runs)
 
 
 def main() -> None:
@@ -190,7 +286,7 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=20.0, help="MB per bulk transfer")
     parser.add_argument("--packets", type=int, default=200_000, help="packets per micro run")
     parser.add_argument("--quick", action="store_true", help="3 runs, 5 MB, 50k packets")
-    parser.add_argument("--only", choices=["bulk", "micro"], default=None)
+    parser.add_argument("--only", choices=["bulk", "micro", "pair"], default=None)
     args = parser.parse_args()
     if args.quick:
         args.runs, args.mb, args.packets = 3, 5.0, 50_000
@@ -206,12 +302,27 @@ def main() -> None:
         print(f"  wtlab reno+rec median {med:.2f} us (target < 1.5 us: "
               f"{'met' if med < 1.5 else 'MISSED'})")
 
+    if args.only in (None, "pair"):
+        res = pair(args.runs, min(args.mb, 5.0))
+        print_table(f"(c) in-memory aioquic pair, {min(args.mb, 5.0):g} MB, virtual clock: CPU "
+                    "per client packet (both endpoints)", res, unit="CPU us/packet",
+                    higher_is_better=False)
+        print(ratio_line("(c)", res, "wtlab reno", "aioquic reno", higher_is_better=False))
+        print(ratio_line("(c)", res, "wtlab reno+rec", "aioquic reno", higher_is_better=False,
+                         target=0.90))
+
     if args.only in (None, "bulk"):
-        res = bulk(args.runs, args.mb)
+        res, cpu = bulk(args.runs, args.mb)
         print_table(f"(a) loopback bulk transfer, {args.mb:g} MB on one QUIC stream "
                     "(aioquic asyncio client -> server)", res, unit="Mbit/s")
         print(ratio_line("(a)", res, "wtlab reno", "aioquic reno"))
         print(ratio_line("(a)", res, "wtlab reno+rec", "aioquic reno", target=0.90))
+        # CPU time is less disturbed by other processes than wall-clock throughput.
+        print_table("(a) CPU of client + server per MB (process time; less noisy on a "
+                    "shared machine)", cpu, unit="CPU ms/MB", higher_is_better=False)
+        print(ratio_line("(a) cpu", cpu, "wtlab reno", "aioquic reno", higher_is_better=False))
+        print(ratio_line("(a) cpu", cpu, "wtlab reno+rec", "aioquic reno",
+                         higher_is_better=False, target=0.90))
 
 
 if __name__ == "__main__":
