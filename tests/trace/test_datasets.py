@@ -169,3 +169,16 @@ def test_dask_reads_dataset(tmp_path):
         ddf2 = dd.read_parquet(str(tmp_path), dataset={"exclude_invalid_files": True})
         assert len(ddf2) == len(mine)
         assert "algo" in ddf2.columns
+
+
+def test_runs_table_and_column_subset(tmp_path):
+    _write_three(tmp_path)
+    info = datasets.runs(tmp_path)
+    assert set(info["run_id"]) == {datasets.run_id(p) for p in PARAMS}
+    assert (info["rows"] > 0).all() and str(info["rate_mbps"].dtype) == "Int64"
+    for _, r in info.iterrows():
+        assert r["meta"]["params"]["algo"] == r["algo"]
+        assert r["meta"]["note"].startswith("run ")
+    df = datasets.load(tmp_path, columns=["time_s", "kind", "bytes"])
+    assert df["cwnd"].isna().all() and len(df) == info["rows"].sum()
+    assert (df["bytes"] > 0).any()

@@ -79,3 +79,20 @@ def test_bad_files_raise_trace_format_error(tmp_path):
     c.write_text("time_s,kind,pn\nsoon,packet_sent,1\n")
     with pytest.raises(TraceFormatError):
         export.read_csv(c)
+
+
+def test_read_and_write_by_file_name(tmp_path):
+    from wtlab import ConfigError
+    from wtlab.trace import read_trace, write_trace
+
+    rec = synthetic_recorder(30).describe(algorithm="reno", seed=4, path="p", workload="w")
+    assert rec.meta["algorithm"] == "reno" and rec.meta["seed"] == 4
+    want = rec.to_pandas()
+    for name in ("t.parquet", "t.csv", "t.qlog", "t.sqlog", "t.json"):
+        got = read_trace(write_trace(rec, tmp_path / name))
+        pd.testing.assert_frame_equal(got, want, check_categorical=False)
+    assert read_trace(write_trace(rec, tmp_path / "m.parquet")).attrs["meta"]["seed"] == 4
+    with pytest.raises(ConfigError):
+        write_trace(rec, tmp_path / "t.xlsx")
+    with pytest.raises(ConfigError):
+        read_trace(tmp_path / "t.xlsx")

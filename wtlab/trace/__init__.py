@@ -10,7 +10,14 @@
   performance tables computed from a trace.
 """
 
-from wtlab.trace.export import read_csv, read_parquet, write_csv, write_parquet
+from wtlab.trace.export import (
+    read_csv,
+    read_parquet,
+    read_trace,
+    write_csv,
+    write_parquet,
+    write_trace,
+)
 from wtlab.trace.qlog import parse_qlog, read_qlog, write_qlog
 from wtlab.trace.recorder import Recorder, merge
 from wtlab.trace.schema import concat, conform
@@ -24,7 +31,9 @@ __all__ = [
     "read_csv",
     "read_parquet",
     "read_qlog",
+    "read_trace",
     "write_csv",
     "write_parquet",
     "write_qlog",
+    "write_trace",
 ]

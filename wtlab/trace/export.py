@@ -194,3 +194,47 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     except (ValueError, TypeError) as exc:
         raise TraceFormatError(f"columns do not fit the trace schema ({exc})",
                                path=str(path)) from exc
+
+
+# ---------------------------------------------------------------- by file name
+_QLOG_SUFFIXES = (".qlog", ".sqlog", ".json", ".jsonseq")
+
+
+def write_trace(trace: Any, path: str | os.PathLike, **options: Any) -> Path:
+    """Write a trace in the format its file name says, atomically.
+
+    ``.parquet``, ``.csv``, ``.qlog``/``.json`` (qlog JSON), ``.sqlog`` (qlog JSON-SEQ);
+    ``options`` go to the writer (e.g. ``flavour="legacy"`` for qlog, ``meta=`` for Parquet).
+    """
+    from wtlab.trace import qlog
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet":
+        return write_parquet(trace, path, **options)
+    if suffix == ".csv":
+        return write_csv(trace, path, **options)
+    if suffix in _QLOG_SUFFIXES:
+        return qlog.write_qlog(trace, path, **options)
+    raise ConfigError(f"cannot tell the trace format from {str(path)!r}; use a name ending "
+                      "in .parquet, .csv, .qlog, .json or .sqlog")
+
+
+def read_trace(path: str | os.PathLike, **options: Any) -> pd.DataFrame:
+    """Read a trace file into the schema, choosing the reader by file name.
+
+    ``.parquet``, ``.csv``, qlog (``.qlog``, ``.sqlog``, ``.json``, ``.jsonseq``; any
+    supported version) and Mahimahi link logs (``.log``, ``.mahimahi``).
+    """
+    from wtlab.trace import mahimahi, qlog
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet":
+        return read_parquet(path, **options)
+    if suffix == ".csv":
+        return read_csv(path)
+    if suffix in _QLOG_SUFFIXES:
+        return qlog.read_qlog(path)
+    if suffix in (".log", ".mahimahi"):
+        return mahimahi.read_mahimahi(path, **options)
+    raise ConfigError(f"cannot tell the trace format from {str(path)!r}; use .parquet, .csv, "
+                      ".qlog, .sqlog, .json or a Mahimahi .log, or call the reader directly")

@@ -112,6 +112,15 @@ class Recorder:
             self.meta.update(meta)
         self._pack = RECORD.pack
 
+    def describe(self, *, algorithm: str | None = None, path: Any = None,
+                 workload: Any = None, seed: int | None = None, **more: Any) -> Recorder:
+        """Set run metadata (the named keys plus any others); returns the recorder."""
+        for key, value in (("algorithm", algorithm), ("path", path), ("workload", workload),
+                           ("seed", seed), *more.items()):
+            if value is not None:
+                self.meta[key] = value
+        return self
+
     # -- codes -------------------------------------------------------------
     def kind_code(self, name: str) -> int:
         """Code of event kind ``name``; unknown kinds are added (at most 256)."""
