@@ -185,9 +185,30 @@ class Controller:
 
     def on_packet_sent(self, now: float, packet: PacketInfo) -> None:
         nbytes = packet.sent_bytes
-        self.bytes_in_flight += nbytes
-        if self.recorder is not None:
-            self._record(now, K_PACKET_SENT, packet.packet_number, nbytes)
+        bif = self.bytes_in_flight = self.bytes_in_flight + nbytes
+        rec = self.recorder
+        if rec is None:
+            return
+        # _record, inlined: this runs for every packet.
+        st = self.state
+        if st is self._code_state and rec is self._code_rec:
+            code = self._code
+        else:
+            code = self._state_code(rec, st)
+        rtt = self.rtt
+        if rtt is not None and rtt.has_sample:
+            srtt, min_rtt, latest, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
+        else:
+            srtt = min_rtt = latest = var = NAN
+        ss = self.ssthresh
+        pacing = self.pacing_rate_bps
+        cwnd = self.cwnd
+        rec.append(now, K_PACKET_SENT, code, self.flow, packet.packet_number, NO_STREAM, nbytes,
+                   cwnd if cwnd < NO_BYTES_U32 else NO_BYTES_U32 - 1,
+                   bif if 0 <= bif < NO_BYTES_U32 else 0,
+                   NO_BYTES_U32 if ss is None else ss if ss < NO_BYTES_U32 else NO_BYTES_U32 - 1,
+                   srtt, min_rtt, latest, var, NAN if pacing is None else pacing,
+                   self.delivery_rate_bps() if self._has_rate else NAN)
 
     def on_packets_acked(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
         self.rtt = rtt
