@@ -59,12 +59,15 @@ def test_written_names_and_headers(tmp_path):
     rec.event(0.003, "packet_lost", pn=0, bytes=1200, extra={"trigger": "time_threshold"})
     rec.event(0.004, "state_changed", state="recovery")
     rec.event(0.005, "message_sent", pn=1, stream_id=4, bytes=100)
+    rec.event(0.006, "packet_lost", pn=2, bytes=1200, extra={"trigger": "packet_threshold"})
     ietf = json.loads(qlog.write_qlog(rec, tmp_path / "a.qlog").read_text())
     assert ietf["file_schema"] == "urn:ietf:params:qlog:file:contained"
+    assert ietf["traces"][0]["event_schemas"][0] == "urn:ietf:params:qlog:events:quic-13"
+    assert ietf["traces"][0]["events"][-1]["data"]["trigger"] == "reordering_threshold"
     evs = ietf["traces"][0]["events"]
     assert [e["name"] for e in evs] == ["quic:packet_sent", "quic:recovery_metrics_updated",
                                         "quic:packet_lost", "quic:congestion_state_updated",
-                                        "wtlab:message_sent"]
+                                        "wtlab:message_sent", "quic:packet_lost"]
     assert evs[0]["data"]["header"]["packet_number"] == 0 and evs[0]["time"] == 1.0
     assert evs[1]["data"]["congestion_window"] == 13200
     assert evs[2]["data"]["trigger"] == "time_threshold"
@@ -80,6 +83,7 @@ def test_written_names_and_headers(tmp_path):
     raw = seq.read_text()
     records = [json.loads(r) for r in raw.split("\x1e") if r.strip()]
     assert raw.startswith("\x1e") and len(records) == 1 + len(rec)
+    assert records[0]["trace"]["event_schemas"][0].startswith("urn:ietf:params:qlog:events:quic")
     assert records[0]["file_schema"] == "urn:ietf:params:qlog:file:sequential"
 
 

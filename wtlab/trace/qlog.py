@@ -7,7 +7,10 @@ Writing (:func:`write_qlog`, :func:`to_qlog`) has two flavours:
   ``quic:packet_sent``, ``quic:packet_received``, ``quic:packet_lost``,
   ``quic:packets_acked``, ``quic:recovery_metrics_updated`` (``congestion_window``),
   ``quic:congestion_state_updated``, ``quic:loss_timer_updated``,
-  ``quic:stream_state_updated``, ``quic:stream_data_moved``, ``quic:datagram_data_moved``.
+  ``quic:stream_state_updated``, ``quic:stream_data_moved``, ``quic:datagram_data_moved``;
+  traces declare ``urn:ietf:params:qlog:events:quic-13`` (the draft asks for its number)
+  and ``urn:wtlab:qlog:events:wtlab`` for the ``wtlab:*`` events; loss triggers use the
+  draft's names (``reordering_threshold``, ``time_threshold``, ``pto_expired``).
 * ``"legacy"``: qlog 0.3 as aioquic writes it and qvis reads it (``qlog_version: "0.3"``,
   ``transport:packet_sent``, ``recovery:metrics_updated`` with ``cwnd``,
   ``recovery:packet_lost``, ``recovery:congestion_state_updated``).
@@ -75,7 +78,14 @@ _NAMES: dict[str, tuple[str, str]] = {
     "datagram_sent": ("quic:datagram_data_moved", "wtlab:datagram_sent"),
     "datagram_received": ("quic:datagram_data_moved", "wtlab:datagram_received"),
 }
-_STREAM_STATE = {"stream_opened": "open", "stream_closed": "closed", "stream_reset": "reset"}
+_STREAM_STATE = {"stream_opened": "open", "stream_closed": "closed",
+                 "stream_reset": "reset_received"}
+# Event schema URIs: the QUIC events draft asks for its draft number while it is a draft;
+# wtlab:* events (kinds qlog has no event for) are declared under wtlab's own URI.
+QUIC_EVENTS_URI = "urn:ietf:params:qlog:events:quic-13"
+WTLAB_EVENTS_URI = "urn:wtlab:qlog:events:wtlab"
+# wtlab's loss triggers (wtlab.cc.aioquic) -> the qlog packet_lost trigger names
+_IETF_TRIGGER = {"packet_threshold": "reordering_threshold", "pto": "pto_expired"}
 # metrics fields: column -> (ietf field, legacy field, scale from column to field)
 _METRICS = {
     "cwnd": ("congestion_window", "cwnd", None),
@@ -173,7 +183,7 @@ def _event(row: tuple[str, float, int, str | None, dict[str, Any]], flavour: str
         except (ValueError, AttributeError):
             trig = None
         if isinstance(trig, str):
-            data["trigger"] = trig
+            data["trigger"] = trig if legacy else _IETF_TRIGGER.get(trig, trig)
     # what the standard fields cannot say, for an exact read-back
     t_ms = t * 1000.0
     if t_ms / 1000.0 != t:
@@ -206,6 +216,7 @@ def to_qlog(trace: Any, *, flavour: str = "ietf", seq: bool = False,
     legacy = flavour == "legacy"
     records = _rows(df)
     vp = {"name": "wtlab", "type": vantage}
+    schemas = [QUIC_EVENTS_URI, WTLAB_EVENTS_URI]
 
     def common(flow: int | None) -> dict[str, Any]:
         c: dict[str, Any] = {"time_format": "relative"}
@@ -227,8 +238,7 @@ def to_qlog(trace: Any, *, flavour: str = "ietf", seq: bool = False,
         else:
             header = {"file_schema": "urn:ietf:params:qlog:file:sequential",
                       "serialization_format": "application/qlog+json-seq", "title": title,
-                      "event_schemas": ["urn:ietf:params:qlog:events:quic"],
-                      "trace": trace_hdr}
+                      "trace": {**trace_hdr, "event_schemas": schemas}}
         return [header, *(_event(r, flavour, True, multi) for r in records)]
     traces = []
     for flow in flows:
@@ -241,7 +251,7 @@ def to_qlog(trace: Any, *, flavour: str = "ietf", seq: bool = False,
     else:
         doc = {"file_schema": "urn:ietf:params:qlog:file:contained",
                "serialization_format": "application/qlog+json", "title": title,
-               "event_schemas": ["urn:ietf:params:qlog:events:quic"], "traces": traces}
+               "traces": [{**t, "event_schemas": schemas} for t in traces]}
     return [doc]
 
 
