@@ -124,3 +124,17 @@ def test_recording_is_off_by_default_and_complete_when_on():
     assert acked["srtt_s"].iloc[0] == pytest.approx(0.1)
     assert df["state"].astype(str).iloc[-1] == "recovery"
     assert df["ssthresh"].iloc[-1] == 6 * 1200
+
+
+def test_application_limited_window_does_not_grow():
+    # RFC 9002 7.8: an under-used window is not grown; growth resumes once it is full.
+    cc = create("reno", max_datagram_size=MDS)
+    rtt = rtt_after()
+    pkts = send(cc, range(3), 0.0)  # 3 of 10 datagrams: the application ran dry
+    cc.on_app_limited(0.0)
+    cc.on_packets_acked(0.1, pkts, rtt)
+    assert cc.cwnd == 10 * MDS and cc.app_limited
+    full = send(cc, range(3, 13), 0.1)  # fills the window again: flag cleared
+    assert not cc.app_limited
+    cc.on_packets_acked(0.2, full[:1], rtt)
+    assert cc.cwnd == 11 * MDS

@@ -135,6 +135,9 @@ class Controller:
         self.min_cwnd: int = minimum_window_packets * self.max_datagram_size
         self.recovery_start_time: float | None = None
         self._recovering = False  # inside a recovery period not yet ended by an ack
+        # RFC 9002 7.8: set by on_app_limited, cleared once a packet fills the window;
+        # Reno and CUBIC do not grow cwnd while it is set.
+        self.app_limited = False
         self.rtt: RttStats | None = None
         self.flow = flow
         self.recorder = recorder
@@ -186,6 +189,8 @@ class Controller:
     def on_packet_sent(self, now: float, packet: PacketInfo) -> None:
         nbytes = packet.sent_bytes
         bif = self.bytes_in_flight = self.bytes_in_flight + nbytes
+        if self.app_limited and bif + self.max_datagram_size > self.cwnd:
+            self.app_limited = False  # the window is in use again
         rec = self.recorder
         if rec is None:
             return
@@ -297,7 +302,12 @@ class Controller:
             self.bytes_in_flight -= packet.sent_bytes
 
     def on_app_limited(self, now: float) -> None:
-        """The sender had nothing to send; window-growth validation may use it."""
+        """The sender had window to spare but nothing to send (or flow control blocked it).
+
+        Sets ``app_limited`` until a sent packet fills the window again; RFC 9002
+        section 7.8: cwnd SHOULD NOT grow meanwhile (Reno and CUBIC honour it).
+        """
+        self.app_limited = True
 
     def can_send(self, size: int = 0) -> bool:
         return self.bytes_in_flight + size <= self.cwnd

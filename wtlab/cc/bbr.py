@@ -239,6 +239,7 @@ class BBR(Controller):
         super().on_packets_acked(now, packets, rtt)
 
     def on_app_limited(self, now: float) -> None:
+        super().on_app_limited(now)
         self.app_limited_until = max(self.delivered + self.bytes_in_flight, 1)
 
     def on_packets_discarded(self, packets: Any) -> None:

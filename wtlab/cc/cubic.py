@@ -107,6 +107,8 @@ class Cubic(Controller):
         self._frac = 0.0
 
     def on_ack(self, now: float, packet: PacketInfo, rtt: RttStats) -> None:
+        if self.app_limited:
+            return  # RFC 9002 7.8 / RFC 9438 5.8: do not grow an under-used window
         ssthresh = self.ssthresh
         acked = packet.sent_bytes
         cwnd = self.cwnd

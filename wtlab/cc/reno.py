@@ -8,6 +8,8 @@
   (``kLossReductionFactor`` = 0.5, floor ``kMinimumWindow``) and sets
   ``ssthresh``; losses and acks of packets sent before the period began change
   nothing (7.3.2). The base class keeps the period.
+* Application limited (7.8): while the driver reports the window under-used
+  (``on_app_limited``) and until a packet fills it again, cwnd does not grow.
 * Persistent congestion: cwnd collapses to the minimum window, ssthresh is kept
   (7.6.2), so the sender slow-starts back up to it.
 """
@@ -28,6 +30,8 @@ class Reno(Controller):
         self._ca_acked_bytes = 0  # bytes acked in congestion avoidance, not yet turned into cwnd
 
     def on_ack(self, now: float, packet: PacketInfo, rtt: RttStats) -> None:
+        if self.app_limited:
+            return  # 7.8: an under-used window is not grown
         ssthresh = self.ssthresh
         if ssthresh is None or self.cwnd < ssthresh:
             self.cwnd += packet.sent_bytes
