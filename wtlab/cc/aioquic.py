@@ -17,8 +17,11 @@ classes, so other connections in the process are untouched):
   ``_rtt_min``), before any loss that ACK reveals.
 * ``quic._loss._pacer`` becomes a :class:`ControllerPacer`: when the controller
   has a ``pacing_rate_bps`` (BBR), packets leave at that rate; otherwise it
-  paces at cwnd/srtt exactly as aioquic does. The token-bucket arithmetic is
-  aioquic's own; only the rate differs.
+  paces at cwnd/srtt exactly as aioquic does. With a rate, a packet also needs
+  a whole packet time of credit (aioquic's pacer sends whenever *any* credit is
+  left, which under ack clocking lets the ack rate, not the pacing rate, set
+  the pace: BBR's Drain then took ~1 s instead of a few RTTs). The burst
+  allowance is aioquic's (2..16 packets, a quarter of cwnd).
 * ``quic._loss.on_ack_received``, ``on_packet_sent``, ``on_loss_detection_timeout``
   and ``_detect_loss`` are wrapped (instance attributes) to record
   ``ack_received`` (``extra``: ranges and ack delay), ``packet_sent`` of packets
