@@ -29,6 +29,7 @@ from wtlab.transport.session import Session, Stream
 logger = logging.getLogger("wtlab.transport")
 
 RX_BATCH = 16  # loop iterations a transmit may be deferred while datagrams keep arriving
+READY_DEFER = 2  # iterations a transmit may wait for other runnable callbacks
 BURST_GAP_S = 0.0002  # datagrams closer than this are treated as one burst
 H3_NO_ERROR = 0x100
 # Session close codes the server uses when a limit is exceeded.
@@ -145,6 +146,12 @@ class Endpoint:
     def _tx_tick(self) -> None:
         if self._rx_count != self._rx_mark and self._deferrals < RX_BATCH:
             self._rx_mark = self._rx_count
+            self._deferrals += 1
+            self._tx_handle = self.loop.call_soon(self._tx_tick)
+            return
+        if self._deferrals < READY_DEFER and getattr(self.loop, "_ready", None):
+            # Other callbacks are runnable (typically a task woken by the data we just
+            # received): let them write first, so the answer leaves in this transmit.
             self._deferrals += 1
             self._tx_handle = self.loop.call_soon(self._tx_tick)
             return
