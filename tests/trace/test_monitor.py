@@ -33,6 +33,9 @@ def _hand_trace() -> Recorder:
     rec.event(0.4, "message_sent", pn=3, stream_id=8, bytes=100)
     rec.event(0.6, "message_acked", pn=3, stream_id=8, bytes=100)
     rec.event(0.7, "stream_data_received", stream_id=8, bytes=100)
+    rec.event(0.35, "message_retransmitted", pn=2, stream_id=4, bytes=200)
+    rec.event(0.45, "message_retransmitted", pn=2, stream_id=4, bytes=200)
+    rec.event(0.8, "packet_received", pn=0, bytes=400)
     return rec
 
 
@@ -56,6 +59,8 @@ def test_summary_matches_hand_computation():
     assert (r["cwnd_min_bytes"], r["cwnd_max_bytes"], r["cwnd_last_bytes"]) == (
         10_000, 20_000, 20_000)
     assert r["pto_count"] == 1
+    assert r["messages_retransmitted"] == 2
+    assert r["bytes_received"] == 400 and r["receive_rate_bps"] == pytest.approx(400 * 8 / 1.0)
     assert (r["messages_sent"], r["messages_delivered"], r["messages_expired"]) == (4, 3, 1)
     assert r["message_latency_p50_s"] == pytest.approx(0.2)  # latencies 0.1, 0.3, 0.2
     assert r["message_latency_max_s"] == pytest.approx(0.3)
@@ -67,6 +72,7 @@ def test_messages_and_per_stream():
     assert m.loc[0, "outcome"] == "delivered" and m.loc[0, "latency_s"] == pytest.approx(0.1)
     assert pd.isna(m.loc[1, "stream_id"]) and m.loc[1, "latency_s"] == pytest.approx(0.3)
     assert m.loc[2, "outcome"] == "expired" and pd.isna(m.loc[2, "latency_s"])
+    assert m["retransmissions"].tolist() == [0, 0, 2, 0]
     assert m.loc[3, "outcome"] == "acked" and m.loc[3, "latency_s"] == pytest.approx(0.2)
     ps = mon.per_stream()
     by = {(None if pd.isna(r.stream_id) else int(r.stream_id)): r for r in ps.itertuples()}

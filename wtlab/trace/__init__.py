@@ -18,11 +18,13 @@ from wtlab.trace.export import (
     write_parquet,
     write_trace,
 )
+from wtlab.trace.monitor import PerformanceMonitor
 from wtlab.trace.qlog import parse_qlog, read_qlog, write_qlog
 from wtlab.trace.recorder import Recorder, merge
 from wtlab.trace.schema import concat, conform
 
 __all__ = [
+    "PerformanceMonitor",
     "Recorder",
     "concat",
     "conform",

@@ -15,7 +15,8 @@ Definitions (what the numbers mean, so they can be relied on):
   rows; ``bytes_lost``/``packets_lost``: ``packet_lost`` rows; ``loss_rate`` =
   packets_lost / packets_sent. ``bytes_received``: ``packet_received`` rows.
 * ``duration_s``: first to last row of the flow. ``goodput_bps`` = bytes_acked x 8 /
-  duration_s; ``send_rate_bps`` = bytes_sent x 8 / duration_s.
+  duration_s; ``send_rate_bps`` = bytes_sent x 8 / duration_s; ``receive_rate_bps`` =
+  bytes_received x 8 / duration_s.
 * RTT: the ``latest_rtt_s`` of ``rtt_sample`` rows (if a flow has none, of any row carrying
   one, e.g. imported ``metrics_updated``); ``rtt_p50_s``/``p95``/``p99``, ``rtt_mean_s``,
   ``rtt_min_s``; ``jitter_s`` = mean absolute difference of consecutive samples.
@@ -90,12 +91,13 @@ class PerformanceMonitor:
     # ------------------------------------------------------------------ tables
     def messages(self) -> pd.DataFrame:
         """One row per message seen: flow, stream_id, message_id, bytes, sent_s, acked_s,
-        done_s, outcome (delivered/expired/dropped/acked/pending/received), latency_s."""
+        done_s, outcome (delivered/expired/dropped/acked/pending/received), latency_s,
+        retransmissions (``message_retransmitted`` rows)."""
         df = self.df
         keys = ["flow", "stream_id", "pn"] if self.match_flows else ["stream_id", "pn"]
         m = df[df["kind"].str.startswith("message_")]
         cols = ["flow", "stream_id", "message_id", "bytes", "sent_s", "acked_s", "done_s",
-                "outcome", "latency_s"]
+                "outcome", "latency_s", "retransmissions"]
         if not len(m):
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
 
@@ -113,7 +115,11 @@ class PerformanceMonitor:
                 .agg(done_s=("time_s", "first"), end_kind=("kind", "first"),
                      done_bytes=("bytes", "max"))
                 .reset_index())
+        retx = (m[m["kind"] == "message_retransmitted"].groupby(keys, dropna=False, sort=False)
+                .size().rename("retransmissions").reset_index())
         out = sent.merge(acked, on=keys, how="outer").merge(done, on=keys, how="outer")
+        out = out.merge(retx, on=keys, how="left")
+        out["retransmissions"] = out["retransmissions"].fillna(0).astype(np.int64)
         if not self.match_flows:
             flows = m.groupby(keys, dropna=False, sort=False)["flow"].min().reset_index()
             out = out.merge(flows, on=keys, how="left")
@@ -141,6 +147,7 @@ class PerformanceMonitor:
             "messages_delivered": int((oc == "delivered").sum() + (oc == "acked").sum()),
             "messages_expired": int((oc == "expired").sum()),
             "messages_dropped": int((oc == "dropped").sum()),
+            "messages_retransmitted": int(msgs["retransmissions"].sum()) if len(msgs) else 0,
             "message_latency_mean_s": float(lat.mean()) if len(lat) else float("nan"),
             "message_latency_p50_s": _pct(lat, 50),
             "message_latency_p95_s": _pct(lat, 95),
@@ -168,6 +175,7 @@ class PerformanceMonitor:
                 "loss_rate": len(lost) / len(sent) if len(sent) else float("nan"),
                 "goodput_bps": acked["bytes"].sum() * 8 / dur if dur > 0 else float("nan"),
                 "send_rate_bps": sent["bytes"].sum() * 8 / dur if dur > 0 else float("nan"),
+                "receive_rate_bps": recv["bytes"].sum() * 8 / dur if dur > 0 else float("nan"),
                 "rtt_samples": len(rtt),
                 "rtt_mean_s": float(rtt.mean()) if len(rtt) else float("nan"),
                 "rtt_min_s": float(rtt.min()) if len(rtt) else float("nan"),
