@@ -210,3 +210,15 @@ def test_malformed_raises_trace_format_error(tmp_path, text, line):
     assert err.value.path == str(p) and str(p) in str(err.value)
     if line is not None:
         assert err.value.line == line
+
+
+def test_draft00_uppercase_names_and_text_times():
+    df = qlog.read_qlog(DATA / "draft00_uppercase.qlog")
+    assert df["kind"].astype(str).tolist() == [
+        "packet_sent", "packet_received", "metrics_updated", "packet_lost",
+        "HTTP:FRAME_CREATED"]
+    assert df["time_s"].tolist() == pytest.approx([0, 0.025, 0.026, 0.070, 0.071])
+    assert df["pn"].tolist()[:2] == [0, 0] and df["bytes"].tolist()[:2] == [1280, 1200]
+    m = df.iloc[2]
+    assert m["cwnd"] == 14000 and m["srtt_s"] == pytest.approx(0.025)
+    assert df["pn"].iloc[3] == 3

@@ -354,6 +354,8 @@ def _standard_rows(name: str, data: Mapping[str, Any], rtt_per_s: float
     """
     ev = name.split(":", 1)[-1] if ":" in name else name
     cat = name.split(":", 1)[0] if ":" in name else ""
+    if cat != "wtlab":
+        ev, cat = ev.lower(), cat.lower()  # draft-00 wrote TRANSPORT / PACKET_SENT
     if cat == "wtlab":
         return [(ev, {}, set())] if ev else []
     cols: dict[str, Any] = {}
