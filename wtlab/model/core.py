@@ -62,8 +62,8 @@ K_PERSISTENT_CONGESTION_THRESHOLD = 3
 K_MICRO_SECOND = 1e-6
 AIOQUIC_ACK_DELAY_S = K_GRANULARITY_S  # aioquic acks 1 ms after the first unacked packet
 
-# event kinds, most frequent first (the dispatcher tests them in this order)
-_EV_DATA = 0  # a data packet reaches its receiver
+# event kinds (the dispatcher tests the most frequent first: ACK, ACK timer, send)
+_EV_DATA = 0  # a data packet reaches its receiver (only off the lazy-receive path)
 _EV_ACK = 1  # an ACK reaches the sender
 _EV_ACK_TIMER = 2  # the receiver's delayed-ACK timer
 _EV_SEND = 3  # the pacer allows the next packet
@@ -235,6 +235,7 @@ class FlowModel:
         self.setup_rtts = float(setup_rtts)
         self.record_acks = bool(record_acks) and recorder is not None
         self.now = 0.0
+        self._until = 0.0  # the horizon of the current run() call
         self._heap: list[tuple] = []
         self._seq = 0
         self._state_codes: dict[str, int] = {}
@@ -292,6 +293,7 @@ class FlowModel:
         """Process every event up to virtual time ``until`` (seconds)."""
         heap = self._heap
         pop = heapq.heappop
+        self._until = until
         on_data = self._on_data
         on_ack = self._on_ack
         on_ack_timer = self._on_ack_timer
@@ -305,9 +307,7 @@ class FlowModel:
             pop(heap)
             self.now = t
             kind = ev[2]
-            if kind == _EV_DATA:
-                on_data(t, ev[3], ev[4])
-            elif kind == _EV_ACK:
+            if kind == _EV_ACK:
                 on_ack(t, ev[3], ev[4])
             elif kind == _EV_ACK_TIMER:
                 fl = ev[3]
@@ -318,6 +318,8 @@ class FlowModel:
                 if ev[4] == fl.send_gen:
                     fl.send_at = None
                     try_send(t, fl)
+            elif kind == _EV_DATA:
+                on_data(t, ev[3], ev[4])
             elif kind == _EV_LOSS_TIMER:
                 fl = ev[3]
                 if ev[4] == fl.timer_gen:
@@ -399,7 +401,108 @@ class FlowModel:
             fl.bucket_time = fl.bucket_max
 
     def _try_send(self, now: float, fl: Flow) -> None:
-        """Send as many packets as cwnd, pacing and the workload allow (the hot path)."""
+        """Send as many packets as cwnd, pacing and the workload allow (the hot path).
+
+        Bulk data without a pending probe (nearly every call) takes a lean copy of the
+        general loop below, with the flow's pacing and data counters in locals.
+        """
+        if fl.probe_pending or fl.msg_chunks is not None or not self._lazy_rx:
+            self._try_send_general(now, fl)
+            return
+        cc = fl.cc
+        size = self.max_datagram_size
+        wire = self.wire_bytes
+        payload_size = self.payload_bytes
+        transmit = self.data_link.transmit
+        heap = self._heap
+        push = heapq.heappush
+        sent = fl.sent
+        on_sent = cc.on_packet_sent
+        rx_t = fl.rx_t
+        rx_pn = fl.rx_pn
+        pt = fl.pacing_packet_time
+        bucket = fl.bucket_time
+        eval_t = fl.eval_time
+        bmax = fl.bucket_max
+        rate_paced = fl.rate_paced
+        retx = fl.retx_bytes
+        budget = fl.budget_bytes
+        more = now < fl.stop_s
+        until = self._until
+        seq = self._seq
+        pn = fl.next_pn
+        first_pn = pn
+        while cc.bytes_in_flight + size <= cc.cwnd:
+            if pt is not None:
+                if now > eval_t:
+                    bucket += now - eval_t
+                    if bucket > bmax:
+                        bucket = bmax
+                    eval_t = now
+                if rate_paced:
+                    missing = pt - bucket
+                    blocked = missing > 1e-9
+                    at = now + missing
+                else:
+                    blocked = bucket <= 0
+                    at = now + pt
+                if blocked:
+                    if at < (heap[0][0] if heap else until) and at <= until:
+                        # No event comes before `at`, so nothing can change this flow's
+                        # state until then: move to `at` and send, as a pacing timer
+                        # would, without the round trip through the heap.
+                        now = at
+                        continue
+                    if fl.send_at is None or at < fl.send_at:
+                        fl.send_gen += 1
+                        fl.send_at = at
+                        seq += 1
+                        push(heap, (at, seq, _EV_SEND, fl, fl.send_gen))
+                    break
+            if retx > 0:
+                payload = payload_size if retx > payload_size else retx
+                retx -= payload
+            elif budget > 0 and more:
+                payload = payload_size if budget > payload_size else budget
+                budget -= payload
+            else:
+                self._app_limited(now, fl)
+                break
+            if pt is not None:
+                bucket = 0.0 if bucket < pt else bucket - pt
+            pkt = SentPacket(pn, size, now, payload, -1)
+            sent[pn] = pkt
+            on_sent(now, pkt)
+            for arrival in transmit(now, wire):
+                if arrival >= fl.rx_last:
+                    # in-order arrival: the receiver takes it when its ACK timer runs
+                    fl.rx_last = arrival
+                    rx_t.append(arrival)
+                    rx_pn.append(pn)
+                    if fl.ack_at is None:
+                        at = arrival + AIOQUIC_ACK_DELAY_S
+                        fl.ack_at = at
+                        fl.ack_gen += 1
+                        seq += 1
+                        push(heap, (at, seq, _EV_ACK_TIMER, fl, fl.ack_gen))
+                else:
+                    seq += 1
+                    push(heap, (arrival, seq, _EV_DATA, fl, pn))
+            pn += 1
+        self._seq = seq
+        fl.bucket_time = bucket
+        fl.eval_time = eval_t
+        fl.retx_bytes = retx
+        fl.budget_bytes = budget
+        if pn != first_pn:
+            fl.next_pn = pn
+            fl.app_limited = False
+            fl.last_ae_sent = now
+            if fl.timer_at is None:
+                self._arm_timer(now, fl)
+
+    def _try_send_general(self, now: float, fl: Flow) -> None:
+        """``_try_send`` for every case: probes, messages, per-packet receive."""
         cc = fl.cc
         size = self.max_datagram_size
         wire = self.wire_bytes
@@ -573,6 +676,7 @@ class FlowModel:
 
     # ------------------------------------------------------------------ ACK processing
     def _on_ack(self, now: float, fl: Flow, info: tuple[int, float, int]) -> None:
+        """An ACK frame reaches the sender (the per-ACK hot path, helpers inlined)."""
         largest, ack_delay, index = info
         cursor = fl.recv_cursor
         fl.acks_received += 1
@@ -597,9 +701,6 @@ class FlowModel:
         nbytes = sum(map(_payload_of, acked))
         fl.acked_payload_bytes += nbytes
         fl.packets_acked += len(acked)
-        # rows in the emulator's order: ack_received, rtt_sample, packet_acked..., cwnd_changed
-        if self.record_acks:
-            self._record(now, fl, _K_ACK_RECEIVED, largest, nbytes)
         rtt = fl.rtt
         if largest_pkt is not None:
             latest = now - largest_pkt.sent_time
@@ -607,11 +708,42 @@ class FlowModel:
                        self.max_ack_delay_s)
             fl.rtt_samples += 1
             fl.rtt_sum_s += rtt.latest_rtt
-            if self.recorder is not None:
-                self._record(now, fl, _K_RTT, -1, 0)
         cc = fl.cc
-        self._account_cwnd(fl, now)
+        rec = self.recorder
+        if rec is not None:
+            # rows in the emulator's order: ack_received, rtt_sample, packet_acked...,
+            # cwnd_changed; the first two share the state columns
+            state = cc.state
+            code = self._state_codes.get(state)
+            if code is None:
+                code = self._state_codes[state] = rec.state_code(state)
+            ss = cc.ssthresh
+            pacing = cc.pacing_rate_bps
+            cwnd = cc.cwnd
+            bif = cc.bytes_in_flight
+            cwnd = cwnd if cwnd < _U32_MAX else _U32_MAX
+            bif = 0 if bif < 0 else bif if bif < _U32_MAX else _U32_MAX
+            ss = NO_BYTES_U32 if ss is None else ss if ss < _U32_MAX else _U32_MAX
+            pacing = NAN if pacing is None else pacing
+            rate = cc.delivery_rate_bps()
+            if rtt.has_sample:
+                srtt, min_rtt, lat, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
+            else:
+                srtt = min_rtt = lat = var = NAN
+            append = rec.append
+            flow = fl.index
+            if self.record_acks:
+                append(now, _K_ACK_RECEIVED, code, flow, largest, NO_STREAM, nbytes, cwnd, bif,
+                       ss, srtt, min_rtt, lat, var, pacing, rate)
+            if largest_pkt is not None:
+                append(now, _K_RTT, code, flow, -1, NO_STREAM, 0, cwnd, bif, ss, srtt, min_rtt,
+                       lat, var, pacing, rate)
+        # time-weighted cwnd (see _account_cwnd), then the controller
+        if now > fl.cwnd_last_t:
+            fl.cwnd_time_integral += fl.cwnd_last * (now - fl.cwnd_last_t)
+            fl.cwnd_last_t = now
         cc.on_packets_acked(now, acked, rtt)
+        fl.cwnd_last = cc.cwnd
         self._update_pacer(fl)
         fl.pto_count = 0
         # loss detection, only if something below the largest acked is outstanding
@@ -619,10 +751,26 @@ class FlowModel:
             self._detect_loss(now, fl)
         else:
             fl.loss_time = None
-        if fl.budget_bytes <= 0 and fl.retx_bytes <= 0 and not sent and fl.done_s is None \
-                and fl.msg_chunks is None:
-            fl.done_s = now
-        self._arm_timer(now, fl)
+        if sent:
+            # re-arm the loss timer (inlined _arm_timer for the common PTO case)
+            if fl.loss_time is not None:
+                deadline = fl.loss_time
+            else:
+                var4 = 4 * rtt.rttvar
+                deadline = fl.last_ae_sent + (rtt.smoothed_rtt + (
+                    var4 if var4 > K_GRANULARITY_S else K_GRANULARITY_S) + self.max_ack_delay_s)
+            if fl.timer_at is None or deadline < fl.timer_at:
+                fl.timer_at = deadline
+                fl.timer_gen += 1
+                self._seq += 1
+                heapq.heappush(self._heap, (deadline, self._seq, _EV_LOSS_TIMER, fl,
+                                            fl.timer_gen))
+        else:
+            fl.timer_at = None
+            fl.timer_gen += 1
+            if fl.budget_bytes <= 0 and fl.retx_bytes <= 0 and fl.done_s is None \
+                    and fl.msg_chunks is None:
+                fl.done_s = now
         self._try_send(now, fl)
 
     def _detect_loss(self, now: float, fl: Flow) -> None:
