@@ -1,0 +1,138 @@
+"""Emulation speed: the virtual-time network against a live loopback transfer.
+
+    .venv/bin/python -m benchmarks.emulation [--quick] [--runs N] [--mb MB] [--fidelity]
+
+1. Bottleneck packets per wall-second: the same bulk download (``--mb`` MB, wtlab's
+   WebTransport client and server, CUBIC, the same workload code) once over a virtual
+   100 Mbit/s, 20 ms path and once live over real loopback UDP (no bottleneck), in the
+   same process, interleaved. Emulated: data packets offered to the bottleneck link per
+   wall-second. Live: packets the sender sent per wall-second. Target: emulated/live >= 1.
+2. Simulated seconds per wall-second for 10, 50 and 100 Mbit/s paths (40 ms RTT, 1-BDP
+   buffer, one CUBIC bulk download, ``--sim-s`` virtual seconds each).
+3. With ``--fidelity``: the whole-path fidelity ratios (tests/fidelity) printed again.
+
+Numbers on a shared machine are noisy: contenders are interleaved and min/median/max
+printed; compare medians of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import time
+
+from benchmarks._util import interleaved, print_table, ratio_line, summarize
+from wtlab.lab.workloads import Bulk, WorkloadContext
+from wtlab.net.emulate import emulate
+from wtlab.net.link import LinkSpec
+from wtlab.net.path import Path
+from wtlab.trace.recorder import Recorder
+
+
+def _path(rate_bps: float, rtt_s: float, buffer_bdp: float = 1.0, loss=None, seed: int = 1):
+    down = LinkSpec(rate_bps=rate_bps, delay_s=rtt_s / 2, loss=loss, buffer=f"{buffer_bdp}bdp")
+    up = LinkSpec(rate_bps=rate_bps, delay_s=rtt_s / 2, buffer=f"{buffer_bdp}bdp")
+    return Path(down=down, up=up, seed=seed)
+
+
+def emulated_packets_per_s(size_bytes: int) -> float:
+    path = _path(100e6, 0.02)
+    res = emulate(path, cc="cubic", workload=Bulk(size_bytes=size_bytes, direction="down"),
+                  until_s=3600.0)
+    flow = res.flows[0]
+    assert flow.summary is not None and flow.summary["transferred_bytes"] == size_bytes
+    return path.down.stats.offered / res.wall_s
+
+
+async def _live(size_bytes: int) -> tuple[int, float]:
+    import wtlab
+
+    rec = Recorder()
+    work = Bulk(size_bytes=size_bytes, direction="down")
+    ctx = WorkloadContext()
+    # the sender (server) records, like the emulated run, so both pay the same tracing cost
+    async with wtlab.serve(port=0, routes=work.routes(ctx), congestion_control="cubic",
+                           recorder=rec, cert_kind="rsa") as server:
+        t0 = time.perf_counter()
+        async with wtlab.connect(server.url(work.route()), cert_hashes=[server.cert_sha256],
+                                 congestion_control="cubic") as session:
+            summary = await work.client(session, WorkloadContext())
+        wall = time.perf_counter() - t0
+    assert summary["transferred_bytes"] == size_bytes
+    sent = int((rec.to_pandas()["kind"] == "packet_sent").sum())
+    return sent, wall
+
+
+def live_packets_per_s(size_bytes: int) -> float:
+    sent, wall = asyncio.run(_live(size_bytes))
+    return sent / wall
+
+
+def simulated_per_wall(rate_bps: float, sim_s: float) -> float:
+    res = emulate(_path(rate_bps, 0.04), cc="cubic", until_s=sim_s)
+    return sim_s / res.wall_s
+
+
+def fidelity() -> None:
+    """The ratios tests/fidelity asserts on, printed (same paths, seeds and windows)."""
+    from wtlab.net.emulate import jain_index
+
+    for p in (0.005, 0.01, 0.02):
+        m = emulate(_path(10e6, 0.1, loss=p), cc="reno", until_s=60.0).metrics(from_s=2.0)
+        mathis = 1200 * 8 / 0.1 * 1.22 / math.sqrt(p)
+        print(f"reno p={p}: goodput/Mathis = {m.goodput_bps[0] / mathis:.3f}")
+    m = emulate(_path(10e6, 0.2, loss=0.001), cc="cubic", until_s=60.0).metrics(from_s=12.0)
+    ref = 1.054 * 0.2 ** 0.75 / 0.001 ** 0.75
+    print(f"cubic: mean window / RFC 9438 = {m.mean_cwnd_packets[0] / ref:.3f}")
+    m = emulate(_path(20e6, 0.04, 2.0), cc="bbr", until_s=10.0).metrics(from_s=2.0)
+    print(f"bbr 20 Mbit/s 40 ms: utilisation {m.utilisation[0]:.3f}, queueing delay "
+          f"{m.mean_queueing_delay_s[0] / 0.04:.2f} RTT")
+    for cc in ("bbr", "cubic"):
+        m = emulate(_path(20e6, 0.04, 2.0, loss=0.02), cc=cc, until_s=10.0).metrics(from_s=2.0)
+        print(f"{cc} at 2% loss: {m.utilisation[0]:.3f} of capacity")
+    m = emulate(_path(20e6, 0.04, 2.0), cc=["cubic", "cubic"], until_s=20.0,
+                start_s=[0.0, 1.0]).metrics(from_s=10.0)
+    print(f"two cubic, 2-BDP buffer: Jain {jain_index(m.goodput_bps):.3f}")
+    m = emulate(_path(20e6, 0.04, 0.25), cc=["reno", "cubic", "bbr", "bbr3"] * 2,
+                until_s=8.0).metrics(from_s=2.0)
+    print(f"8 mixed flows, 0.25-BDP buffer: aggregate {m.utilisation[0]:.3f} of capacity")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="benchmarks.emulation", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, 3 runs")
+    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--mb", type=float, default=None, help="bulk size in MB (default 20)")
+    ap.add_argument("--sim-s", type=float, default=None, help="virtual seconds per rate run")
+    ap.add_argument("--fidelity", action="store_true", help="also print the fidelity ratios")
+    args = ap.parse_args(argv)
+    runs = args.runs or (3 if args.quick else 5)
+    size = int((args.mb or (5 if args.quick else 20)) * 1e6)
+    sim_s = args.sim_s or (2.0 if args.quick else 5.0)
+
+    print(f"bulk download of {size / 1e6:g} MB, wtlab WebTransport + CUBIC, {runs} runs "
+          "interleaved")
+    res = interleaved({"emulated": lambda: emulated_packets_per_s(size),
+                       "live loopback": lambda: live_packets_per_s(size)}, runs=runs)
+    print_table("bottleneck packets per wall-second (emulated: 100 Mbit/s 20 ms path; "
+                "live: loopback)", res, unit="packets/s")
+    print(ratio_line("emulation speed", res, "emulated", "live loopback", target=1.0))
+
+    rates = {f"{int(r / 1e6)} Mbit/s": r for r in (10e6, 50e6, 100e6)}
+    sims = interleaved({name: (lambda r=r: simulated_per_wall(r, sim_s))
+                        for name, r in rates.items()}, runs=runs)
+    print_table(f"simulated seconds per wall-second (40 ms RTT, 1-BDP buffer, CUBIC, "
+                f"{sim_s:g} s runs)", sims, unit="x real time")
+    for name, values in sims.items():
+        s = summarize(values)
+        print(f"  {name}: {s.median:.2f}x real time (median)")
+    if args.fidelity:
+        print("\nfidelity ratios (tests/fidelity):")
+        fidelity()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Whole-path fidelity in virtual time: wtlab's controllers inside aioquic, inside wtlab's
+WebTransport client and server, over simulated links (issue 5, item 6).
+
+Every run is a bulk download (server -> client, so loss and the bottleneck act on
+``path.down``); ACKs travel on a loss-free ``path.up``. Paths are seeded, so every number
+below is deterministic; the ratios measured when these tests were written are in the
+comments (``python -m benchmarks.emulation --fidelity`` prints them again).
+
+Metrics come from the sender's trace (wtlab.net.emulate.flow_metrics) over a window that
+skips the start-up (slow start is not what the formulas describe).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from wtlab.net.emulate import emulate, jain_index
+from wtlab.net.link import LinkSpec
+from wtlab.net.path import Path
+
+MSS = 1200  # aioquic's max_datagram_size: the "segment" of Mathis' and RFC 9438's formulas
+
+
+def path(rate_bps, rtt_s, *, loss=None, buffer_bdp=1.0, seed=1):
+    down = LinkSpec(rate_bps=rate_bps, delay_s=rtt_s / 2, loss=loss, buffer=f"{buffer_bdp}bdp")
+    up = LinkSpec(rate_bps=rate_bps, delay_s=rtt_s / 2, buffer=f"{buffer_bdp}bdp")
+    return Path(down=down, up=up, seed=seed)
+
+
+# Mathis et al.: goodput ~ (MSS/RTT) * 1.22 / sqrt(p). The +-25% band is the issue's; ns-3's
+# NewReno lands at 0.93 / 0.84 / 0.79 of it on this path, because with random (not periodic)
+# loss several losses can hit one window. 30 virtual seconds is 10-40 loss epochs of a
+# 10-17 packet window, enough for the mean to settle within a few percent.
+# Measured (seed 1): 0.964 / 0.801 / 0.757.
+@pytest.mark.parametrize("p", [0.005, 0.01, 0.02])
+def test_reno_goodput_follows_mathis(p):
+    res = emulate(path(10e6, 0.1, loss=p), cc="reno", until_s=60.0)
+    m = res.metrics(from_s=2.0).iloc[0]
+    mathis_bps = MSS * 8 / 0.1 * 1.22 / math.sqrt(p)
+    ratio = m.goodput_bps / mathis_bps
+    print(f"reno p={p}: goodput {m.goodput_bps / 1e6:.3f} Mbit/s, Mathis "
+          f"{mathis_bps / 1e6:.3f}, ratio {ratio:.3f}")
+    assert 0.75 <= ratio <= 1.25
+    # the link delivered the loss rate we asked for (the formula's p), within sampling error
+    assert m.loss_rate == pytest.approx(p, rel=0.5)
+
+
+# RFC 9438 section 5.1: CUBIC's average window ~ 1.054 * RTT^0.75 / p^0.75 packets where CUBIC
+# (not its Reno-friendly region) governs: at RTT 200 ms and p = 0.1% that is 56 packets
+# against 38.6 for the Reno-friendly estimate, and the path (10 Mbit/s, BDP 208 packets)
+# does not cap it. 60 s covers ~12 cubic epochs (K ~ 3.6 s). +-25% as the issue asks; the
+# formula assumes deterministic loss, random loss makes epochs longer on average, hence >1.
+# Measured: 64.3 packets, ratio 1.147.
+def test_cubic_average_window_follows_rfc9438():
+    rtt_s, p = 0.2, 0.001
+    res = emulate(path(10e6, rtt_s, loss=p), cc="cubic", until_s=60.0)
+    m = res.metrics(from_s=12.0).iloc[0]
+    ref = 1.054 * rtt_s ** 0.75 / p ** 0.75
+    assert ref > 1.22 / math.sqrt(p)  # the formula applies here
+    ratio = m.mean_cwnd_packets / ref
+    print(f"cubic: mean window {m.mean_cwnd_packets:.1f} packets, RFC 9438 {ref:.1f}, "
+          f"ratio {ratio:.3f}")
+    assert 0.75 <= ratio <= 1.25
+
+
+# BBR on a constant 20 Mbit/s, 40 ms path with a 2-BDP buffer (so the buffer does not bound
+# the queue for it): it should fill the link while keeping the queue under one RTT
+# (BBRv1 targets cwnd = 2 BDP, so at most ~1 BDP queues). 10 s covers start-up, drain and
+# ~7 ProbeBW gain cycles. Measured: utilisation 1.000, mean queueing delay 9.4 ms (0.24 RTT).
+def test_bbr_fills_the_link_with_a_short_queue():
+    res = emulate(path(20e6, 0.04, buffer_bdp=2.0), cc="bbr", until_s=10.0)
+    m = res.metrics(from_s=2.0).iloc[0]
+    print(f"bbr: utilisation {m.utilisation:.3f}, queueing delay "
+          f"{m.mean_queueing_delay_s * 1000:.1f} ms")
+    assert m.utilisation >= 0.90
+    assert m.mean_queueing_delay_s <= 0.04
+
+
+# At 2% random loss BBR (rate-based, loss-agnostic in ProbeBW) keeps most of the capacity,
+# while CUBIC's window collapses (Reno-friendly ~ 8.6 packets against a BDP of 83).
+# Measured: BBR 0.981 of capacity, CUBIC 0.077.
+def test_bbr_keeps_the_rate_under_loss_where_cubic_collapses():
+    bbr = emulate(path(20e6, 0.04, loss=0.02, buffer_bdp=2.0), cc="bbr", until_s=10.0)
+    cubic = emulate(path(20e6, 0.04, loss=0.02, buffer_bdp=2.0), cc="cubic", until_s=10.0)
+    u_bbr = bbr.metrics(from_s=2.0).iloc[0].utilisation
+    u_cubic = cubic.metrics(from_s=2.0).iloc[0].utilisation
+    print(f"2% loss: bbr {u_bbr:.3f} of capacity, cubic {u_cubic:.3f}")
+    assert u_bbr >= 0.70
+    assert u_cubic < 0.30
+
+
+# Two CUBIC flows (the second starts 1 s later, so it must win its share from an
+# established flow) on a 2-BDP buffer. The window is the second half of 20 s: ~10 s of
+# sharing after convergence. Jain >= 0.9 as the issue asks. Measured: Jain 0.957 (11.8 vs
+# 7.7 Mbit/s), utilisation 1.000.
+def test_two_cubic_flows_share_fairly():
+    res = emulate(path(20e6, 0.04, buffer_bdp=2.0), cc=["cubic", "cubic"], until_s=20.0,
+                  start_s=[0.0, 1.0])
+    m = res.metrics(from_s=10.0)
+    jain = jain_index(m.goodput_bps)
+    print(f"two cubic: goodputs {list((m.goodput_bps / 1e6).round(2))} Mbit/s, Jain {jain:.3f}")
+    assert jain >= 0.9
+    assert m.utilisation.iloc[0] >= 0.9
+
+
+# No congestion collapse: 8 flows of four controllers on a small (0.25 BDP) buffer still
+# carry >= 85% of the capacity in aggregate. Measured: 0.998.
+def test_mixed_flows_on_a_small_buffer_do_not_collapse():
+    res = emulate(path(20e6, 0.04, buffer_bdp=0.25), cc=["reno", "cubic", "bbr", "bbr3"] * 2,
+                  until_s=8.0)
+    m = res.metrics(from_s=2.0)
+    print(f"8 mixed flows: aggregate {m.utilisation.iloc[0]:.3f} of capacity; per flow "
+          f"{list((m.goodput_bps / 1e6).round(2))} Mbit/s")
+    assert len(m) == 8 and (m.goodput_bps > 0).all()
+    assert m.utilisation.iloc[0] >= 0.85
