@@ -1,0 +1,192 @@
+"""A real JupyterLab in a real browser: the Explorer renders, and Step changes the plot.
+
+JupyterLab (from .venv) runs headless on 127.0.0.1 with a token and a temporary root
+holding one notebook (the Explorer cell of ``notebooks/02_stepping.ipynb``). Debian's
+headless Chromium opens it, runs all cells from the Run menu, waits for the widget
+(ipywidgets 8 + plotly's anywidget FigureWidget) to render, presses Step and then
+Step to loss with the mouse, and checks after each press that
+
+* the status line's event count grew and the "current event" row shows the new event
+  (DOM text rendered from the kernel's reply),
+* plotly's graph div holds more plotted points (what plotly drew from), and
+* the figure's pixels changed (two element screenshots compared by the browser's own
+  PNG decoder).
+
+The final screenshot is kept in ``test-artifacts/jupyterlab_explorer.png``. Every wait
+is a bounded Playwright wait on a condition; there are no fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.browser.jupyter import running_jupyterlab
+from tests.interop.browser import CHROMIUM_ARGS, chromium_path
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(170)]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# The Explorer cell of notebooks/02_stepping.ipynb, without its pre-steps so the
+# widget starts at t = 0.
+EXPLORER_CELL = """\
+from wtlab.lab import Experiment
+from wtlab.widgets import Explorer
+exp = Experiment(path=dict(rate_bps=10e6, rtt_s=0.05, loss=0.01, buffer_bdp=1.0), cc="cubic", seed=7)
+explorer = Explorer(exp)
+explorer"""
+
+# Points plotly holds for the Explorer's figure (the output's plotly graph div).
+JS_POINTS = """() => {
+  const gd = document.querySelector('.jp-OutputArea-output .js-plotly-plot');
+  if (!gd || !gd.data) return -1;
+  return gd.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+}"""
+
+# How many pixels differ between two PNG screenshots (decoded by the browser).
+JS_PIXEL_DIFF = """async ([a, b]) => {
+  async function pixels(b64) {
+    const blob = await (await fetch('data:image/png;base64,' + b64)).blob();
+    const bmp = await createImageBitmap(blob);
+    const c = new OffscreenCanvas(bmp.width, bmp.height);
+    const ctx = c.getContext('2d');
+    ctx.drawImage(bmp, 0, 0);
+    return ctx.getImageData(0, 0, bmp.width, bmp.height);
+  }
+  const [pa, pb] = [await pixels(a), await pixels(b)];
+  if (pa.width !== pb.width || pa.height !== pb.height) return pa.width * pa.height;
+  let n = 0;
+  for (let i = 0; i < pa.data.length; i += 4) {
+    if (pa.data[i] !== pb.data[i] || pa.data[i + 1] !== pb.data[i + 1] ||
+        pa.data[i + 2] !== pb.data[i + 2]) n++;
+  }
+  return n;
+}"""
+
+# The event count of the Explorer's status line ("t = ... s · N events · ..."), -1 if absent.
+JS_EVENTS = """() => {
+  for (const e of document.querySelectorAll('.jp-OutputArea-output .widget-html-content')) {
+    const m = /(\\d+) events/.exec(e.innerText);
+    if (m) return parseInt(m[1], 10);
+  }
+  return -1;
+}"""
+
+STATUS = ".jp-OutputArea-output .widget-html-content:has-text('events')"
+EVENT_ROW = ".jp-OutputArea-output .widget-html-content:has-text('current event')"
+
+
+def _write_notebook(root: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(EXPLORER_CELL)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    path = root / "explorer.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _events(text: str) -> int:
+    m = re.search(r"(\d+) events", text)
+    assert m, f"status line without an event count: {text!r}"
+    return int(m.group(1))
+
+
+def test_explorer_step_in_jupyterlab(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    root = tmp_path / "lab"
+    root.mkdir()
+    _write_notebook(root)
+    profile = tempfile.mkdtemp(prefix="wtlab-chromium-")
+    try:
+        with running_jupyterlab(root) as lab, sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1300})
+            page = ctx.new_page()
+            page.set_default_timeout(20_000)
+            console: list[str] = []
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
+            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"[:300]))
+            try:
+                _drive(page, lab)
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / "jupyterlab_explorer_failure.png"))
+                print("browser console:\n  " + "\n  ".join(console[-40:]))
+                print("jupyter log:\n" + lab.log_tail())
+                raise
+            finally:
+                ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _drive(page, lab) -> None:
+    page.goto(lab.url("/lab/tree/explorer.ipynb"), timeout=60_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # Run only once the kernel is up, or JupyterLab asks which kernel to start.
+    page.wait_for_selector("#jp-main-statusbar >> text=/Python 3.*Idle/", timeout=60_000)
+    page.click("#jp-MainMenu >> text=Run")
+    page.click(".lm-Menu >> text=Run All Cells")
+
+    # The widget renders: controls, status line, current-event row and the plotly figure.
+    step = page.locator(".jp-OutputArea-output button.jupyter-button", has_text=re.compile(r"^\s*Step\s*$"))
+    step.wait_for(timeout=90_000)  # kernel start-up imports wtlab, plotly and ipywidgets
+    figure = page.locator(".jp-OutputArea-output .js-plotly-plot")
+    figure.wait_for()
+    page.wait_for_function(f"({JS_POINTS})() >= 0")
+    status = page.locator(STATUS)
+    assert _events(status.inner_text()) == 0
+    assert "none" in page.locator(EVENT_ROW).inner_text()
+    points0 = page.evaluate(JS_POINTS)
+    shot0 = figure.screenshot()
+
+    # Step: one event further; the page shows it and the plot gets its first points.
+    step.click()
+    page.wait_for_function(f"({JS_EVENTS})() > 0")
+    events1 = _events(status.inner_text())
+    assert events1 > 0
+    row = page.locator(EVENT_ROW).inner_text()
+    assert "packet_sent" in row, row
+    page.wait_for_function(f"({JS_POINTS})() > {points0}")
+    points1 = page.evaluate(JS_POINTS)
+    shot1 = _figure_changed(page, figure, shot0)
+
+    # Step to loss: many events at once; a loss row and a grown sawtooth.
+    page.locator(".jp-OutputArea-output button.jupyter-button",
+                 has_text="Step to loss").click()
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.jp-OutputArea-output "
+        ".widget-html-content')).some(e => e.innerText.includes('packet_lost'))")
+    page.wait_for_function(f"({JS_EVENTS})() > {events1}")
+    events2 = _events(status.inner_text())
+    assert events2 > events1
+    page.wait_for_function(f"({JS_POINTS})() > {points1}")
+    _figure_changed(page, figure, shot1)
+    page.locator(".jp-OutputArea-output").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab_explorer.png"))
+
+
+def _figure_changed(page, figure, before: bytes, *, min_pixels: int = 200,
+                    timeout_s: float = 20.0) -> bytes:
+    """Wait (bounded) until the figure's screenshot differs from ``before`` by enough pixels."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    b64_before = base64.b64encode(before).decode()
+    while True:  # plotly redraws asynchronously after the widget message; poll the pixels
+        after = figure.screenshot()
+        diff = page.evaluate(JS_PIXEL_DIFF, [b64_before, base64.b64encode(after).decode()])
+        if diff >= min_pixels:
+            return after
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the figure changed only {diff} pixels in {timeout_s} s")
