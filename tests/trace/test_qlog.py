@@ -222,3 +222,18 @@ def test_draft00_uppercase_names_and_text_times():
     m = df.iloc[2]
     assert m["cwnd"] == 14000 and m["srtt_s"] == pytest.approx(0.025)
     assert df["pn"].iloc[3] == 3
+
+
+def test_relative_times_are_kept_and_deltas_summed():
+    hdr = {"file_schema": "urn:ietf:params:qlog:file:sequential",
+           "serialization_format": "application/qlog+json-seq",
+           "trace": {"common_fields": {"group_id": "c1", "reference_time": {
+               "wall_clock_time": "2026-07-25T03:00:00Z"}}}}
+    ev = {"time": 1.5, "name": "quic:packet_sent",
+          "data": {"header": {"packet_number": 1}, "raw": {"length": 1200}}}
+    text = "".join("\x1e" + json.dumps(r) + "\n" for r in (hdr, ev, {**ev, "time": 4.0}))
+    assert qlog.parse_qlog(text)["time_s"].tolist() == pytest.approx([0.0015, 0.004])
+    delta = {"traces": [{"common_fields": {"time_format": "relative_to_previous_event"},
+                         "events": [{**ev, "time": 2.0}, {**ev, "time": 3.0}]}]}
+    assert qlog.parse_qlog(json.dumps(delta))["time_s"].tolist() == pytest.approx(
+        [0.002, 0.005])

@@ -32,6 +32,10 @@ Reading (:func:`read_qlog`, :func:`parse_qlog`) accepts:
 * draft-02 / 0.3 JSON-SEQ (quic-go; ``congestion_window``, relative times);
 * current IETF JSON and JSON-SEQ (``quic:`` names), and files written by :func:`write_qlog`.
 
+Times become seconds: a trace's ``time_units`` (default ms) are honoured, delta times
+(``relative_to_previous_event``) are summed, and times that look like wall-clock epoch
+values (as aioquic writes them) are counted from the first event; relative times are kept.
+
 Known events fill the schema's columns (a ``packets_acked`` event with several packet
 numbers gives one row each); the event data the columns do not hold stays in ``extra``
 (JSON text). Events the schema does not know are kept as rows whose ``kind`` is the qlog
@@ -537,6 +541,12 @@ def _apply_wtlab(wt: Mapping[str, Any], cols: dict[str, Any], kind: str, extra: 
     return cols, kind, extra, time_s
 
 
+# Times not declared relative count from the run's first event only if they look like
+# wall-clock epoch times (aioquic writes time.time() in ms); anything under ~3 years is
+# taken to be relative to the trace's reference already and left alone.
+_EPOCH_LIKE_S = 1e8
+
+
 def _trace_clock(trace: Mapping[str, Any], header: Mapping[str, Any] | None
                  ) -> tuple[float, str, bool]:
     """(time units per second, time format, times are absolute epoch values)."""
@@ -695,7 +705,7 @@ def _parse_doc(doc: Any, name: str) -> pd.DataFrame:
         except _Bad as exc:
             raise TraceFormatError(str(exc), path=name) from None
     df = b.frame()
-    if len(df) and any(abs_flags):
+    if len(df) and any(abs_flags) and df["time_s"].min() > _EPOCH_LIKE_S:
         df["time_s"] = df["time_s"] - df["time_s"].min()  # absolute clock -> run start
     if len(traces) > 1 and len(df):
         df = df.sort_values("time_s", kind="stable").reset_index(drop=True)
@@ -748,7 +758,7 @@ def _parse_seq(text: str, name: str) -> pd.DataFrame:
     if header is None:
         raise TraceFormatError("no qlog header record", path=name, line=1)
     df = b.frame()
-    if len(df) and absolute:
+    if len(df) and absolute and df["time_s"].min() > _EPOCH_LIKE_S:
         df["time_s"] = df["time_s"] - df["time_s"].min()
     df.attrs["meta"] = _check_header(header)
     return df
