@@ -189,3 +189,18 @@ def test_cli_runs_a_grid(tmp_path):
     assert "# cli test" in (out / "README.md").read_text()
     s = summary(out)
     assert (s["goodput_bps"] > 0).all()
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_emulate_engine_runs_the_full_stack(tmp_path):
+    # one short full-stack run per controller (aioquic + WebTransport in virtual time)
+    grid = {"algo": ["cubic", "bbr"], "rate_mbps": [10], "duration_s": [1.5]}
+    res = wtlab.sweep(grid, engine="emulate", out=tmp_path / "emu", workers=2,
+                      progress=False)
+    assert (res.ran, res.failed) == (2, 0), res.failures
+    s = res.summary.set_index("algo")
+    assert (s["acked_bps"] > 4e6).all() and (s["acked_bps"] < 10e6).all()
+    df = datasets.load(tmp_path / "emu")
+    assert {"packet_sent", "packet_acked", "cwnd_changed"} <= set(df["kind"].astype(str))
+    meta = summary(tmp_path / "emu")
+    assert len(meta) == 2

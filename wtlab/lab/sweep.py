@@ -224,25 +224,53 @@ def _run_model(p: Mapping[str, Any]):
 
 
 def _run_emulate(p: Mapping[str, Any]):
-    """engine="emulate": the full-stack emulation (aioquic over the virtual network).
+    """engine="emulate": the full-stack emulation (aioquic + WebTransport over the virtual
+    network, ``wtlab.net.emulate.emulate``) -> (recorder, metrics).
 
-    The only place the sweep calls the emulator, so it follows that API in one spot.
+    The only place the sweep calls the emulator. Metrics come from the sender's trace
+    over the whole run (``EmulationResult.metrics``); ``acked_bps`` is measured the same
+    way as the model engine's, so the two engines can share one summary table.
     """
     try:
-        from wtlab.net import emulate as emu
+        from wtlab.net.emulate import emulate
     except ImportError as exc:
         raise ConfigError("engine='emulate' needs wtlab.net.emulate (the full-stack "
                           f"emulator), which is not available here ({exc}); use "
                           "engine='model'") from None
+    from wtlab.lab.analytic import jain_fairness
     from wtlab.net.path import Path
 
+    if p["ack_policy"] != "aioquic":
+        raise ConfigError("engine='emulate' runs aioquic's own ACK policy; leave ack_policy "
+                          "at 'aioquic'")
+    duration = float(p["duration_s"])
+    workload = None
+    if p.get("msg_rate_hz") is not None:
+        workload = {"workload": "messages", "rate_hz": float(p["msg_rate_hz"]),
+                    "size_bytes": int(p["msg_size_bytes"]), "duration_s": duration}
     path = Path.symmetric(**_path_args(p))
-    res = emu.emulate(path, cc=p["algo"], duration_s=float(p["duration_s"]),
-                      flows=int(p["flows"]), workload=_workload(p), seed=int(p["seed"]))
-    metrics = dict(getattr(res, "metrics", {}) or {})
-    metrics.setdefault("goodput_bps", getattr(res, "goodput_bps", math.nan))
-    metrics["engine"] = "emulate"
-    return getattr(res, "recorder", None), metrics
+    res = emulate(path, cc=p["algo"], workload=workload, flows=int(p["flows"]),
+                  until_s=duration)
+    per_flow = res.metrics(from_s=0.0, to_s=duration)
+    df = res.trace()
+    acked = df[df["kind"] == "packet_acked"]
+    speed = res.speed()
+    metrics = {
+        "engine": "emulate", "duration_s": duration,
+        "goodput_bps": float(per_flow["goodput_bps"].sum()) if len(per_flow) else 0.0,
+        "acked_bps": float(acked["bytes"].sum()) * 8.0 / duration,
+        "utilisation": (float(per_flow["utilisation"].iloc[0])
+                        if "utilisation" in per_flow and len(per_flow) else math.nan),
+        "jain_index": jain_fairness(per_flow["goodput_bps"].tolist()) if len(per_flow)
+        else math.nan,
+        "packets_sent": int((df["kind"] == "packet_sent").sum()),
+        "packets_lost": int((df["kind"] == "packet_lost").sum()),
+        "events": len(df), "wall_s": res.wall_s,
+        "realtime_factor": speed.get("virtual_per_wall", math.nan),
+        "link": path.down.stats.as_dict(), "path": path.describe(),
+        "flows": per_flow.to_dict("records"),
+    }
+    return res.recorder, metrics
 
 
 _ENGINE_FUNCS = {"model": _run_model, "emulate": _run_emulate}
@@ -309,7 +337,8 @@ def _is_dask_client(executor: Any) -> bool:
 def _summary_row(params: Mapping[str, Any], metrics: Mapping[str, Any],
                  wall_s: float) -> dict[str, Any]:
     row = dict(params)
-    for k in ("goodput_bps", "utilisation", "link_utilisation", "jain_index", "packets_sent",
+    for k in ("goodput_bps", "acked_bps", "utilisation", "link_utilisation", "jain_index",
+              "packets_sent",
               "packets_lost", "events", "realtime_factor"):
         if k in metrics:
             row[k] = metrics[k]

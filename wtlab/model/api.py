@@ -204,6 +204,9 @@ def _result(model: FlowModel, path: Any, data_link: Any, duration_s: float, wall
         "engine": "model",
         "duration_s": duration_s,
         "goodput_bps": goodput,
+        # QUIC datagram bytes acknowledged per second (the emulator's trace-based measure)
+        "acked_bps": sum(f.packets_acked for f in model.flows) * model.max_datagram_size
+        * 8.0 / duration_s,
         "capacity_bps": capacity,
         "utilisation": goodput / capacity if capacity else math.nan,
         "link_utilisation": (stats.delivered_bytes * 8.0 / (capacity * duration_s)
