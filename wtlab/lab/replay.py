@@ -17,7 +17,7 @@ The model (what is derived, and how):
 * **Delay.** The propagation RTT is the smallest RTT sample. One end cannot see how it
   splits between the directions; replay gives each direction half.
 * **Capacity.** ``capacity="rate"`` (default): a constant bottleneck rate, the largest
-  delivery rate seen over any window of ``max(2 x min RTT, 50 ms)`` (bytes acknowledged,
+  delivery rate seen over any window of ``max(4 x min RTT, 200 ms)`` (bytes acknowledged,
   plus 28 bytes of IP/UDP header each, per second). ``capacity="schedule"``: the recorded
   delivery schedule itself becomes the link's delivery opportunities (Mahimahi style,
   1500-byte opportunities at the times the recorded packets reached the receiver,
@@ -206,7 +206,7 @@ def derive_path(frame: pd.DataFrame, *, flow: int | None = None, direction: str 
     order = np.argsort(t_deliv, kind="stable")
     t_deliv, wire = t_deliv[order], wire[order]
     # capacity: the largest delivery rate over any window of W seconds
-    win = max(2 * min_rtt, 0.05)
+    win = max(4 * min_rtt, 0.2)  # long enough that late, bunched acks barely matter
     cum = np.concatenate([[0], np.cumsum(wire)])
     j = np.searchsorted(t_deliv, t_deliv + win, side="right")
     bytes_in = cum[j] - cum[np.arange(len(t_deliv))]
