@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wtlab import TraceFormatError
+from wtlab import ConfigError, TraceFormatError
 from wtlab.trace import Recorder, qlog
 
 from .helpers import sort_rows, synthetic_recorder, trace_strategy
@@ -94,6 +94,10 @@ def test_write_is_atomic(tmp_path):
         qlog.write_qlog(object(), target)
     with pytest.raises(Exception):  # noqa: B017
         qlog.write_qlog(synthetic_recorder(5), target, flavour="nope")
+    bad = synthetic_recorder(5).to_pandas()
+    bad.loc[2, "time_s"] = float("nan")
+    with pytest.raises(ConfigError, match="finite time_s"):
+        qlog.write_qlog(bad, target)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.qlog"]
 

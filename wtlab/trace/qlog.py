@@ -212,6 +212,9 @@ def to_qlog(trace: Any, *, flavour: str = "ietf", seq: bool = False,
         raise ConfigError(f"qlog flavour {flavour!r} is not one of {FLAVOURS}")
     df, meta = as_frame(trace)
     df = schema.conform(df)
+    if len(df) and not np.isfinite(df["time_s"].to_numpy(np.float64)).all():
+        raise ConfigError("qlog needs a finite time_s on every row; drop or fix the rows "
+                          "with NaN/inf times first")
     flows = sorted({int(f) for f in df["flow"].unique()}) or [0]
     multi = len(flows) > 1 or flows != [0]
     title = title or f"wtlab trace {meta.get('run_id', '')}".strip()
@@ -365,17 +368,19 @@ def _standard_rows(name: str, data: Mapping[str, Any], rtt_per_s: float
     cols: dict[str, Any] = {}
     used: set[str] = set()
     if ev in ("packet_sent", "packet_received", "packet_lost"):
-        pn = _get(data, "header", "packet_number")
-        if pn is None:
-            pn = data.get("packet_number")
-            used.add("packet_number")
-        if pn is not None:
-            cols["pn"] = _int(pn, "packet_number")
-        size = (_get(data, "raw", "length") or _get(data, "header", "packet_size")
-                or data.get("packet_size") or data.get("length"))
-        used.update(("packet_size", "length"))
-        if size is not None:
-            cols["bytes"] = _int(size, "packet length")
+        # the first of these places that holds a value is used (and removed from extra)
+        for key in ("header.packet_number", "packet_number"):
+            pn = _dotted(data, key)
+            if pn is not None:
+                cols["pn"] = _int(pn, "packet_number")
+                used.add(key)
+                break
+        for key in ("raw.length", "header.packet_size", "packet_size", "length"):
+            size = _dotted(data, key)
+            if size is not None:
+                cols["bytes"] = _int(size, "packet length")
+                used.add(key)
+                break
         if ev == "packet_lost" and isinstance(data.get("trigger"), str):
             cols["extra_fields"] = {"trigger": data["trigger"]}
             used.add("trigger")
@@ -436,18 +441,25 @@ def _standard_rows(name: str, data: Mapping[str, Any], rtt_per_s: float
     return []
 
 
+def _dotted(data: Mapping[str, Any], key: str) -> Any:
+    return _get(data, *key.split("."))
+
+
 def _strip_used(data: Mapping[str, Any], used: set[str]) -> dict[str, Any]:
+    """``data`` without the consumed keys (``a.b`` removes ``b`` from object ``a``;
+    an object left empty goes too) and without the ``wtlab`` member."""
     rest = {k: v for k, v in data.items() if k not in used and k != "wtlab"}
-    hdr = rest.get("header")
-    if isinstance(hdr, Mapping):
-        hdr = {k: v for k, v in hdr.items() if k not in ("packet_number", "packet_size")}
-        if hdr:
-            rest["header"] = hdr
-        else:
-            rest.pop("header")
-    raw = rest.get("raw")
-    if isinstance(raw, Mapping) and set(raw) <= {"length"}:
-        rest.pop("raw")
+    for key in used:
+        if "." not in key:
+            continue
+        outer, inner = key.split(".", 1)
+        obj = rest.get(outer)
+        if isinstance(obj, Mapping) and inner in obj:
+            obj = {k: v for k, v in obj.items() if k != inner}
+            if obj:
+                rest[outer] = obj
+            else:
+                rest.pop(outer)
     return rest
 
 
