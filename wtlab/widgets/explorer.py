@@ -81,6 +81,8 @@ class Explorer:
 
     def reset(self) -> None:
         self.pause()
+        if self.stepper is not None:
+            self.stepper.close()
         self.stepper = self.experiment().stepper()
         self.event.value = row_html(None, title="current event")
         self.redraw()
