@@ -119,3 +119,16 @@ def test_real_trace_monitor_agrees_with_rows(live_run):
     ts = PerformanceMonitor(rec).timeseries(0.05)
     assert ts["goodput_bps"].sum() * 0.05 / 8 == pytest.approx(s["bytes_acked"])
     assert ts["cwnd_bytes"].dropna().between(s["cwnd_min_bytes"], s["cwnd_max_bytes"]).all()
+
+
+def test_empty_trace_gives_empty_tables_with_columns():
+    from wtlab.trace import monitor
+
+    mon = PerformanceMonitor(Recorder())
+    assert list(mon.summary().columns) == monitor.SUMMARY_COLUMNS
+    assert list(mon.per_stream().columns) == monitor.PER_STREAM_COLUMNS
+    assert list(mon.timeseries(1.0).columns) == monitor.TIMESERIES_COLUMNS
+    assert len(mon.summary()) == len(mon.per_stream()) == len(mon.messages()) == 0
+    full = PerformanceMonitor(_hand_trace())
+    assert list(full.summary().columns) == monitor.SUMMARY_COLUMNS
+    assert list(full.per_stream().columns) == monitor.PER_STREAM_COLUMNS

@@ -39,6 +39,21 @@ import pandas as pd
 from wtlab.errors import ConfigError
 from wtlab.trace import schema
 
+_MESSAGE_STATS = ["messages_sent", "messages_delivered", "messages_expired", "messages_dropped",
+                  "messages_retransmitted", "message_latency_mean_s", "message_latency_p50_s",
+                  "message_latency_p95_s", "message_latency_max_s"]
+SUMMARY_COLUMNS = [
+    "flow", "start_s", "end_s", "duration_s", "packets_sent", "bytes_sent", "packets_acked",
+    "bytes_acked", "packets_lost", "bytes_lost", "packets_received", "bytes_received",
+    "loss_rate", "goodput_bps", "send_rate_bps", "receive_rate_bps", "rtt_samples",
+    "rtt_mean_s", "rtt_min_s", "rtt_p50_s", "rtt_p95_s", "rtt_p99_s", "jitter_s", "pto_count",
+    "cwnd_mean_bytes", "cwnd_min_bytes", "cwnd_max_bytes", "cwnd_last_bytes", *_MESSAGE_STATS]
+PER_STREAM_COLUMNS = [
+    "flow", "stream_id", "first_s", "last_s", "stream_bytes_sent", "stream_bytes_received",
+    "message_bytes_sent", "message_bytes_delivered", *_MESSAGE_STATS, "goodput_bps"]
+TIMESERIES_COLUMNS = [
+    "flow", "time_s", "sent_bps", "goodput_bps", "lost_bytes", "packets_lost", "rtt_mean_s",
+    "cwnd_bytes", "bytes_in_flight", "messages_delivered", "delivered_bps"]
 _MSG_END = {"message_delivered": "delivered", "message_expired": "expired",
             "message_dropped": "dropped"}
 
@@ -189,7 +204,7 @@ class PerformanceMonitor:
             fm = msgs[msgs["flow"] == flow] if len(msgs) else msgs
             row.update(self._message_stats(fm))
             rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
     def per_stream(self) -> pd.DataFrame:
         """One row per (flow, stream_id) with stream or message rows.
@@ -204,7 +219,7 @@ class PerformanceMonitor:
         s = df[df["stream_id"].notna() | df["kind"].str.startswith("message_")]
         rows = []
         if not len(s):
-            return pd.DataFrame(rows)
+            return pd.DataFrame(rows, columns=PER_STREAM_COLUMNS)
         for (flow, sid), g in s.groupby(["flow", "stream_id"], dropna=False, sort=True):
             k = g["kind"]
             t0, t1 = float(g["time_s"].min()), float(g["time_s"].max())
@@ -230,7 +245,7 @@ class PerformanceMonitor:
                    **st,
                    "goodput_bps": good * 8 / dur if dur > 0 else float("nan")}
             rows.append(row)
-        out = pd.DataFrame(rows)
+        out = pd.DataFrame(rows, columns=PER_STREAM_COLUMNS)
         out["stream_id"] = out["stream_id"].astype("Int64")
         return out
 
@@ -246,7 +261,7 @@ class PerformanceMonitor:
             raise ConfigError(f"bin_s={bin_s!r} must be a positive number of seconds")
         df = self.df
         if not len(df):
-            return pd.DataFrame(columns=["flow", "time_s"])
+            return pd.DataFrame(columns=TIMESERIES_COLUMNS)
         end = float(df["time_s"].max())
         n_bins = int(np.floor(max(end, 0.0) / bin_s)) + 1
         out = []
@@ -281,7 +296,7 @@ class PerformanceMonitor:
                 "delivered_bps": total(dmask, nbytes) * 8 / bin_s,
             })
             out.append(frame)
-        return pd.concat(out, ignore_index=True)
+        return pd.concat(out, ignore_index=True)[TIMESERIES_COLUMNS]
 
 
 def _last_per_bin(b: np.ndarray, col: pd.Series, n_bins: int) -> pd.Series:
