@@ -93,6 +93,8 @@ class WorkloadContext:
         self.delivered_bytes += nbytes
         self.latencies_s.append(latency)
         self.last_delivered_s = t
+        if self.first_sent_s is None or sent_at < self.first_sent_s:
+            self.first_sent_s = sent_at  # a receiver learns send times from the messages
         if self.recorder is not None:
             self.recorder.event(t, "message_delivered", flow=self.flow, pn=msg_id, bytes=nbytes,
                                 extra={"latency_s": latency})
