@@ -534,6 +534,13 @@ class WebTransportConnection:
     def reset_stream(self, stream_id: int, code: int = 0) -> None:
         st = self.streams.get(stream_id)
         if st is None or st.send_done:
+            # FIN already queued: RESET_STREAM is still valid until every byte is
+            # acknowledged (RFC 9000 section 3.1), and it stops what is not yet sent.
+            qs = self.quic._streams.get(stream_id)
+            local = bool(stream_id & 1) != self.is_client
+            if qs is not None and (local or not stream_id & 2) \
+                    and not qs.sender.is_finished and qs.sender._reset_error_code is None:
+                self.quic.reset_stream(stream_id, app_error_to_h3(code))
             return
         st.send_done = True
         self.quic.reset_stream(stream_id, app_error_to_h3(code))
