@@ -233,14 +233,19 @@ def _partition_values(root: Path, f: Path) -> dict[str, str]:
 
 def runs(path: str | os.PathLike) -> pd.DataFrame:
     """One row per finished run: run_id, the parameters, rows, file, and its metadata."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     root = Path(path)
     rows = []
     for f in _part_files(root):
-        md = pq.ParquetFile(f).metadata
-        raw = (md.metadata or {}).get(b"wtlab")
-        meta = json.loads(raw).get("meta", {}) if raw else {}
+        try:
+            md = pq.read_metadata(f)
+            raw = (md.metadata or {}).get(b"wtlab")
+            meta = json.loads(raw).get("meta", {}) if raw else {}
+        except (OSError, ValueError, AttributeError, pa.ArrowException) as exc:
+            raise TraceFormatError(f"cannot read dataset part metadata ({exc})",
+                                   path=str(f)) from exc
         row = {"run_id": _rid_of(f)}
         row.update({k: _decode_value(v) for k, v in _partition_values(root, f).items()})
         row.update({"rows": md.num_rows, "file": str(f.relative_to(root)), "meta": meta})

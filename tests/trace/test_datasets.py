@@ -182,3 +182,14 @@ def test_runs_table_and_column_subset(tmp_path):
     df = datasets.load(tmp_path, columns=["time_s", "kind", "bytes"])
     assert df["cwnd"].isna().all() and len(df) == info["rows"].sum()
     assert (df["bytes"] > 0).any()
+
+
+def test_corrupt_part_is_a_trace_format_error(tmp_path):
+    from wtlab import TraceFormatError
+
+    files = _write_three(tmp_path)
+    files[1].write_bytes(b"PAR1 broken PAR1")
+    with pytest.raises(TraceFormatError, match=files[1].name):
+        datasets.load(tmp_path)
+    with pytest.raises(TraceFormatError, match=files[1].name):
+        datasets.runs(tmp_path)
