@@ -61,12 +61,14 @@ class Pair:
 
     def __init__(self, client: QuicConnection, server: QuicConnection, *, delay_s: float = 0.02,
                  rate_bps: float | None = None, buffer_bytes: int | None = None,
-                 drop: Callable[[int, bytes], bool] | None = None) -> None:
+                 drop: Callable[[int, bytes], bool] | None = None,
+                 timer_slack_s: float = 1e-9) -> None:
         self.client, self.server = client, server
         self.delay_s = delay_s
         self.rate_bps = rate_bps
         self.buffer_bytes = buffer_bytes  # drop-tail queue before the client->server link
         self.drop = drop
+        self.timer_slack_s = timer_slack_s
         self.now = 0.0
         self.link_free_at = 0.0  # client->server bottleneck (serialisation), if rate_bps
         self.in_transit: list[tuple[float, int, str, bytes]] = []
@@ -116,7 +118,7 @@ class Pair:
                 raise AssertionError(f"transfer stalled at {self.received}/{total_bytes} bytes")
             # 1 ns past the deadline: aioquic's loss timer can re-arm at exactly the
             # same float (sent + delay - delay < sent) and spin if the clock lands on it.
-            self.now = max(self.now, nxt + 1e-9)
+            self.now = max(self.now, nxt + self.timer_slack_s)
             while self.in_transit and self.in_transit[0][0] <= self.now:
                 _, _, to, data = heapq.heappop(self.in_transit)
                 conn = self.server if to == "server" else self.client

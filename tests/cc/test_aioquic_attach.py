@@ -211,3 +211,15 @@ def test_aioquic_qlog_sees_the_wtlab_window():
     cwnds = [e["data"]["cwnd"] for e in events if "cwnd" in e["data"]]
     assert cwnds and cwnds[-1] == cc.cwnd
     assert any("pacing_rate" in e["data"] for e in events)
+
+
+def test_virtual_clock_landing_on_the_loss_timer_does_not_spin():
+    # With no slack the fake clock lands exactly on aioquic's loss timer; in this run
+    # aioquic re-arms it at the same float (sent + d - d < sent) and, without the
+    # hook's ulp step, the loop spins at t = 0.129 s until max_steps.
+    dropped = set(range(60, 64)) | {150}
+    client, server = make_pair()
+    cc = wa.attach(client, "reno")
+    pair = Pair(client, server, delay_s=0.01, drop=lambda n, _d: n in dropped, timer_slack_s=0.0)
+    pair.run(400_000, max_steps=50_000)
+    assert pair.received >= 400_000 and cc.ssthresh is not None

@@ -26,6 +26,9 @@ classes, so other connections in the process are untouched):
   and ``_detect_loss`` are wrapped (instance attributes) to record
   ``ack_received`` (``extra``: ranges and ack delay), ``packet_sent`` of packets
   that are not in flight, ``pto_expired`` and the trigger of each loss.
+* ``_detect_loss`` also steps a few ulps past a loss timer that a clock hit
+  exactly (virtual time does): aioquic otherwise re-arms the timer at the same
+  float and a driver that trusts ``get_timer()`` spins forever.
 * ``quic.datagrams_to_send`` is wrapped to tell the controller when the sender
   had window to spare but nothing to send (``on_app_limited``).
 
@@ -59,6 +62,7 @@ the full hook.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -344,6 +348,16 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
         shim._last_now = now
         try:
             orig_detect_loss(now=now, space=space)
+            # A clock that lands exactly on the loss timer (virtual time does) can find
+            # sent + delay - delay < sent by one ulp: nothing is declared lost, the
+            # timer is re-armed at the same instant and the driver spins. Step past
+            # the rounding (a few ulps) so the packet is declared lost as intended.
+            t = now
+            for _ in range(4):
+                if space.loss_time is None or space.loss_time > t:
+                    break
+                t = math.nextafter(max(t, space.loss_time), math.inf)
+                orig_detect_loss(now=t, space=space)
         finally:
             shim.loss_space = None
 
