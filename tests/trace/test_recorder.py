@@ -97,3 +97,16 @@ def test_merge_renumbers_flows_and_labels():
     assert list(m.columns[: len(schema.COLUMNS)]) == list(schema.COLUMNS)
     same = merge([a.to_pandas(), b.to_pandas()], renumber_flows=False)
     assert sorted(same["flow"].unique().tolist()) == [0, 1]
+
+
+def test_recorder_pickles_and_keeps_recording():
+    import copy
+    import pickle
+
+    rec = synthetic_recorder(40)
+    rec.set_extra(0, {"note": 1})
+    back = pickle.loads(pickle.dumps(rec))
+    pd.testing.assert_frame_equal(back.to_pandas(), rec.to_pandas())
+    assert back.meta == rec.meta
+    back.event(99.0, "my_new_kind", pn=1)
+    assert len(back) == len(rec) + 1 and len(copy.deepcopy(rec)) == len(rec)

@@ -112,6 +112,15 @@ class Recorder:
             self.meta.update(meta)
         self._pack = RECORD.pack
 
+    # pickling (process pools, Dask): the packer is rebuilt, everything else travels
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__ if name != "_pack"}
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._pack = RECORD.pack
+
     def describe(self, *, algorithm: str | None = None, path: Any = None,
                  workload: Any = None, seed: int | None = None, **more: Any) -> Recorder:
         """Set run metadata (the named keys plus any others); returns the recorder."""
