@@ -334,6 +334,8 @@ class Channel:
         self._inbox: collections.deque[bytes] = collections.deque()
         self._inbox_waiter: asyncio.Future | None = None
         self._peer_total: int | None = None
+        self._end_at = float("inf")
+        self._end_grace = 0.05
         self._owd = OneWayDelay()
         # control stream (ours, to the peer)
         self._ctrl_stream: Any = None
@@ -363,6 +365,7 @@ class Channel:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._space_waiter: asyncio.Future | None = None
+        self._quiet_waiter: asyncio.Future | None = None
         self._dgram_flush_scheduled = False
         if transport == "datagram":
             max_dgram = session.max_datagram_size - len(self._prefix)
@@ -406,7 +409,9 @@ class Channel:
         ``close()`` once everything it sent has been delivered."""
         inbox = self._inbox
         while not inbox:
-            if self._peer_total is not None:
+            if self._peer_total is not None and (
+                    len(self._r_id) >= self._peer_total or self._loop.time() >= self._end_at
+            ) and (self.engine is None or self.engine.held_messages == 0):
                 raise EOFError("the peer closed this channel")
             if self._closed_exc is not None:
                 raise self._closed_exc
@@ -425,6 +430,30 @@ class Channel:
             return await self.receive()
         except EOFError:
             raise StopAsyncIteration from None
+
+    def cancel(self, message_id: int) -> bool:
+        """Give up on a message this end sent: reset its stream (one stream per message) or
+        stop retransmitting it (datagram transport). Returns False if it was already resolved.
+        The reliable ordered mode shares one stream among messages and cannot cancel one."""
+        if not 0 <= message_id < len(self._s_status):
+            raise ConfigError(f"no message {message_id} was sent on this channel")
+        if self._s_status[message_id] != ST_PENDING:
+            return False
+        if self.engine is not None:
+            self.engine.abandon(message_id, self._loop.time())
+            self._pump_engine()
+            return self._s_status[message_id] != ST_PENDING
+        if self.mode == "reliable":
+            raise ConfigError("mode='reliable' sends every message on one stream; use "
+                              "mode='unordered' or 'partial' to cancel single messages")
+        entry = self._msg_streams.pop(message_id, None)
+        if entry is not None:
+            stream, handle = entry
+            if handle is not None:
+                handle.cancel()
+            stream.reset(RESET_FAILED)
+        self._resolve(message_id, ST_FAILED, self._loop.time(), "cancelled")
+        return True
 
     async def flush(self) -> None:
         """Hand everything sent so far to the session (normally automatic)."""
@@ -461,6 +490,21 @@ class Channel:
             await self.wait_resolved(timeout)
         else:
             await self.flush()
+            await self._wait_datagrams_sent(timeout)
+        engine = self.engine
+        if engine is not None and self._closed_exc is None:
+            # Our expiry notices must reach the peer before our END does (its report exact).
+            deadline = self._loop.time() + (timeout if timeout is not None else 10.0)
+            while engine.notices_outstanding and self._closed_exc is None:
+                if self._loop.time() >= deadline:
+                    break
+                fut = self._quiet_waiter = self._loop.create_future()
+                try:
+                    await asyncio.wait_for(fut, max(0.0, deadline - self._loop.time()))
+                except TimeoutError:
+                    break
+                finally:
+                    self._quiet_waiter = None
         self._closing = True
         if self._out_stream is not None:
             try:
@@ -471,6 +515,16 @@ class Channel:
         self._schedule_ctrl()
         if self._ctrl_task is not None:
             await asyncio.sleep(0)  # let the control writer run
+
+    async def _wait_datagrams_sent(self, timeout: float | None) -> None:
+        """Wait until the QUIC connection has put every queued datagram on the wire (its
+        congestion window may hold them back), so an END does not cut them off."""
+        pending = getattr(self.session.quic, "_datagrams_pending", None)
+        if pending is None:
+            return
+        deadline = self._loop.time() + (10.0 if timeout is None else timeout)
+        while pending and self._closed_exc is None and self._loop.time() < deadline:
+            await asyncio.sleep(0.005)  # no event for this queue: poll, bounded
 
     def report(self) -> pd.DataFrame:
         """One row per message sent or received on this channel (see the module docstring)."""
@@ -532,17 +586,19 @@ class Channel:
                        NO_BYTES_U32, NO_BYTES_U32, NAN, NAN, NAN, NAN, NAN, NAN)
         return mid
 
-    def _resolve(self, mid: int, status: int, now: float, reason: str | None = None) -> None:
-        """Record the fate of sent message ``mid`` (a delivery confirmation always wins)."""
+    def _resolve(self, mid: int, status: int, now: float, reason: str | None = None,
+                 retract: bool = False) -> None:
+        """Record the fate of sent message ``mid``: a delivery confirmation wins over an
+        earlier verdict, and only the peer's own retraction (``retract``) overrides it."""
         if mid >= len(self._s_status):
             raise ProtocolError(f"peer reported message {mid} on channel {self.channel_id}, "
                                 "which was never sent")
         old = self._s_status[mid]
-        if old == status or old == ST_DELIVERED:
+        if old == status or (old == ST_DELIVERED and not retract):
             return
         if old == ST_PENDING:
             self._unresolved -= 1
-        elif status != ST_DELIVERED:
+        elif status != ST_DELIVERED and not retract:
             return  # first verdict stands, unless it is a late confirmation
         self._s_status[mid] = status
         self._s_done[mid] = now
@@ -596,6 +652,11 @@ class Channel:
                        NAN, NAN)
             if status != ST_DELIVERED:
                 rec.set_extra(len(rec) - 1, {"side": "receiver", "reason": reason})
+
+    def _end_check(self) -> None:
+        if self._loop.time() < self._end_at:  # datagrams kept coming: look again later
+            self._loop.call_at(self._end_at, self._end_check)
+        self._wake_inbox()
 
     def _wake_inbox(self) -> None:
         w = self._inbox_waiter
@@ -903,7 +964,12 @@ class Channel:
                     self._forget_message_stream(mid)
                     self._resolve(mid, status, now, reason)
         elif kind == C_END:
+            # Datagrams sent before the END may still be on their way: wait for all of them,
+            # or a few RTTs for those that were lost.
             self._peer_total = args[0]
+            self._end_grace = max(0.05, 4 * _rtt_hint(self.session))
+            self._end_at = now + self._end_grace
+            self._loop.call_at(self._end_at, self._end_check)
             self._wake_inbox()
 
     # ================================================================ datagrams
@@ -932,6 +998,9 @@ class Channel:
         if engine is None:
             self._mux.dropped += 1
             return
+        if self._peer_total is not None:
+            # still arriving after the peer's END (its queue draining): keep listening
+            self._end_at = self._loop.time() + self._end_grace
         try:
             engine.receive_datagram(data, self._loop.time())
         except ProtocolError:
@@ -965,7 +1034,11 @@ class Channel:
                 self._resolve(ev.message_id, ST_DELIVERED, now)
             elif isinstance(ev, MessageExpired):
                 if ev.side == "sender":
-                    self._resolve(ev.message_id, ST_EXPIRED, now, ev.reason)
+                    status = ST_FAILED if ev.reason == "cancelled" else ST_EXPIRED
+                    self._resolve(ev.message_id, status, now, ev.reason)
+                elif ev.side == "peer":
+                    self._resolve(ev.message_id, ST_EXPIRED, now, "expired at the receiver",
+                                  retract=True)
                 else:
                     self._received(ev.message_id, None, 0, ST_EXPIRED, now, NAN, -1, ev.reason)
             elif isinstance(ev, MessageDropped):
@@ -973,6 +1046,11 @@ class Channel:
         w = self._space_waiter
         if w is not None and not w.done() and engine.queued_packets < engine.max_in_flight:
             w.set_result(None)
+        w = self._quiet_waiter
+        if w is not None and not w.done() and not engine.notices_outstanding:
+            w.set_result(None)
+        if self._peer_total is not None:
+            self._wake_inbox()
         t = engine.next_timer()
         if t != self._timer_at:
             if self._timer is not None:

@@ -36,6 +36,9 @@ Wire format (after the channel's own prefix), all integers QUIC varints:
   everything below is acknowledged or abandoned, so the receiver stops waiting for it.
 * ACK ``type, largest, ack_delay_us, range_count, first_range, (gap, length)*`` as in QUIC.
 * FORWARD ``type, pn, forward`` (ack-eliciting), sent when the sender abandons a message.
+* NOTICE ``type, pn, count, mid*`` (ack-eliciting, retransmitted when lost): the receiver
+  tells the sender that messages it had acknowledged expired in its in-order buffer (a
+  partial, ordered channel whose timers ran late), so the sender's view stays exact.
 
 Trace rows (``recorder``): ``message_sent``, ``message_retransmitted``, ``message_acked``,
 ``message_delivered``, ``message_expired``, ``message_dropped``; ``pn`` is the message id,
@@ -72,6 +75,7 @@ MODES = ("reliable", "unordered", "partial", "unreliable")
 T_DATA = 0x00
 T_ACK = 0x01
 T_FORWARD = 0x02
+T_NOTICE = 0x03
 F_FRAG = 0x10
 F_TIMED = 0x20
 F_ACKED = 0x40
@@ -121,9 +125,11 @@ class MessageAcked:
 class MessageExpired:
     """A message will not be delivered (or was not, on the receiver side).
 
-    ``side`` is ``"sender"`` (the sender gave up: ``reason`` ``"lifetime"`` or
-    ``"retransmissions"``) or ``"receiver"`` (it arrived or completed after its lifetime,
-    ``reason`` ``"late"`` or ``"lifetime"``).
+    ``side`` is ``"sender"`` (this end gave up on a message it sent: ``reason``
+    ``"lifetime"``, ``"retransmissions"`` or ``"cancelled"``), ``"receiver"`` (a message
+    from the peer arrived or completed after its lifetime here: ``"late"``, ``"lifetime"``,
+    ``"skipped"``), or ``"peer"`` (the peer reports that a message we sent, and it had
+    acknowledged, expired in its in-order buffer: treat it as not delivered).
     """
 
     message_id: int
@@ -162,16 +168,17 @@ class _Out:
 
 
 class _Sent:
-    __slots__ = ("pn", "time", "mid", "index", "size", "forward")
+    __slots__ = ("pn", "time", "mid", "index", "size", "forward", "notice")
 
     def __init__(self, pn: int, time: float, mid: int, index: int, size: int,
-                 forward: int) -> None:
+                 forward: int, notice: list[int] | None = None) -> None:
         self.pn = pn
         self.time = time
-        self.mid = mid  # -1 for a FORWARD packet
+        self.mid = mid  # -1 for a FORWARD packet, -2 for a NOTICE
         self.index = index
         self.size = size
         self.forward = forward
+        self.notice = notice
 
 
 class _Partial:
@@ -268,6 +275,7 @@ class Engine:
         self._forward_acked = 0
         self._forward_wanted = False
         self._unreliable_out: deque[bytes] = deque()
+        self._noticed: set[int] = set()  # peer-reported expiries already turned into events
         # receiver
         self._rx_ranges: list[list[int]] = []
         self._ack_pending = False
@@ -275,6 +283,7 @@ class Engine:
         self._floor = 0
         self._done: set[int] = set()
         self._late: set[int] = set()  # expired here on arrival: never acknowledged
+        self._notices: list[int] = []  # acknowledged here, then expired: tell the sender
         self._prune_at = 1024
         self._partial: dict[int, _Partial] = {}
         self._next_deliver = 0
@@ -323,6 +332,25 @@ class Engine:
             self._new.append((mid, i))
         return mid
 
+    def abandon(self, message_id: int, now: float) -> bool:
+        """Stop sending message ``message_id`` (reported as expired, reason ``"cancelled"``).
+        Returns False if it was already acknowledged or abandoned."""
+        m = self._out.get(message_id)
+        if m is None:
+            return False
+        self._abandon(m, now, "cancelled")
+        return True
+
+    @property
+    def held_messages(self) -> int:
+        """Complete messages from the peer waiting in the in-order buffer."""
+        return sum(1 for p in self._partial.values() if p.data is not None)
+
+    @property
+    def notices_outstanding(self) -> int:
+        """Expiry notices to the peer not yet acknowledged (see NOTICE)."""
+        return len(self._notices) + sum(1 for s in self._sent.values() if s.notice is not None)
+
     @property
     def queued_packets(self) -> int:
         """Packets waiting to go out (new and retransmissions): the channel's backpressure."""
@@ -353,6 +381,8 @@ class Engine:
         if self._forward_wanted:
             self._forward_wanted = False
             out.append(self._forward_packet(now))
+        if self._notices:
+            out.append(self._notice_packet(now))
         sent = self._sent
         limit = self.max_in_flight
         retx = self._retx
@@ -390,6 +420,13 @@ class Engine:
             forward, pos = decode_varint(data, pos)
             self._note_rx_pn(pn, now)
             self._advance_floor(forward, now)
+        elif kind == T_NOTICE:
+            pn, pos = decode_varint(data, 1)
+            count, pos = decode_varint(data, pos)
+            self._note_rx_pn(pn, now)
+            for _ in range(count):
+                mid, pos = decode_varint(data, pos)
+                self._on_notice(mid, now)
         else:
             raise ProtocolError(f"unknown reliability frame type {kind:#x}")
 
@@ -511,6 +548,34 @@ class Engine:
         self.stats["packets_sent"] += 1
         self.stats["bytes_sent"] += len(packet)
         return packet
+
+    def _notice_packet(self, now: float) -> bytes:
+        pn = self._next_pn
+        self._next_pn = pn + 1
+        mids = self._notices[:128]
+        del self._notices[:128]
+        packet = (bytes((T_NOTICE,)) + encode_varint(pn) + encode_varint(len(mids))
+                  + b"".join(encode_varint(m) for m in mids))
+        self._sent[pn] = _Sent(pn, now, -2, 0, len(packet), -1, mids)
+        self._last_ack_eliciting_time = now
+        self.stats["packets_sent"] += 1
+        self.stats["bytes_sent"] += len(packet)
+        return packet
+
+    def _on_notice(self, mid: int, now: float) -> None:
+        """The peer says message ``mid`` (acknowledged) expired in its in-order buffer."""
+        if mid in self._expired:
+            del self._expired[mid]  # already reported expired; a late ACK must not revive it
+            return
+        if mid in self._noticed or mid in self._out:
+            return
+        self._noticed.add(mid)
+        if len(self._noticed) > 2 * _EXPIRED_MEMORY:
+            self._noticed = set(sorted(self._noticed)[-_EXPIRED_MEMORY:])
+        self.stats["messages_expired"] += 1
+        self._events.append(MessageExpired(mid, "peer", "lifetime"))
+        if self.recorder is not None:
+            self._row(now, K_MESSAGE_EXPIRED, mid, 0, {"side": "peer", "reason": "lifetime"})
 
     def _pto_time(self) -> float | None:
         if not self._sent or self._last_ack_eliciting_time is None:
@@ -691,6 +756,9 @@ class Engine:
         for s in lost:
             del self._sent[s.pn]
             self._lost[s.pn] = s
+            if s.notice is not None:
+                self._notices.extend(s.notice)  # resend what the lost NOTICE said
+                continue
             if s.mid < 0:
                 if s.forward > self._forward_acked and self._forward_point() > self._forward_acked:
                     self._forward_wanted = True
@@ -809,7 +877,12 @@ class Engine:
             self._highest_rx_mid = mid
             if mid - _UNRELIABLE_WINDOW > self._floor:
                 self._advance_floor(mid - _UNRELIABLE_WINDOW, now)
-        if mid < self._floor or mid in self._done:
+        if mid < self._floor:
+            # Below the sender's forward point: acknowledged or abandoned there. Never
+            # acknowledge it again, or an abandoned message would look delivered.
+            self.stats["duplicates"] += 1
+            return
+        if mid in self._done:
             if pn >= 0:
                 self._note_rx_pn(pn, now)  # our earlier ACK may have been lost
             self.stats["duplicates"] += 1
@@ -881,6 +954,8 @@ class Engine:
         self._mark_done(mid)
         if p.deadline < now:
             self._expire_rx(mid, now, "lifetime")
+            if self.acked_mode:
+                self._notices.append(mid)  # we acknowledged it on arrival
             return
         latency = None if p.age_at_arrival is None else p.age_at_arrival + (now - p.arrival)
         self.stats["messages_delivered"] += 1
