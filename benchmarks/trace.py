@@ -118,6 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             t_r = time.perf_counter() - t0
             print(f"  qlog {flavour:6s}{suffix:6s} write/read: {len(small) / t_w:>10,.0f} / "
                   f"{len(got) / t_r:,.0f} rows/s, {path.stat().st_size / len(small):.0f} B/row")
+    from wtlab.trace import mahimahi
+
+    lines = ["# base timestamp: 1000"]
+    for i in range(min(n, 300_000) // 3):
+        t = 1000 + i
+        lines += [f"{t} # 1504", f"{t} + 1500", f"{t} - 1500 {i % 20}"]
+    text = "\n".join(lines)
+    t0 = time.perf_counter()
+    mm = mahimahi.parse_mahimahi(text)
+    print(f"  Mahimahi log parse: {len(mm) / (time.perf_counter() - t0):>11,.0f} lines/s")
     ok = statistics.median(append_rates) >= GOAL_EVENTS_PER_S and \
         max(per_event_traced, per_event_nbytes) <= GOAL_BYTES_PER_EVENT + 0.5
     print("GOALS MET" if ok else "GOALS NOT MET (median append rate or bytes per event)")

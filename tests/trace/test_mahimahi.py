@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wtlab import TraceFormatError
 from wtlab.trace import mahimahi as mm
@@ -57,3 +60,20 @@ def test_malformed(tmp_path, text, line):
     with pytest.raises(TraceFormatError) as err:
         mm.read_mahimahi(p)
     assert err.value.line == line and str(p) in str(err.value)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**12), st.sampled_from(["+", "-", "#", "d"]),
+                          st.integers(0, 10**6), st.integers(0, 10**4)), max_size=30),
+       st.booleans())
+def test_fast_and_checked_parsers_agree(events, with_base):
+    lines = ["# mahimahi mm-link (uplink) [trace] > log"]
+    if with_base:
+        lines.append("# base timestamp: 0")
+    for t, op, a, b in events:
+        lines.append(f"{t} {op} {a}" + (f" {b}" if op in "-d" else ""))
+    text = "\n".join(lines) + "\n"
+    fast = mm.parse_mahimahi(text)
+    checked = mm._parse_checked(text, "<x>", 0)
+    pd.testing.assert_frame_equal(fast, checked)
+    assert len(fast) == len(events)
