@@ -61,3 +61,21 @@ async def test_connect_is_awaitable(server):
     finally:
         await session.close()
     assert session.closed
+
+
+async def test_recorder_gets_the_connection_trace(server):
+    rec = wtlab.Recorder()
+    async with server.connect("/echo", recorder=rec, flow=3, congestion_control="reno") as session:
+        stream = await session.open_bidi()
+        stream.write(b"x" * 50_000)
+        stream.write_eof()
+        assert len(await stream.read()) == 50_000
+        session.send_datagram(b"d")
+        await asyncio.wait_for(session.receive_datagram(), 5)
+        assert session.controller is not None and session.controller.name == "reno"
+    df = rec.to_pandas()
+    kinds = set(df["kind"].astype(str))
+    assert {"packet_sent", "packet_acked", "stream_opened", "datagram_sent",
+            "datagram_received"} <= kinds
+    assert set(df["flow"]) == {3}
+    assert df["time_s"].is_monotonic_increasing

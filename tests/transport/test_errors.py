@@ -191,3 +191,25 @@ def test_cli_prints_certificate_hash(capsys):
     assert "listening on https://127.0.0.1:" in out
     digest = out.split("certificate SHA-256:")[1].split()[0]
     assert len(digest) == 64 and int(digest, 16) >= 0
+
+
+async def test_server_shutdown_reaches_client_waiters():
+    async with running_server() as srv:
+        session = await srv.connect("/echo")
+        waiter = asyncio.ensure_future(session.accept_bidi())
+        await asyncio.sleep(0.05)
+        srv.server.close()
+        with pytest.raises(SessionClosed):
+            await asyncio.wait_for(waiter, 5)
+        assert session.closed
+        await session.close()  # closing an already closed session is harmless
+
+
+async def test_outgoing_datagram_queue_is_bounded(server):
+    from wtlab.transport.session import DATAGRAM_SEND_QUEUE
+
+    async with server.connect("/sink") as session:
+        for _ in range(DATAGRAM_SEND_QUEUE + 500):  # all in one loop turn: nothing is sent yet
+            session.send_datagram(b"d" * 100)
+        assert len(session.quic._datagrams_pending) <= DATAGRAM_SEND_QUEUE
+        assert session.stats()["datagrams_send_dropped"] >= 500

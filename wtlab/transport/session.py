@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 HIGH_WATER_BYTES = 1 << 20  # unsent bytes per stream before drain() waits
 DATAGRAM_QUEUE = 4096  # received datagrams kept per session before the oldest are dropped
+DATAGRAM_SEND_QUEUE = 4096  # datagrams waiting for congestion window before the oldest drop
 
 
 class _DrainAwaitable:
@@ -405,6 +406,7 @@ class Session:
         self._dgram_limit = 0
         self._datagrams_received = 0
         self._datagrams_dropped = 0
+        self._datagrams_send_dropped = 0
         self._streams_opened = 0
         self._streams_accepted = 0
         self.close_code: int | None = None
@@ -488,7 +490,11 @@ class Session:
 
     # --------------------------------------------------------------- datagrams
     def send_datagram(self, data: bytes) -> None:
-        """Send one datagram (unreliable); MessageTooLarge if it exceeds max_datagram_size."""
+        """Send one datagram (unreliable); MessageTooLarge if it exceeds max_datagram_size.
+
+        Datagrams wait for congestion window in a queue of ``DATAGRAM_SEND_QUEUE``; when it
+        is full the oldest is dropped (``stats()["datagrams_send_dropped"]``).
+        """
         if self._closed_exc is not None:
             raise self._closed_exc
         ep = self._ep
@@ -500,6 +506,12 @@ class Session:
         if len(data) > limit:
             raise MessageTooLarge(f"datagram of {len(data)} bytes exceeds max_datagram_size="
                                   f"{limit}; split it or send it on a stream")
+        pending = ep.quic._datagrams_pending
+        if len(pending) >= DATAGRAM_SEND_QUEUE:
+            # Unreliable by contract: rather than queue without bound, drop the oldest
+            # (as browsers expire outgoing datagrams). Counted in stats().
+            pending.popleft()
+            self._datagrams_send_dropped += 1
         ep.quic.send_datagram_frame(self._wts.datagram_prefix + data)
         self._datagrams_sent += 1
         if ep.recorder is not None:
@@ -562,6 +574,7 @@ class Session:
             "datagrams_sent": self._datagrams_sent,
             "datagrams_received": self._datagrams_received,
             "datagrams_dropped": self._datagrams_dropped,
+            "datagrams_send_dropped": self._datagrams_send_dropped,
             "buffered_bytes": self._buffered,
             "flow_control_stalls": self.flow_control_stalls,
             "closed": self.closed,
