@@ -78,7 +78,7 @@ from wtlab.reliability.engine import (
     MessageDropped,
     MessageExpired,
 )
-from wtlab.reliability.owd import OneWayDelay
+from wtlab.reliability.owd import OneWayDelay, deadline_margin_s
 from wtlab.reliability.wire import encode_varint, try_decode_varint
 from wtlab.trace.schema import (
     K_MESSAGE_ACKED,
@@ -831,7 +831,8 @@ class Channel:
             tx = tx_us / 1e6
             if life_us:
                 # age at the header's arrival = its one-way delay (stamped at send time)
-                deadline = now + life_us / 1e6 - self._owd.observe(tx, now, hint)
+                deadline = (now + life_us / 1e6 - self._owd.observe(tx, now, hint)
+                            - deadline_margin_s(life_us / 1e6))
                 expired = False
 
                 def expire() -> None:

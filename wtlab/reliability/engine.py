@@ -56,7 +56,7 @@ from typing import Any
 
 from wtlab.cc.rtt import RttStats
 from wtlab.errors import ConfigError, MessageTooLarge, ProtocolError
-from wtlab.reliability.owd import OneWayDelay
+from wtlab.reliability.owd import OneWayDelay, deadline_margin_s
 from wtlab.reliability.wire import decode_varint, encode_varint
 from wtlab.trace.schema import (
     K_MESSAGE_ACKED,
@@ -864,8 +864,9 @@ class Engine:
             hint_us, pos = decode_varint(data, pos)
             owd = self._owd.observe(tx_us / 1e6, now, hint_us / 1e6)
             age = age_us / 1e6 + owd
-            # Times travel in whole microseconds: keep 2 us of margin against rounding.
-            deadline = now + life_us / 1e6 - age - 2e-6
+            # Times travel in whole microseconds (2 us against rounding), and the one-way
+            # delay estimate can be short by the path's asymmetry (see owd.py).
+            deadline = now + life_us / 1e6 - age - 2e-6 - deadline_margin_s(life_us / 1e6)
         if mid in self._late:
             # Never acknowledge a message that expired here: the sender then reports it
             # expired too, so both ends agree on what was delivered.

@@ -14,10 +14,18 @@ includes ack processing, so min_rtt / 2 is an upper bound of the base in that ca
 
 So ``owd = rtt_hint / 2 + (arrival - tx) - min(arrival - tx)``. The estimate is exact on a
 symmetric path whatever the queueing, reordering or clock offset; on an asymmetric path it is
-off by half the asymmetry. Clock drift over a run is ignored (ppm, irrelevant at seconds).
+off by half the asymmetry (even a symmetric link is slightly asymmetric: a data packet takes
+longer to serialise than the ACK that comes back). Deadlines therefore keep a safety margin,
+:func:`deadline_margin_s`: 1 ms plus 2% of the lifetime. Clock drift over a run is ignored
+(ppm, irrelevant at seconds).
 """
 
 from __future__ import annotations
+
+
+def deadline_margin_s(lifetime_s: float) -> float:
+    """How much earlier than the estimated deadline a receiver stops delivering."""
+    return 0.001 + 0.02 * lifetime_s
 
 
 class OneWayDelay:
@@ -40,4 +48,5 @@ class OneWayDelay:
     def local_deadline(self, tx_s: float, arrival_s: float, budget_s: float,
                        rtt_hint_s: float) -> float:
         """Receiver-clock time after which the message must not be delivered."""
-        return arrival_s + budget_s - self.observe(tx_s, arrival_s, rtt_hint_s)
+        return (arrival_s + budget_s - self.observe(tx_s, arrival_s, rtt_hint_s)
+                - deadline_margin_s(budget_s))
