@@ -45,7 +45,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None, help="local processes (default: CPUs)")
     ap.add_argument("--dask", action="store_true", help="run on a dask LocalCluster")
     ap.add_argument("--trace", default="full", choices=("full", "cwnd", "none"))
-    ap.add_argument("--quick", action="store_true", help="a 36-run grid")
+    ap.add_argument("--quick", action="store_true", help="a 27-run grid")
     ns = ap.parse_args(sys.argv[1:])
     grid = dict(GRID)
     if ns.quick:
