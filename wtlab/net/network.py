@@ -24,6 +24,11 @@ A datagram is delivered with the source address in the receiving socket's family
 IPv6 (dual-stack) socket sees ``("::ffff:127.0.0.1", port, 0, 0)``, which is what
 aioquic's client expects after dialling the IPv4-mapped address.
 
+Timers: the loop wakes for timers the way a live asyncio loop on Linux does
+(``timer_granularity_s``, default 1 ms: epoll's rounding), and at once for datagram
+deliveries, which are exact. So a paced sender sends the small bursts it sends live;
+``timer_granularity_s=0`` makes every timer exact (slower, and unlike any live run).
+
 Determinism: given the same seeded link models and the same code, a run produces the
 same trace: deliveries due at the same instant keep their send order, and the loop
 has no wall-clock input. (Use RSA certificates: ECDSA signatures vary in length.)
@@ -196,13 +201,14 @@ class VirtualNetwork:
 
     def __init__(self, path: Any = None, *, recorder: Recorder | None = None,
                  record_link: str | None = "drops",
-                 overhead_bytes: int = IP_UDP_OVERHEAD_BYTES, meta: dict | None = None) -> None:
+                 overhead_bytes: int = IP_UDP_OVERHEAD_BYTES, meta: dict | None = None,
+                 timer_granularity_s: float = 0.001) -> None:
         if record_link not in (None, "drops", "all"):
             raise ConfigError(f"record_link={record_link!r}; use 'drops', 'all' or None")
         if overhead_bytes < 0:
             raise ConfigError(f"overhead_bytes={overhead_bytes} must be >= 0")
         self.path = path
-        self.loop = VirtualTimeLoop(network=self)
+        self.loop = VirtualTimeLoop(network=self, timer_granularity_s=timer_granularity_s)
         self.recorder = recorder if recorder is not None else Recorder(t0=_T0, meta=meta)
         self.flows: list[Flow] = []
         self.record_link = record_link
@@ -549,7 +555,7 @@ class VirtualNetwork:
         if head < self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer_at = head
+            self._timer_at = self.loop.io_deadline = head
             self._timer = self.loop.call_at(head, self._deliver_due)
 
     def _drop(self, now: float, src: Any, data: bytes, cause: str) -> None:
@@ -557,7 +563,7 @@ class VirtualNetwork:
 
     def _deliver_due(self) -> None:
         self._timer = None
-        self._timer_at = math.inf
+        self._timer_at = self.loop.io_deadline = math.inf
         heap = self._heap
         now = self.loop._now_s
         endpoints = self._endpoints
@@ -586,7 +592,7 @@ class VirtualNetwork:
             # (deliveries above may already have armed the timer through _send)
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer_at = heap[0][0]
+            self._timer_at = self.loop.io_deadline = heap[0][0]
             self._timer = self.loop.call_at(self._timer_at, self._deliver_due)
 
     # -- lifecycle -------------------------------------------------------------------

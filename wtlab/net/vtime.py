@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import selectors
 import socket
 from asyncio import events
@@ -83,12 +84,22 @@ class _VirtualSelector(selectors.BaseSelector):
             return []  # callbacks are waiting: time stands still
         scheduled = loop._scheduled
         if scheduled:
-            # Jump to the head timer's deadline plus one tick (timeout = when - now would
-            # lose bits). The tick is why a timer that re-arms itself at "now" cannot spin
-            # forever: a real clock is never read exactly at a deadline either, and
-            # aioquic's loss timer (sent_time + delay <= now - ...) relies on that.
-            target = max(scheduled[0]._when, loop._now_s) + TICK_S
-            if target > loop._now_s:
+            now = loop._now_s
+            wake = scheduled[0]._when
+            g = loop.timer_granularity_s
+            if g and wake > now:
+                # epoll waits whole milliseconds (CPython rounds the timeout up), so a live
+                # loop wakes late for timers, but at once when a datagram becomes readable
+                wake = now + math.ceil((wake - now) / g - 1e-9) * g
+                io = loop.io_deadline
+                if io < wake:
+                    wake = io
+            # Jump to the deadline plus one tick (timeout = when - now would lose bits). The
+            # tick is why a timer that re-arms itself at "now" cannot spin forever: a real
+            # clock is never read exactly at a deadline either, and aioquic's loss timer
+            # (sent_time + delay <= now - ...) relies on that.
+            target = max(wake, now) + TICK_S
+            if target > now:
                 loop._now_s = target
         return []
 
@@ -113,11 +124,25 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ``network`` is the object answering ``create_datagram_endpoint`` and ``getaddrinfo``
     (a :class:`wtlab.net.network.VirtualNetwork` sets itself); without one those raise
     :class:`wtlab.ConfigError`.
+
+    ``timer_granularity_s``: 0 (default here) runs every timer at its deadline (plus the
+    tick). A positive value reproduces how a live asyncio loop on Linux sleeps: epoll's
+    timeout is whole milliseconds, rounded up, so timers run late by up to that much,
+    except that a datagram arriving earlier wakes the loop (and every timer due by then
+    runs with it). The virtual network uses 1 ms, so paced senders send the small bursts
+    they send live.
     """
 
-    def __init__(self, *, start_s: float = 0.0, network: Any = None) -> None:
+    def __init__(self, *, start_s: float = 0.0, network: Any = None,
+                 timer_granularity_s: float = 0.0) -> None:
+        if not (timer_granularity_s >= 0 and math.isfinite(timer_granularity_s)):
+            raise ConfigError(f"timer_granularity_s={timer_granularity_s!r} must be >= 0")
         self._now_s = float(start_s)
         self.network = network
+        self.timer_granularity_s = float(timer_granularity_s)
+        #: virtual time of the next datagram delivery (set by the network): wakes the
+        #: loop before a rounded-up timer, as a readable socket wakes epoll
+        self.io_deadline = math.inf
         selector = _VirtualSelector()
         super().__init__(selector=selector)
         selector.loop = self
