@@ -103,9 +103,10 @@ VALIDATION = [
     ({"rate_bps": 10e6, "rtt_s": 0.04, "buffer_bdp": 0.25}, "reno", [1]),
     ({"rate_bps": 10e6, "rtt_s": 0.04, "buffer_bdp": 0.25}, "cubic", [1]),
     ({"rate_bps": 50e6, "rtt_s": 0.02, "buffer_bdp": 0.5}, "cubic", [1]),
-    ({"rate_bps": 10e6, "rtt_s": 0.1, "buffer_bdp": 1.0, "loss": 0.01}, "reno", [1, 2, 3, 4]),
-    ({"rate_bps": 10e6, "rtt_s": 0.04, "buffer_bdp": 1.0, "loss": 0.01}, "cubic", [1, 2, 3, 4]),
-    ({"rate_bps": 20e6, "rtt_s": 0.04, "buffer_bdp": 1.0, "loss": 0.02}, "bbr", [1, 2]),
+    # random loss falls on different packets in each engine: average over seeds
+    ({"rate_bps": 10e6, "rtt_s": 0.04, "buffer_bdp": 1.0, "loss": 0.01}, "reno", range(1, 9)),
+    ({"rate_bps": 10e6, "rtt_s": 0.04, "buffer_bdp": 1.0, "loss": 0.01}, "cubic", range(1, 9)),
+    ({"rate_bps": 20e6, "rtt_s": 0.04, "buffer_bdp": 1.0, "loss": 0.02}, "bbr", range(1, 5)),
 ]
 
 
@@ -147,7 +148,7 @@ def main() -> int:
     ap.add_argument("--emu-s", type=float, default=1.0, help="virtual seconds per emulator run")
     ap.add_argument("--no-emulator", action="store_true")
     ap.add_argument("--validate", action="store_true", help="agreement with the emulator")
-    ap.add_argument("--validate-s", type=float, default=6.0)
+    ap.add_argument("--validate-s", type=float, default=11.0)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--quick", action="store_true", help="fewer, shorter runs")
     ns = ap.parse_args(sys.argv[1:])
