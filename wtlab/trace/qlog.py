@@ -275,7 +275,7 @@ def write_qlog(trace: Any, path: str | os.PathLike, *, flavour: str = "ietf",
             for rec in records:
                 fh.write(RS + json.dumps(rec, allow_nan=False, separators=(",", ":")) + "\n")
         else:
-            json.dump(records[0], fh, allow_nan=False, separators=(",", ":"))
+            fh.write(json.dumps(records[0], allow_nan=False, separators=(",", ":")))
     return path
 
 
