@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import time
 
@@ -121,4 +122,29 @@ async def test_runs_inside_another_running_loop():
 
     assert run(loop, main()) == pytest.approx(7.0, abs=TICK_S * 2)
     assert asyncio.get_running_loop() is outer
+    loop.close()
+
+
+def test_timer_granularity_rounds_up_like_epoll_but_io_wakes_early():
+    loop = VirtualTimeLoop(timer_granularity_s=0.001)
+    woke = []
+
+    async def main():
+        await asyncio.sleep(0.0003)  # epoll would sleep a whole millisecond
+        woke.append(loop.time())
+        loop.io_deadline = loop.time() + 0.0002  # a datagram becomes readable then
+
+        def delivered():
+            loop.io_deadline = math.inf  # as the network does once it delivered
+
+        loop.call_at(loop.io_deadline, delivered)
+        await asyncio.sleep(0.0005)  # the timer runs late, with the early wake-up
+        woke.append(loop.time())
+
+    run(loop, main())
+    assert woke[0] == pytest.approx(0.001, abs=3 * TICK_S)
+    # woken by the I/O at +0.2 ms: the 0.5 ms timer is not due yet, so one more rounded wait
+    assert woke[1] == pytest.approx(0.001 + 0.0002 + 0.001, abs=5 * TICK_S)
+    with pytest.raises(ConfigError):
+        VirtualTimeLoop(timer_granularity_s=-1)
     loop.close()

@@ -92,7 +92,7 @@ class _VirtualSelector(selectors.BaseSelector):
                 # loop wakes late for timers, but at once when a datagram becomes readable
                 wake = now + math.ceil((wake - now) / g - 1e-9) * g
                 io = loop.io_deadline
-                if io < wake:
+                if now < io < wake:
                     wake = io
             # Jump to the deadline plus one tick (timeout = when - now would lose bits). The
             # tick is why a timer that re-arms itself at "now" cannot spin forever: a real
