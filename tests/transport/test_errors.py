@@ -213,3 +213,20 @@ async def test_outgoing_datagram_queue_is_bounded(server):
             session.send_datagram(b"d" * 100)
         assert len(session.quic._datagrams_pending) <= DATAGRAM_SEND_QUEUE
         assert session.stats()["datagrams_send_dropped"] >= 500
+
+
+async def test_session_close_ends_a_read_that_has_partial_data():
+    async def half_then_close(session):
+        stream = await session.accept_bidi()
+        await stream.readexactly(1)
+        stream.write(b"partial")  # no FIN
+        await asyncio.sleep(0.05)
+        await session.close(3, "gone")
+
+    async with running_server(routes={"/half": half_then_close}) as srv:
+        async with srv.connect("/half") as session:
+            stream = await session.open_bidi()
+            stream.write(b"?")
+            with pytest.raises(SessionClosed) as info:
+                await asyncio.wait_for(stream.read(), 5)  # to FIN, which never comes
+            assert info.value.code == 3

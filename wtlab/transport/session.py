@@ -300,10 +300,11 @@ class Stream:
         return self._eof and not self._buf
 
     async def _wait_readable(self, force: bool = False) -> None:
-        if self._error is not None and not self._buf:
-            raise self._error
+        """Wait for more data (``force``: even if some is buffered); callers loop."""
         if self._eof:
             return
+        if self._error is not None:
+            raise self._error  # more data was needed and none will come
         if self._buf and not force:
             return
         fut = self._read_waiter = self._ep.loop.create_future()
@@ -311,8 +312,6 @@ class Stream:
             await fut
         finally:
             self._read_waiter = None
-        if self._error is not None and not self._buf and not self._eof:
-            raise self._error
 
     def _check_reset(self) -> None:
         if self._reset_code is not None:
