@@ -136,6 +136,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, *, start_s: float = 0.0, network: Any = None,
                  timer_granularity_s: float = 0.0) -> None:
         if not (timer_granularity_s >= 0 and math.isfinite(timer_granularity_s)):
+            self._closed = True  # BaseEventLoop.__del__ looks at it
             raise ConfigError(f"timer_granularity_s={timer_granularity_s!r} must be >= 0")
         self._now_s = float(start_s)
         self.network = network
