@@ -25,7 +25,10 @@ user may rely on:
   controller's ``pacing_rate_bps`` when it sets one, else at cwnd/srtt (inactive
   until the first RTT sample, as in aioquic). Packets are full-size
   (``max_datagram_size``) datagrams carrying ``max_datagram_size -
-  overhead_bytes`` of payload; ACK-only packets are ``ack_size_bytes`` (40, what
+  overhead_bytes`` of payload, except that, like aioquic, the sender fills the
+  window: with less than a datagram of room left in cwnd it sends a smaller
+  packet (at least ``overhead_bytes`` + 1), and a short tail of data goes in a
+  short packet; ACK-only packets are ``ack_size_bytes`` (40, what
   aioquic's ACK-only packets measure); on the links each datagram also carries
   ``ip_overhead_bytes`` (28: IPv4 + UDP), as in the emulator.
 * **Connection setup**: each flow spends ``setup_rtts`` path RTTs in the
@@ -227,7 +230,10 @@ class FlowModel:
         self.payload_bytes = self.max_datagram_size - int(overhead_bytes)
         self.ack_size_bytes = int(ack_size_bytes)
         # what the links carry: the UDP payload plus IPv4 + UDP headers, as the emulator does
-        self.wire_bytes = self.max_datagram_size + int(ip_overhead_bytes)
+        self.ip_overhead_bytes = int(ip_overhead_bytes)
+        self.wire_bytes = self.max_datagram_size + self.ip_overhead_bytes
+        # the smallest packet worth sending into a nearly full window: headers and one byte
+        self.min_packet_bytes = int(overhead_bytes) + 1
         self.ack_wire_bytes = self.ack_size_bytes + int(ip_overhead_bytes)
         self.ack_policy = ack_policy
         self.max_ack_delay_s = float(max_ack_delay_s)
@@ -432,7 +438,15 @@ class FlowModel:
         seq = self._seq
         pn = fl.next_pn
         first_pn = pn
-        while cc.bytes_in_flight + size <= cc.cwnd:
+        min_size = self.min_packet_bytes
+        overhead = size - payload_size
+        ip = self.ip_overhead_bytes
+        while True:
+            # aioquic fills the window: a packet may be smaller than a full datagram
+            room = cc.cwnd - cc.bytes_in_flight
+            if room < min_size:
+                break
+            cap = payload_size if room >= size else room - overhead
             if pt is not None:
                 if now > eval_t:
                     bucket += now - eval_t
@@ -460,20 +474,25 @@ class FlowModel:
                         push(heap, (at, seq, _EV_SEND, fl, fl.send_gen))
                     break
             if retx > 0:
-                payload = payload_size if retx > payload_size else retx
+                payload = cap if retx > cap else retx
                 retx -= payload
             elif budget > 0 and more:
-                payload = payload_size if budget > payload_size else budget
+                payload = cap if budget > cap else budget
                 budget -= payload
             else:
                 self._app_limited(now, fl)
                 break
             if pt is not None:
                 bucket = 0.0 if bucket < pt else bucket - pt
-            pkt = SentPacket(pn, size, now, payload, -1)
+            if payload == payload_size:
+                pkt = SentPacket(pn, size, now, payload, -1)
+                w = wire
+            else:
+                pkt = SentPacket(pn, payload + overhead, now, payload, -1)
+                w = payload + overhead + ip
             sent[pn] = pkt
             on_sent(now, pkt)
-            for arrival in transmit(now, wire):
+            for arrival in transmit(now, w):
                 if arrival >= fl.rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
                     fl.rx_last = arrival
@@ -505,7 +524,6 @@ class FlowModel:
         """``_try_send`` for every case: probes, messages, per-packet receive."""
         cc = fl.cc
         size = self.max_datagram_size
-        wire = self.wire_bytes
         payload_size = self.payload_bytes
         transmit = self.data_link.transmit
         heap = self._heap
@@ -519,10 +537,17 @@ class FlowModel:
         pt = fl.pacing_packet_time
         pn = fl.next_pn
         first_pn = pn
+        min_size = self.min_packet_bytes
+        overhead = size - payload_size
         while True:
             probe = fl.probe_pending
-            if not probe and cc.bytes_in_flight + size > cc.cwnd:
+            room = cc.cwnd - cc.bytes_in_flight
+            if probe:
+                cap = payload_size  # a probe may exceed the window (one datagram)
+            elif room < min_size:
                 break
+            else:
+                cap = payload_size if room >= size else room - overhead
             # pacing: aioquic's token bucket of send time (a PTO probe goes at once)
             if pt is not None:
                 if now > fl.eval_time:
@@ -549,9 +574,11 @@ class FlowModel:
             chunk = -1
             if msgs:
                 queue = fl.msg_queue
-                if queue:
+                if queue and fl.msg_chunks[queue[0]][1] <= cap:
                     chunk = queue.popleft()
                     payload = fl.msg_chunks[chunk][1]
+                elif queue:
+                    break  # the next chunk does not fit the window's room: wait for acks
                 elif probe:
                     payload = 0  # a PING probe: nothing left to resend, but an ACK is due
                 else:
@@ -559,10 +586,10 @@ class FlowModel:
                     break
                 fl.pn_chunk.append(chunk)
             elif fl.retx_bytes > 0:
-                payload = payload_size if fl.retx_bytes > payload_size else fl.retx_bytes
+                payload = cap if fl.retx_bytes > cap else fl.retx_bytes
                 fl.retx_bytes -= payload
             elif fl.budget_bytes > 0 and now < fl.stop_s:
-                payload = payload_size if fl.budget_bytes > payload_size else fl.budget_bytes
+                payload = cap if fl.budget_bytes > cap else fl.budget_bytes
                 fl.budget_bytes -= payload
             elif probe:
                 payload = 0
@@ -574,10 +601,11 @@ class FlowModel:
             if probe:
                 fl.probe_pending = False
                 fl.probe_packets += 1
-            pkt = SentPacket(pn, size, now, payload, chunk)
+            psize = size if payload == payload_size else payload + overhead
+            pkt = SentPacket(pn, psize, now, payload, chunk)
             sent[pn] = pkt
             on_sent(now, pkt)
-            for arrival in transmit(now, wire):
+            for arrival in transmit(now, psize + self.ip_overhead_bytes):
                 if lazy and arrival >= fl.rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
                     fl.rx_last = arrival
