@@ -241,3 +241,33 @@ def test_relative_times_are_kept_and_deltas_summed():
                          "events": [{**ev, "time": 2.0}, {**ev, "time": 3.0}]}]}
     assert qlog.parse_qlog(json.dumps(delta))["time_s"].tolist() == pytest.approx(
         [0.002, 0.005])
+
+
+def test_derive_acks_from_ack_frames():
+    df = qlog.read_qlog(DATA / "aioquic_03.qlog", derive_acks=True)
+    acked = df[df["kind"] == "packet_acked"]
+    assert acked["pn"].tolist() == [0] and acked["bytes"].tolist() == [1252]
+    assert acked["time_s"].iloc[0] == pytest.approx(0.0125)
+    assert json.loads(acked["extra"].iloc[0]) == {"derived_from": "ack_frame",
+                                                  "space": "initial"}
+    # right after the packet that carried the ACK frame
+    i = acked.index[0]
+    assert df["kind"].iloc[i - 1] == "packet_received"
+    # a trace without ACK frames is returned unchanged
+    plain = qlog.read_qlog(DATA / "ietf_current.qlog")
+    pd.testing.assert_frame_equal(qlog.derive_acks(plain), plain)
+
+
+def test_derived_acks_agree_with_the_recorder_of_the_same_connection(live_run):
+    from wtlab.trace import PerformanceMonitor
+
+    qdir, rec = live_run
+    client = [f for f in qdir.glob("*.qlog")
+              if json.loads(f.read_text())["traces"][0]["vantage_point"]["type"] == "client"]
+    assert len(client) == 1
+    mine = PerformanceMonitor(rec).summary().iloc[0]
+    theirs = PerformanceMonitor(qlog.read_qlog(client[0], derive_acks=True)).summary().iloc[0]
+    # two independent logs of one connection: wtlab's hooks and aioquic's own qlog
+    assert theirs["bytes_sent"] == mine["bytes_sent"]
+    assert theirs["packets_lost"] == mine["packets_lost"]
+    assert theirs["bytes_acked"] == pytest.approx(mine["bytes_acked"], rel=0.01)

@@ -41,6 +41,11 @@ numbers gives one row each); the event data the columns do not hold stays in ``e
 (JSON text). Events the schema does not know are kept as rows whose ``kind`` is the qlog
 event name and whose ``extra`` is the event data: nothing is dropped. Malformed input
 raises :class:`wtlab.TraceFormatError` naming the file and the line (JSON-SEQ) or record.
+
+Most stacks log acknowledgements only as ACK frames inside ``packet_received``;
+:func:`derive_acks` (or ``read_qlog(..., derive_acks=True)``) turns them into
+``packet_acked`` rows so :class:`~wtlab.trace.monitor.PerformanceMonitor` works on
+imported traces too.
 """
 
 from __future__ import annotations
@@ -468,11 +473,15 @@ class _Builder:
 
     def __init__(self) -> None:
         self.cols: dict[str, list[Any]] = {c: [] for c in schema.COLUMNS}
+        self.raw: list[tuple[float, float] | None] = []  # (time in file units, units per s)
+        self.current_raw: tuple[float, float] | None = None
 
     def add(self, time_s: float, kind: str, flow: int, values: Mapping[str, Any],
             extra: str | None) -> None:
         c = self.cols
         c["time_s"].append(time_s)
+        cur = self.current_raw
+        self.raw.append(cur if cur is not None and time_s == cur[0] / cur[1] else None)
         c["kind"].append(kind)
         c["flow"].append(values.get("flow", flow))
         for col in ("pn", "stream_id", "cwnd", "bytes_in_flight", "ssthresh"):
@@ -482,6 +491,21 @@ class _Builder:
             c[col].append(values.get(col, math.nan))
         c["state"].append(values.get("state", ""))
         c["extra"].append(extra)
+
+    def rebase(self) -> None:
+        """Count epoch-like times from the first event, subtracting in the file's own
+        units first (ms since 1970 lose sub-microsecond bits once turned into seconds)."""
+        ts = self.cols["time_s"]
+        if not ts or min(ts) <= _EPOCH_LIKE_S:
+            return
+        i0 = min(range(len(ts)), key=ts.__getitem__)
+        t0, base = ts[i0], self.raw[i0]
+        for i, t in enumerate(ts):
+            r = self.raw[i]
+            if r is not None and base is not None and r[1] == base[1]:
+                ts[i] = (r[0] - base[0]) / r[1]
+            else:
+                ts[i] = t - t0
 
     def frame(self) -> pd.DataFrame:
         c = self.cols
@@ -509,6 +533,7 @@ def _event_rows(b: _Builder, name: Any, data: Any, t: float, flow: int, per_s: f
     if not math.isfinite(t):
         raise _Bad(f"{where}: time is not finite")
     time_s = t / per_s
+    b.current_raw = (t, per_s)
     wt = data.get("wtlab")
     if wt is not None and not isinstance(wt, Mapping):
         raise _Bad(f"{where}: data.wtlab must be an object")
@@ -716,9 +741,9 @@ def _parse_doc(doc: Any, name: str) -> pd.DataFrame:
             abs_flags.append(_read_trace_events(b, tr, flow, doc, i))
         except _Bad as exc:
             raise TraceFormatError(str(exc), path=name) from None
+    if any(abs_flags):
+        b.rebase()  # absolute clock -> run start
     df = b.frame()
-    if len(df) and any(abs_flags) and df["time_s"].min() > _EPOCH_LIKE_S:
-        df["time_s"] = df["time_s"] - df["time_s"].min()  # absolute clock -> run start
     if len(traces) > 1 and len(df):
         df = df.sort_values("time_s", kind="stable").reset_index(drop=True)
     df.attrs["meta"] = _check_header(doc)
@@ -769,18 +794,110 @@ def _parse_seq(text: str, name: str) -> pd.DataFrame:
             raise TraceFormatError(str(exc), path=name, line=line) from None
     if header is None:
         raise TraceFormatError("no qlog header record", path=name, line=1)
+    if absolute:
+        b.rebase()
     df = b.frame()
-    if len(df) and absolute and df["time_s"].min() > _EPOCH_LIKE_S:
-        df["time_s"] = df["time_s"] - df["time_s"].min()
     df.attrs["meta"] = _check_header(header)
     return df
 
 
-def read_qlog(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a qlog file (JSON or JSON-SEQ, any supported version) into a trace frame."""
+def read_qlog(path: str | os.PathLike, *, derive_acks: bool = False) -> pd.DataFrame:
+    """Read a qlog file (JSON or JSON-SEQ, any supported version) into a trace frame.
+
+    ``derive_acks=True`` adds ``packet_acked`` rows from logged ACK frames
+    (:func:`derive_acks`).
+    """
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise TraceFormatError(f"cannot read qlog file ({exc.strerror})", path=str(p)) from None
-    return parse_qlog(data, name=str(p))
+    df = parse_qlog(data, name=str(p))
+    return _derive(df) if derive_acks else df
+
+
+# ============================================================= analysis of imported traces
+_SPACES = {"initial": "initial", "handshake": "handshake"}
+
+
+def _space(extra: Any) -> tuple[str, list[Any]]:
+    """(packet number space, frames) from an imported packet row's ``extra`` JSON."""
+    if not isinstance(extra, str):
+        return "application", []
+    try:
+        d = json.loads(extra)
+    except ValueError:
+        return "application", []
+    if not isinstance(d, Mapping):
+        return "application", []
+    ptype = _get(d, "header", "packet_type") or d.get("packet_type") or "1RTT"
+    frames = d.get("frames")
+    return (_SPACES.get(str(ptype).lower(), "application"),
+            frames if isinstance(frames, list) else [])
+
+
+def _derive(df: pd.DataFrame) -> pd.DataFrame:
+    return derive_acks(df)
+
+
+def derive_acks(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``packet_acked`` rows from the ACK frames of imported ``packet_received`` rows.
+
+    Stacks rarely log acknowledgements as events (aioquic, quic-go and picoquic log the
+    ACK frames inside ``packet_received``); this turns each packet first acknowledged by
+    such a frame into a ``packet_acked`` row (time of the received packet, the sent
+    packet's ``bytes``, ``extra``: ``{"derived_from": "ack_frame", "space": ...}``), per
+    flow and packet-number space (initial, handshake, application), so the
+    :class:`~wtlab.trace.monitor.PerformanceMonitor` can compute goodput and losses from
+    another stack's qlog. Rows already present are kept; the result is sorted by time
+    (derived rows right after the packet that carried the ACK).
+    """
+    import bisect
+
+    df = schema.conform(df)
+    kinds = df["kind"].astype(object).to_numpy()
+    mask = (kinds == "packet_sent") | (kinds == "packet_received")
+    sub = df[mask & df["pn"].notna().to_numpy()]
+    sent: dict[tuple[int, str], dict[int, int]] = {}
+    order: dict[tuple[int, str], list[int]] = {}
+    new_rows: list[tuple[int, float, int, int, int, str]] = []  # (after row, t, flow, pn, ...)
+    for idx, kind, t, flow, pn, nbytes, extra in zip(
+            sub.index, sub["kind"].astype(object), sub["time_s"], sub["flow"], sub["pn"],
+            sub["bytes"], sub["extra"], strict=True):
+        space, frames = _space(extra)
+        key = (int(flow), space)
+        if kind == "packet_sent":
+            if int(pn) not in sent.setdefault(key, {}):
+                bisect.insort(order.setdefault(key, []), int(pn))
+            sent[key][int(pn)] = int(nbytes)
+            continue
+        pending, pns = sent.get(key), order.get(key)
+        if not pending:
+            continue
+        for frame in frames:
+            if not (isinstance(frame, Mapping) and frame.get("frame_type") == "ack"):
+                continue
+            for rng in frame.get("acked_ranges") or []:
+                if not isinstance(rng, list) or not rng or not all(
+                        isinstance(x, int) and not isinstance(x, bool) for x in rng):
+                    continue
+                lo, hi = rng[0], rng[-1]
+                i, j = bisect.bisect_left(pns, lo), bisect.bisect_right(pns, hi)
+                for acked in pns[i:j]:
+                    new_rows.append((idx, float(t), int(flow), acked, pending.pop(acked),
+                                     json.dumps({"derived_from": "ack_frame", "space": space})))
+                del pns[i:j]
+    if not new_rows:
+        return df
+    add = pd.DataFrame({
+        "time_s": [r[1] for r in new_rows], "flow": [r[2] for r in new_rows],
+        "kind": "packet_acked", "pn": [r[3] for r in new_rows],
+        "bytes": [r[4] for r in new_rows], "extra": [r[5] for r in new_rows]})
+    add = schema.conform(add)
+    # place each derived row right after the packet that carried its ACK frame
+    pos = df.index.get_indexer([r[0] for r in new_rows]).astype(np.float64) + 0.5
+    out = schema.concat([df, add])
+    key = np.concatenate([np.arange(len(df), dtype=np.float64), pos])
+    out = out.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
