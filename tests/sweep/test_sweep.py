@@ -38,7 +38,8 @@ def test_expand_dict_of_lists_and_list_of_dicts():
     assert runs[0] == {"algo": "reno", "seed": 1, "rate_mbps": 20}
     assert runs[-1] == {"algo": "bbr", "seed": 3, "rate_mbps": 20}
     runs = expand([{"cc": "reno", "loss_pct": 1}, {"algo": "cubic"}])
-    assert runs == [{"algo": "reno", "loss_pct": 1}, {"algo": "cubic"}]
+    # the same keys in every run (defaults fill the gaps): one partition layout
+    assert runs == [{"algo": "reno", "loss_pct": 1}, {"algo": "cubic", "loss_pct": 0.0}]
 
 
 @pytest.mark.parametrize("grid, key", [
@@ -156,6 +157,35 @@ def test_killed_sweep_resumes(tmp_path):
     assert res.skipped == len(done)
     assert res.ran == 30 - len(done)
     assert len(datasets.finished_runs(out)) == 30
+
+
+def test_ctrl_c_stops_the_sweep_and_it_resumes(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("grid:\n  algo: [reno, cubic]\n  loss_pct: [1]\n"
+                    "  seed: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]\n"
+                    "  duration_s: [4]\n")
+    out = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-m", "wtlab", "sweep", str(grid), "-o", str(out),
+                             "--workers", "2", "--no-progress"], cwd=ROOT,
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(datasets.finished_runs(out)) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, "the sweep ended before it could be interrupted"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 130, err
+    done = datasets.finished_runs(out)
+    assert 2 <= len(done) < 30
+    assert (out / "README.md").exists()  # the card says what finished
+    res = wtlab.sweep(load_grid_file(grid)["grid"], out=out, workers=2, progress=False)
+    assert (res.skipped, res.ran) == (len(done), 30 - len(done))
 
 
 def test_failing_run_is_recorded_and_others_finish(tmp_path):

@@ -8,8 +8,9 @@
 What a user may rely on:
 
 * **Grid**: a dict of lists (their cartesian product, in key order; a scalar is a
-  one-value list) or a list of dicts (one run each). Keys are those of
-  :data:`KEYS`; a missing key takes its default. A malformed grid raises
+  one-value list) or a list of dicts (one run each; a key some runs omit takes its
+  default there, so all runs have the same keys). Keys are those of :data:`KEYS`; a
+  key the grid never names takes its default. A malformed grid raises
   :class:`wtlab.GridError` naming the key, before anything runs.
 * **Runs**: each grid point is one run, identified by ``wtlab.datasets.run_id`` of
   its parameters (the keys the grid gave): the same point always has the same id.
@@ -146,6 +147,12 @@ def expand(grid: Any) -> list[dict[str, Any]]:
                 _check_value(key, v)
                 run[key] = v
             runs.append(run)
+        # every run gets every key some run names (defaults fill the gaps), so the
+        # dataset's partition folders have one layout that DuckDB/Dask can read
+        keys: list[str] = []
+        for run in runs:
+            keys += [k for k in run if k not in keys]
+        runs = [{k: run.get(k, KEYS[k][1]) for k in keys} for run in runs]
     else:
         raise GridError(f"a grid is a dict of lists or a list of dicts, not "
                         f"{type(grid).__name__}")
