@@ -271,3 +271,19 @@ def test_derived_acks_agree_with_the_recorder_of_the_same_connection(live_run):
     assert theirs["bytes_sent"] == mine["bytes_sent"]
     assert theirs["packets_lost"] == mine["packets_lost"]
     assert theirs["bytes_acked"] == pytest.approx(mine["bytes_acked"], rel=0.01)
+
+
+def test_ack_received_rows_become_ack_frames_qvis_reads(live_run, tmp_path):
+    _, rec = live_run
+    df = rec.to_pandas()
+    acks = df[df["kind"] == "ack_received"]
+    assert len(acks) > 0
+    for flavour, name in (("ietf", "quic:packet_received"), ("legacy", "transport:packet_received")):
+        doc = json.loads(qlog.write_qlog(rec, tmp_path / f"{flavour}.qlog",
+                                         flavour=flavour).read_text())
+        evs = [e for e in doc["traces"][0]["events"] if e["name"] == name]
+        assert len(evs) == len(acks)
+        first = json.loads(acks["extra"].iloc[0])
+        frame = evs[0]["data"]["frames"][0]
+        assert frame["frame_type"] == "ack" and frame["acked_ranges"] == first["ranges"]
+        assert frame["ack_delay"] == pytest.approx(first["ack_delay_s"] * 1000)

@@ -19,7 +19,9 @@ A path ending in ``.sqlog`` (or ``seq=True``) writes JSON-SEQ (RFC 7464: each re
 starts with the RS byte 0x1E and ends with a newline): one header record, then one
 record per event; flows are told apart by ``group_id``. Plain JSON writes one trace per
 flow. Times are milliseconds since the run started; RTTs are milliseconds; pacing rates
-bit/s. Kinds without a standard qlog event become ``wtlab:<kind>`` events. Each event
+bit/s. ``ack_received`` rows (the ACK frames a sender got) become ``packet_received``
+events carrying that ACK frame, which is where qvis looks for acknowledgements. Kinds
+without a standard qlog event become ``wtlab:<kind>`` events. Each event
 carries what the standard fields cannot say (``flow`` beyond the trace, controller
 state, ...) in a ``wtlab`` member of its ``data``, so a trace written here reads back
 row for row, value for value (``read_qlog``).
@@ -71,6 +73,8 @@ FLAVOURS = ("ietf", "legacy")
 _NAMES: dict[str, tuple[str, str]] = {
     "packet_sent": ("quic:packet_sent", "transport:packet_sent"),
     "packet_received": ("quic:packet_received", "transport:packet_received"),
+    # the ACK frame a sender received: a packet_received carrying it (what qvis reads)
+    "ack_received": ("quic:packet_received", "transport:packet_received"),
     "packet_lost": ("quic:packet_lost", "recovery:packet_lost"),
     "packet_acked": ("quic:packets_acked", "wtlab:packet_acked"),
     "metrics_updated": ("quic:recovery_metrics_updated", "recovery:metrics_updated"),
@@ -108,7 +112,8 @@ _METRICS = {
 }
 _VALUE_COLS = [c for c in schema.COLUMNS if c not in ("time_s", "kind", "extra")]
 # kinds written as (ietf/legacy) metrics_updated events; the reader needs their kind
-_METRIC_KINDS = frozenset(("cwnd_changed", "rtt_sample", "pacing_changed"))
+_METRIC_KINDS = frozenset(("cwnd_changed", "rtt_sample", "pacing_changed", "ack_received"))
+_EPOCH_PACKET_TYPE = {"initial": "initial", "handshake": "handshake"}
 
 
 # =============================================================================== writing
@@ -140,6 +145,28 @@ def _rows(df: pd.DataFrame) -> list[tuple[str, float, int, str | None, dict[str,
     return out
 
 
+def _ack_frame_packet(extra: str | None) -> dict[str, Any]:
+    """qlog packet_received data holding the ACK frame an ``ack_received`` row describes
+    (``extra`` as wtlab.cc.aioquic writes it: ranges, ack_delay_s, epoch)."""
+    try:
+        d = json.loads(extra) if extra else {}
+    except ValueError:
+        d = {}
+    if not isinstance(d, Mapping):
+        d = {}
+    frame: dict[str, Any] = {"frame_type": "ack"}
+    ranges = d.get("ranges")
+    if isinstance(ranges, list) and all(
+            isinstance(r, list) and r and all(isinstance(x, int) for x in r) for r in ranges):
+        frame["acked_ranges"] = ranges
+    delay = d.get("ack_delay_s")
+    if isinstance(delay, (int, float)) and not isinstance(delay, bool) and math.isfinite(delay):
+        frame["ack_delay"] = delay * 1000.0
+    ptype = _EPOCH_PACKET_TYPE.get(d.get("epoch"), "1RTT") if isinstance(
+        d.get("epoch"), str) else "1RTT"
+    return {"header": {"packet_type": ptype}, "frames": [frame]}
+
+
 def _event(row: tuple[str, float, int, str | None, dict[str, Any]], flavour: str, seq: bool,
            multi_flow: bool) -> dict[str, Any]:
     kind, t, flow, row_extra, vals = row
@@ -160,6 +187,8 @@ def _event(row: tuple[str, float, int, str | None, dict[str, Any]], flavour: str
             data["header"] = header
         if kind != "packet_lost" and "bytes" in vals:
             data["raw"] = {"length": keep.pop("bytes")}
+    elif kind == "ack_received":
+        data.update(_ack_frame_packet(row_extra))
     elif kind == "packet_acked" and not legacy:
         if "pn" in vals:
             data["packet_numbers"] = [keep.pop("pn")]
