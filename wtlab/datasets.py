@@ -51,7 +51,7 @@ PART_PREFIX = "part-"
 FAILURES_DIR = "_failures"
 CARD_NAME = "README.md"
 _NULL_VALUE = "__HIVE_DEFAULT_PARTITION__"  # hive's name for a null partition value
-_SAFE = "-_.+~"  # characters kept verbatim in partition values (besides alphanumerics)
+_SAFE = "-_.~"  # characters kept verbatim in partition values (besides alphanumerics)
 
 __all__ = [
     "run_id",

@@ -128,11 +128,20 @@ def test_write_batch_and_card(tmp_path):
 
 
 def test_strings_needing_escape_round_trip(tmp_path):
-    p = {"path": "trace/verizon lte=1", "flag": True}
-    datasets.write_run(tmp_path, synthetic_recorder(3), p)
+    duckdb = pytest.importorskip("duckdb")
+    datasets.write_run(tmp_path, synthetic_recorder(3),
+                       {"path": "trace/verizon lte=1+x", "flag": True, "x": None})
+    datasets.write_run(tmp_path, synthetic_recorder(3), {"path": "plain", "flag": False, "x": 2})
     df = datasets.load(tmp_path)
-    assert set(df["path"].astype(str)) == {"trace/verizon lte=1"}
-    assert df["flag"].all() and str(df["flag"].dtype) == "boolean"
+    assert set(df["path"].astype(str)) == {"trace/verizon lte=1+x", "plain"}
+    assert str(df["flag"].dtype) == "boolean" and str(df["x"].dtype) == "Int64"
+    odd = df[df["path"] == "plain"]
+    assert odd["flag"].eq(False).all() and odd["x"].eq(2).all()
+    assert df.loc[df["path"] != "plain", "x"].isna().all()
+    glob = os.path.join(str(tmp_path), "**", "*.parquet")
+    got = duckdb.sql(f"select distinct path, x from read_parquet('{glob}', "
+                     "hive_partitioning=true) order by path").fetchall()
+    assert got == [("plain", 2), ("trace/verizon lte=1+x", None)]
 
 
 def test_duckdb_reads_dataset(tmp_path):
