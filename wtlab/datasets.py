@@ -26,6 +26,9 @@ Reading it elsewhere::
     duckdb.sql("select algo, count(*) from read_parquet('DATASET/**/*.parquet',"
                " hive_partitioning=true) group by algo")
     dask.dataframe.read_parquet("DATASET/**/*.parquet")   # or the folder itself
+    pandas.read_parquet("DATASET", ignore_prefixes=["README", ".", "_"])  # skip the card
+
+(``wtlab.datasets.load`` does the same and also turns partition values back into numbers.)
 """
 
 from __future__ import annotations
@@ -309,6 +312,8 @@ def write_card(path: str | os.PathLike, *, title: str | None = None,
     lines += ["| `run_id` | category (16 hex digits from the parameters) |", "",
               "## Loading", "", "```python",
               "import wtlab.datasets", f"df = wtlab.datasets.load({str(root)!r})",
+              "import pandas as pd  # the card is not Parquet: tell pyarrow to skip it",
+              f"df = pd.read_parquet({str(root)!r}, ignore_prefixes=['README', '.', '_'])",
               "import duckdb",
               f"duckdb.sql(\"select * from read_parquet('{root}/**/*.parquet', "
               "hive_partitioning=true)\")",

@@ -202,3 +202,16 @@ def test_corrupt_part_is_a_trace_format_error(tmp_path):
         datasets.load(tmp_path)
     with pytest.raises(TraceFormatError, match=files[1].name):
         datasets.runs(tmp_path)
+
+
+def test_pandas_reads_dataset_folder(tmp_path):
+    root = datasets.write([(synthetic_recorder(20, seed=i), p) for i, p in enumerate(PARAMS)],
+                          tmp_path)
+    card = (root / "README.md").read_text()
+    assert "ignore_prefixes=['README', '.', '_']" in card
+    df = pd.read_parquet(root, ignore_prefixes=["README", ".", "_"])
+    mine = datasets.load(root)
+    assert len(df) == len(mine)
+    assert set(df["algo"].astype(str)) == {"cubic", "bbr"}
+    assert df.groupby("run_id", observed=True).size().to_dict() == \
+        mine.groupby("run_id", observed=True).size().to_dict()
