@@ -163,6 +163,58 @@ def test_long_trace_is_thinned_keeping_peaks():
     assert len(cw.x) == inside
 
 
+def _thin_reference(x, y, max_points):
+    """wtlab.lab.plots.thin as first written (a loop per bin): the vectorised one must match."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    bins = max(1, max_points // 2)
+    edges = np.linspace(0, n, bins + 1).astype(np.int64)
+    keep = []
+    yv = np.nan_to_num(np.asarray(y, dtype=float), nan=np.inf)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi <= lo:
+            continue
+        seg = yv[lo:hi]
+        i_min = lo + int(np.argmin(seg))
+        i_max = lo + int(np.argmax(np.where(np.isinf(seg), -np.inf, seg)))
+        keep.extend(sorted({i_min, i_max}))
+    idx = np.asarray(keep, dtype=np.int64)
+    return np.asarray(x)[idx], np.asarray(y)[idx]
+
+
+def test_vectorised_thin_equals_the_per_bin_loop():
+    from wtlab.lab.plots import thin
+
+    rng = np.random.default_rng(7)
+    for trial in range(150):
+        n, mp = int(rng.integers(1, 20_000)), int(rng.integers(1, 5_000))
+        y = rng.integers(0, 4, n).astype(float) if trial % 3 == 0 else rng.normal(size=n)
+        if trial % 4 == 0:
+            y[rng.random(n) < 0.3] = np.nan
+        if trial % 5 == 0:
+            y[rng.random(n) < 0.1] = np.inf
+            y[rng.random(n) < 0.05] = -np.inf
+        if trial % 11 == 0:
+            y[:] = np.nan
+        x = np.arange(n) * 1e-3
+        want, got = _thin_reference(x, y, mp), thin(x, y, mp)
+        assert np.array_equal(want[0], got[0]), (trial, n, mp)
+        assert np.array_equal(want[1], got[1], equal_nan=True), (trial, n, mp)
+
+
+def test_series_from_records_equal_series_from_the_frame(recording):
+    from wtlab.widgets.replay import columns_of_frame, columns_of_records
+
+    a = columns_of_frame(recording.to_pandas())
+    b = columns_of_records(recording.records(), recording.kinds)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(np.asarray(a[k], dtype=float), np.asarray(b[k], dtype=float),
+                                   rtol=1e-6, equal_nan=True, err_msg=k)
+    assert a["lost"].sum() > 0 and a["rtt_row"].sum() > 0
+
+
 # ---------------------------------------------------------------------------- rerun
 async def test_rerun_overlays_the_counterfactual(recording):
     w = ReplayWidget(recording, cc="bbr")
