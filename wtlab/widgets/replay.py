@@ -147,23 +147,56 @@ def _column(df: pd.DataFrame, name: str) -> np.ndarray:
     return df[name].to_numpy(dtype=float, na_value=np.nan)
 
 
-def series_of(df: pd.DataFrame, *, label: str, dash: str = "solid", color_offset: int = 0,
+def _kind_mask(kind: pd.Series, name: str) -> np.ndarray:
+    if isinstance(kind.dtype, pd.CategoricalDtype):  # compare codes, not 1M strings
+        cats = list(kind.cat.categories)
+        if name not in cats:
+            return np.zeros(len(kind), dtype=bool)
+        return kind.cat.codes.to_numpy() == cats.index(name)
+    return (kind.astype(str) == name).to_numpy()
+
+
+def columns_of_frame(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The arrays a plot needs, from a trace DataFrame (display units, NaN for NA)."""
+    return {"t": df["time_s"].to_numpy(dtype=float), "flow": df["flow"].to_numpy(),
+            "lost": _kind_mask(df["kind"], "packet_lost"),
+            "rtt_row": _kind_mask(df["kind"], "rtt_sample"),
+            "cwnd": _column(df, "cwnd") / 1e3, "bif": _column(df, "bytes_in_flight") / 1e3,
+            "pacing": _column(df, "pacing_rate_bps") / 1e6,
+            "delivery": _column(df, "delivery_rate_bps") / 1e6,
+            "rtt": _column(df, "latest_rtt_s") * 1e3}
+
+
+def columns_of_records(rec: np.ndarray, kinds: Sequence[str]) -> dict[str, np.ndarray]:
+    """The same arrays straight from a Recorder's packed records (no DataFrame built)."""
+    from wtlab.trace.schema import NO_BYTES_U32
+
+    def u32(col: str) -> np.ndarray:
+        v = rec[col].astype(float)
+        v[rec[col] == NO_BYTES_U32] = np.nan
+        return v
+
+    code = {k: i for i, k in enumerate(kinds)}
+    k = rec["kind"]
+    return {"t": rec["time_s"].astype(float), "flow": rec["flow"],
+            "lost": k == code.get("packet_lost", -1), "rtt_row": k == code.get("rtt_sample", -1),
+            "cwnd": u32("cwnd") / 1e3, "bif": u32("bytes_in_flight") / 1e3,
+            "pacing": rec["pacing_rate_bps"].astype(float) / 1e6,
+            "delivery": rec["delivery_rate_bps"].astype(float) / 1e6,
+            "rtt": rec["latest_rtt_s"].astype(float) * 1e3}
+
+
+def series_of(trace: pd.DataFrame | Mapping[str, np.ndarray], *, label: str,
+              dash: str = "solid", color_offset: int = 0,
               labels: Mapping[int, str] | None = None) -> list[tuple[dict, _Series]]:
-    """Plot series of one trace: (plotly trace properties, arrays), one set per flow."""
-    t = df["time_s"].to_numpy(dtype=float)
-    flow = df["flow"].to_numpy()
-    kind = df["kind"].astype(str).to_numpy() if len(df) else np.array([], dtype=object)
-    is_lost = kind == "packet_lost"
-    is_rtt = kind == "rtt_sample"
-    cwnd = _column(df, "cwnd") / 1e3
-    bif = _column(df, "bytes_in_flight") / 1e3
-    pacing = _column(df, "pacing_rate_bps") / 1e6
-    delivery = _column(df, "delivery_rate_bps") / 1e6
-    rtt = _column(df, "latest_rtt_s") * 1e3
+    """Plot series of one trace (a DataFrame or ``columns_of_*`` arrays): (plotly trace
+    properties, arrays), one set per flow. Times must be sorted."""
+    c = columns_of_frame(trace) if isinstance(trace, pd.DataFrame) else trace
+    t, flow = c["t"], c["flow"]
     flows = sorted(int(f) for f in np.unique(flow)) if len(flow) else []
     out: list[tuple[dict, _Series]] = []
     for i, f in enumerate(flows):
-        m = flow == f
+        m = flow == f if len(flows) > 1 else np.ones(len(t), dtype=bool)
         color = PALETTE[(i + color_offset) % len(PALETTE)]
         name = label if len(flows) == 1 else f"{label} {(labels or {}).get(f, f'flow {f}')}"
 
@@ -180,13 +213,14 @@ def series_of(df: pd.DataFrame, *, label: str, dash: str = "solid", color_offset
                 props["marker"] = {"color": color, **marker}
             out.append((props, _Series(t[sel], y[sel])))
 
-        add(1, cwnd, m, "cwnd", line={"dash": dash})
-        add(1, bif, m, "in flight", line={"dash": "dot", "width": 1})
-        add(1, cwnd, m & is_lost, "loss", mode="markers", marker={"symbol": "x", "size": 7})
-        add(2, pacing, m, "pacing", line={"dash": dash})
-        add(2, delivery, m, "delivery", line={"dash": "dot"})
-        rtt_rows = m & is_rtt if (m & is_rtt).any() else m
-        add(3, rtt, rtt_rows, "RTT", line={"dash": dash})
+        add(1, c["cwnd"], m, "cwnd", line={"dash": dash})
+        add(1, c["bif"], m, "in flight", line={"dash": "dot", "width": 1})
+        add(1, c["cwnd"], m & c["lost"], "loss", mode="markers",
+            marker={"symbol": "x", "size": 7})
+        add(2, c["pacing"], m, "pacing", line={"dash": dash})
+        add(2, c["delivery"], m, "delivery", line={"dash": "dot"})
+        rtt_rows = m & c["rtt_row"]
+        add(3, c["rtt"], rtt_rows if rtt_rows.any() else m, "RTT", line={"dash": dash})
     return out
 
 
@@ -216,7 +250,7 @@ class TraceView:
                           margin={"l": 60, "r": 20, "t": 50, "b": 40})
         return fig
 
-    def set_traces(self, groups: Sequence[tuple[str, pd.DataFrame, str]], *,
+    def set_traces(self, groups: Sequence[tuple[str, Any, str]], *,
                    labels: Mapping[int, str] | None = None) -> None:
         specs: list[tuple[dict, _Series]] = []
         for i, (label, df, dash) in enumerate(groups):
