@@ -79,3 +79,26 @@ async def test_recorder_gets_the_connection_trace(server):
             "datagram_received"} <= kinds
     assert set(df["flow"]) == {3}
     assert df["time_s"].is_monotonic_increasing
+
+
+async def test_concurrent_waiters_all_make_progress(server):
+    """Several tasks accepting, draining and opening at once on one session."""
+    async with server.connect("/echo") as session:
+        stream = await session.open_bidi()
+        big = b"q" * (3 << 20)  # above the drain high-water mark
+
+        async def drainer():
+            await stream.write(big[: 1 << 20])
+
+        await asyncio.wait_for(asyncio.gather(drainer(), drainer(), drainer()), 20)
+        stream.write_eof()
+        echoed = await asyncio.wait_for(stream.read(), 30)
+        assert len(echoed) == 3 << 20
+        with pytest.raises(wtlab.ConfigError):
+            other = await session.open_bidi()
+            reader = asyncio.ensure_future(other.read())
+            await asyncio.sleep(0.01)
+            try:
+                await other.read()
+            finally:
+                reader.cancel()

@@ -105,3 +105,20 @@ async def test_latest_dialect_data_credit_is_regranted():
             _, echoed = await asyncio.gather(writer(), asyncio.wait_for(stream.read(), 30))
             assert echoed == payload
             assert session.stats()["flow_control_stalls"] > 0
+
+
+async def test_latest_dialect_credit_never_trips_the_stream_limit():
+    """Stream credit comes back only when a stream is done both ways, so a client that
+    respects it never exceeds the server's streams-per-session limit."""
+    async with running_server(limits=Limits(max_streams_per_session=4)) as srv:
+        async with srv.connect("/echo", dialect="latest") as session:
+            async def one(i: int) -> bytes:
+                stream = await session.open_bidi()
+                stream.write(b"%d" % i * 5000)
+                stream.write_eof()
+                return await stream.read()
+
+            results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(40))), 30)
+            assert results == [b"%d" % i * 5000 for i in range(40)]
+            assert not session.closed
+        assert srv.server.limit_hits == 0

@@ -166,7 +166,10 @@ def test_latest_flow_control_capsules():
     pair.client.send_stream_data(s, b"y" * 100, end_stream=True)
     assert pair.client.send_credit(sid) == 0
     pair.pump()
-    # the server re-granted data and, the stream being finished, one more stream
+    assert not pair.client.can_open_stream(sid, uni=False)  # the server's side is still open
+    pair.server.send_stream_data(s, b"", end_stream=True)
+    pair.pump()
+    # the server re-granted data and, the stream being finished both ways, one more stream
     assert pair.of(pair.client_events, P.CreditAvailable)
     assert pair.client.send_credit(sid) > 0
     assert pair.client.can_open_stream(sid, uni=False)

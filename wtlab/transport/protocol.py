@@ -553,7 +553,6 @@ class WebTransportConnection:
         st.recv_done = True
         self.quic.stop_stream(stream_id, app_error_to_h3(code))
         self._stopped.add(stream_id)
-        self._stream_recv_finished(st)
         self._maybe_forget(st)
 
     # --------------------------------------------------------------- datagrams
@@ -666,12 +665,15 @@ class WebTransportConnection:
                                                      encode_uint_var(s.local_max_data)))
         if end:
             st.recv_done = True
-            self._stream_recv_finished(st)
             self._maybe_forget(st)
         return out
 
-    def _stream_recv_finished(self, st: _WtStream) -> None:
-        """A peer-opened stream finished receiving: grant a new stream in ``latest``."""
+    def _grant_stream(self, st: _WtStream) -> None:
+        """A peer-opened stream is finished both ways: grant a new one in ``latest``.
+
+        Granting only then keeps the peer's open streams within the initial limit, which
+        is what a server enforcing ``max_streams_per_session`` counts.
+        """
         if st.local:
             return
         s = self.sessions.get(st.session_id)
@@ -694,10 +696,13 @@ class WebTransportConnection:
 
     def _maybe_forget(self, st: _WtStream) -> None:
         if st.recv_done and st.send_done:
-            self.streams.pop(st.stream_id, None)
+            if self.streams.pop(st.stream_id, None) is None:
+                return
             s = self.sessions.get(st.session_id)
             if s is not None:
                 s.streams.discard(st.stream_id)
+                if not st.local and s.fc:
+                    self._grant_stream(st)
 
     def _other_stream_data(self, event: QuicStreamData) -> list[WtEvent]:
         sid = event.stream_id
@@ -910,7 +915,6 @@ class WebTransportConnection:
         if st is not None:
             st.recv_done = True
             out: list[WtEvent] = [StreamResetReceived(st.session_id, sid, h3_error_to_app(error_code))]
-            self._stream_recv_finished(st)
             self._maybe_forget(st)
             return out
         if sid in self._requests:

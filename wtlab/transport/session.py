@@ -35,6 +35,13 @@ DATAGRAM_QUEUE = 4096  # received datagrams kept per session before the oldest a
 DATAGRAM_SEND_QUEUE = 4096  # datagrams waiting for congestion window before the oldest drop
 
 
+def _wake(waiters: list) -> None:
+    for fut in waiters:
+        if not fut.done():
+            fut.set_result(None)
+    waiters.clear()
+
+
 class _DrainAwaitable:
     """What ``write`` returns: ignore it, or await it to drain."""
 
@@ -193,12 +200,11 @@ class Stream:
             if self._stop_code is not None:
                 raise StreamReset(self._stop_code, f"the peer sent STOP_SENDING with code "
                                   f"{self._stop_code} while we were writing")
-            fut = self._drain_waiter = ep.loop.create_future()
+            fut = self._drain_waiter
+            if fut is None or fut.done():  # shared by every task draining this stream
+                fut = self._drain_waiter = ep.loop.create_future()
             ep.blocked_writers.add(self)
-            try:
-                await fut
-            finally:
-                self._drain_waiter = None
+            await asyncio.shield(fut)
 
     def write_eof(self) -> None:
         """Send FIN: no more data from this side."""
@@ -307,6 +313,8 @@ class Stream:
             raise self._error  # more data was needed and none will come
         if self._buf and not force:
             return
+        if self._read_waiter is not None:
+            raise ConfigError("another task is already reading this stream; read from one task")
         fut = self._read_waiter = self._ep.loop.create_future()
         try:
             await fut
@@ -359,6 +367,7 @@ class Stream:
 
     def _wake_writer(self) -> None:
         w = self._drain_waiter
+        self._drain_waiter = None
         if w is not None and not w.done():
             w.set_result(None)
 
@@ -384,11 +393,12 @@ class Session:
         self._wts = endpoint.wt.sessions[session_id]  # protocol-level state of this session
         self._incoming_bidi: collections.deque[Stream] = collections.deque()
         self._incoming_uni: collections.deque[Stream] = collections.deque()
-        self._bidi_waiter: asyncio.Future | None = None
-        self._uni_waiter: asyncio.Future | None = None
+        # Waiters are lists: several tasks may wait at once; all are woken, each re-checks.
+        self._bidi_waiters: list[asyncio.Future] = []
+        self._uni_waiters: list[asyncio.Future] = []
         self._datagrams: collections.deque[bytes] = collections.deque()
-        self._dgram_waiter: asyncio.Future | None = None
-        self._credit_waiter: asyncio.Future | None = None
+        self._dgram_waiters: list[asyncio.Future] = []
+        self._credit_waiters: list[asyncio.Future] = []
         self._fc_blocked: list[Stream] = []
         self._closed_exc: SessionClosed | None = None
         self._closed_fut: asyncio.Future = endpoint.loop.create_future()
@@ -452,11 +462,7 @@ class Session:
                 break
             ep.wt.signal_streams_blocked(self.session_id, uni)
             ep.schedule_transmit()
-            fut = self._credit_waiter = ep.loop.create_future()
-            try:
-                await fut
-            finally:
-                self._credit_waiter = None
+            await self._wait(self._credit_waiters)
         sid = ep.wt.open_stream(self.session_id, uni)
         stream = Stream(self, sid, readable=not uni, writable=True)
         self._streams[sid] = stream
@@ -468,24 +474,28 @@ class Session:
 
     async def accept_bidi(self) -> Stream:
         """The next bidirectional stream the peer opened."""
-        return await self._accept(self._incoming_bidi, "_bidi_waiter")
+        return await self._accept(self._incoming_bidi, self._bidi_waiters)
 
     async def accept_uni(self) -> Stream:
         """The next unidirectional (receive-only) stream the peer opened."""
-        return await self._accept(self._incoming_uni, "_uni_waiter")
+        return await self._accept(self._incoming_uni, self._uni_waiters)
 
-    async def _accept(self, queue: collections.deque, waiter_attr: str) -> Stream:
+    async def _accept(self, queue: collections.deque, waiters: list) -> Stream:
         while not queue:
             self._raise_if_closed()
             if self._draining:
                 raise SessionClosed(0, "the peer is draining the session")
-            fut = self._ep.loop.create_future()
-            setattr(self, waiter_attr, fut)
-            try:
-                await fut
-            finally:
-                setattr(self, waiter_attr, None)
+            await self._wait(waiters)
         return queue.popleft()
+
+    async def _wait(self, waiters: list) -> None:
+        fut = self._ep.loop.create_future()
+        waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if not fut.done() and fut in waiters:  # cancelled while waiting
+                waiters.remove(fut)
 
     # --------------------------------------------------------------- datagrams
     def send_datagram(self, data: bytes) -> None:
@@ -525,11 +535,7 @@ class Session:
             self._raise_if_closed()
             if self._draining:
                 raise SessionClosed(0, "the peer is draining the session")
-            fut = self._dgram_waiter = self._ep.loop.create_future()
-            try:
-                await fut
-            finally:
-                self._dgram_waiter = None
+            await self._wait(self._dgram_waiters)
         data = q.popleft()
         self._buffered -= len(data)
         return data
@@ -597,12 +603,10 @@ class Session:
         self._streams_accepted += 1
         if uni:
             self._incoming_uni.append(stream)
-            w = self._uni_waiter
+            _wake(self._uni_waiters)
         else:
             self._incoming_bidi.append(stream)
-            w = self._bidi_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+            _wake(self._bidi_waiters)
 
     def _on_datagram(self, data: bytes) -> None:
         q = self._datagrams
@@ -613,9 +617,8 @@ class Session:
         q.append(data)
         self._datagrams_received += 1
         self._on_buffered(len(data))
-        w = self._dgram_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        if self._dgram_waiters:
+            _wake(self._dgram_waiters)
 
     def _on_credit(self) -> None:
         blocked = self._fc_blocked
@@ -625,9 +628,7 @@ class Session:
             blocked.pop(0)
         if blocked:
             self._signal_data_blocked()
-        w = self._credit_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        _wake(self._credit_waiters)
         self._ep.schedule_transmit()
 
     def _signal_data_blocked(self) -> None:
@@ -635,10 +636,8 @@ class Session:
 
     def _on_drain(self) -> None:
         self._draining = True
-        for attr in ("_bidi_waiter", "_uni_waiter", "_dgram_waiter"):
-            w = getattr(self, attr)
-            if w is not None and not w.done():
-                w.set_result(None)
+        for waiters in (self._bidi_waiters, self._uni_waiters, self._dgram_waiters):
+            _wake(waiters)
 
     def _on_closed(self, code: int, reason: str, local: bool = False) -> None:
         if self._closed_exc is not None:
@@ -649,10 +648,9 @@ class Session:
         for stream in list(self._streams.values()):
             stream._on_session_error(exc)
             self._ep.forget_stream(stream.stream_id)
-        for attr in ("_bidi_waiter", "_uni_waiter", "_dgram_waiter", "_credit_waiter"):
-            w = getattr(self, attr)
-            if w is not None and not w.done():
-                w.set_result(None)
+        for waiters in (self._bidi_waiters, self._uni_waiters, self._dgram_waiters,
+                        self._credit_waiters):
+            _wake(waiters)
         if not self._closed_fut.done():
             self._closed_fut.set_result((code, reason))
         self._ep.session_finished(self)
