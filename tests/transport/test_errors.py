@@ -230,3 +230,23 @@ async def test_session_close_ends_a_read_that_has_partial_data():
             with pytest.raises(SessionClosed) as info:
                 await asyncio.wait_for(stream.read(), 5)  # to FIN, which never comes
             assert info.value.code == 3
+
+
+async def test_peer_drain_ends_waiters_but_not_streams():
+    async def drainer(session):
+        stream = await session.accept_bidi()
+        session.request_drain()
+        data = await stream.read()
+        stream.write(data)
+        stream.write_eof()
+        await session.wait_closed()
+
+    async with running_server(routes={"/drain": drainer}) as srv:
+        async with srv.connect("/drain") as session:
+            stream = await session.open_bidi()
+            stream.write(b"abc")
+            with pytest.raises(SessionClosed):
+                await asyncio.wait_for(session.accept_uni(), 5)
+            assert session.draining
+            stream.write_eof()
+            assert await asyncio.wait_for(stream.read(), 5) == b"abc"

@@ -549,6 +549,21 @@ class Session:
             self._on_closed(code, reason, local=True)
         await self._ep.session_closed_locally(self)
 
+    def request_drain(self) -> None:
+        """Ask the peer to wind the session down (DRAIN_WEBTRANSPORT_SESSION capsule).
+
+        On the peer, pending ``accept_*`` and ``receive_datagram`` calls end with
+        ``SessionClosed(0, ...)``; open streams keep working until the session closes.
+        """
+        self._raise_if_closed()
+        self._ep.wt.drain_session(self.session_id)
+        self._ep.schedule_transmit()
+
+    @property
+    def draining(self) -> bool:
+        """True once the peer asked to wind the session down."""
+        return self._draining
+
     async def wait_closed(self) -> tuple[int, str]:
         """Wait until the session is closed; returns (code, reason)."""
         await asyncio.shield(self._closed_fut)
