@@ -205,13 +205,19 @@ def test_corrupt_part_is_a_trace_format_error(tmp_path):
 
 
 def test_pandas_reads_dataset_folder(tmp_path):
-    root = datasets.write([(synthetic_recorder(20, seed=i), p) for i, p in enumerate(PARAMS)],
-                          tmp_path)
+    from wtlab.trace import Recorder
+
+    plain = Recorder()  # no extra text at all: its column must still be text in the file
+    for i in range(5):
+        plain.event(i * 0.1, "packet_sent", pn=i, bytes=1200)
+    runs = [(synthetic_recorder(20, seed=i), p) for i, p in enumerate(PARAMS)]
+    runs.append((plain, {"algo": "reno", "rate_mbps": 5, "loss": 0.0, "seed": 9}))
+    root = datasets.write(runs, tmp_path)
     card = (root / "README.md").read_text()
     assert "ignore_prefixes=['README', '.', '_']" in card
     df = pd.read_parquet(root, ignore_prefixes=["README", ".", "_"])
     mine = datasets.load(root)
     assert len(df) == len(mine)
-    assert set(df["algo"].astype(str)) == {"cubic", "bbr"}
+    assert set(df["algo"].astype(str)) == {"cubic", "bbr", "reno"}
     assert df.groupby("run_id", observed=True).size().to_dict() == \
         mine.groupby("run_id", observed=True).size().to_dict()

@@ -96,11 +96,43 @@ def to_arrow(trace: Any, meta: Mapping[str, Any] | None = None):
         rec_meta.update(meta)
     df = schema.conform(df)
     table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.cast(_fixed_schema(table.schema))
     md = dict(table.schema.metadata or {})
     md[META_KEY] = json.dumps(
         {"schema_version": schema.SCHEMA_VERSION, "meta": json.loads(meta_json(rec_meta))}
     ).encode()
     return table.replace_schema_metadata(md)
+
+
+def arrow_schema_types():
+    """Arrow types of the schema columns in files wtlab writes (the same in every file,
+    so datasets of many parts read as one table: an all-NA ``extra`` is still text)."""
+    import pyarrow as pa
+
+    cat = pa.dictionary(pa.int32(), pa.string())
+    return {"time_s": pa.float64(), "flow": pa.uint16(), "kind": cat, "pn": pa.int64(),
+            "stream_id": pa.int64(), "bytes": pa.int64(), "cwnd": pa.int64(),
+            "bytes_in_flight": pa.int64(), "ssthresh": pa.int64(),
+            **{c: pa.float32() for c in schema.FLOAT32_COLUMNS},
+            "state": cat, "extra": pa.string()}
+
+
+def _fixed_schema(inferred):
+    import pyarrow as pa
+
+    types = arrow_schema_types()
+    fields = []
+    for f in inferred:
+        t = types.get(f.name)
+        if t is None:
+            if pa.types.is_dictionary(f.type):
+                t = pa.dictionary(pa.int32(), pa.string())
+            elif pa.types.is_large_string(f.type) or pa.types.is_null(f.type):
+                t = pa.string()
+            else:
+                t = f.type
+        fields.append(pa.field(f.name, t))
+    return pa.schema(fields, metadata=inferred.metadata)
 
 
 def write_parquet(trace: Any, path: str | os.PathLike, *, meta: Mapping[str, Any] | None = None,
