@@ -276,3 +276,22 @@ async def test_session_close_mid_channel_is_typed():
         with pytest.raises(wtlab.SessionClosed):
             await ch.send(b"more")
 
+
+
+async def test_channel_handler_route_echoes():
+    from wtlab.reliability import channel_handler
+
+    routes = {"/echo-chan": channel_handler(mode="reliable"),
+              "/dgram-chan": channel_handler(mode="unordered", transport="datagram")}
+    async with running_server(routes=routes) as srv:
+        for path, kw in (("/echo-chan", dict(mode="reliable")),
+                         ("/dgram-chan", dict(mode="unordered", transport="datagram"))):
+            async with wtlab.connect(srv.url(path), cert_hashes=[srv.cert_sha256]) as s:
+                ch = s.channel(**kw)
+                msgs = [payload(i, 100 + i) for i in range(50)]
+                for m in msgs:
+                    await ch.send(m)
+                got = [await asyncio.wait_for(ch.receive(), 5) for _ in msgs]
+                assert sorted(got) == sorted(msgs)
+                if kw["mode"] == "reliable":
+                    assert got == msgs

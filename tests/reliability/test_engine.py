@@ -65,7 +65,12 @@ def test_step_by_hand_one_loss_one_retransmission():
     (retx,) = a.datagrams_to_send(0.1)
     b.receive_datagram(retx, 0.15)
     assert [e.data for e in b.events()] == [b"m1", b"m2", b"m3", b"m4"]
-    a.receive_datagram(b.datagrams_to_send(0.15)[0], 0.2)
+    # one in-order packet: its ACK is delayed by max_ack_delay (QUIC's rule), then sent
+    assert b.datagrams_to_send(0.15) == []
+    t_ack = b.next_timer()
+    assert t_ack == pytest.approx(0.15 + b.max_ack_delay_s)
+    b.on_timer(t_ack)
+    a.receive_datagram(b.datagrams_to_send(t_ack)[0], 0.2)
     assert [e.message_id for e in a.events()] == [1]
     assert a.next_timer() is None and a.unfinished == 0
     df = rec.to_pandas()
@@ -85,7 +90,8 @@ def test_probe_timeout_retransmits_with_backoff_when_acks_stop():
     a.send(b"x", 0.0)
     assert len(a.datagrams_to_send(0.0)) == 1
     t1 = a.next_timer()
-    assert t1 == pytest.approx(0.1 + 4 * 0.05)  # RFC 9002 PTO from the initial RTT
+    # RFC 9002 PTO from the initial RTT: srtt + 4 rttvar + max_ack_delay
+    assert t1 == pytest.approx(0.1 + 4 * 0.05 + a.max_ack_delay_s)
     a.on_timer(t1)
     assert len(a.datagrams_to_send(t1)) == 1  # the probe resends the data
     t2 = a.next_timer()

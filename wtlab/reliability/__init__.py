@@ -1,7 +1,8 @@
 """Message delivery modes over WebTransport: reliable, unordered, partial, unreliable.
 
 * :func:`open_channel` / ``session.channel(...)``: message channels over a live or emulated
-  session (:mod:`wtlab.reliability.channel`);
+  session (:mod:`wtlab.reliability.channel`); :func:`channel_handler` makes a server route
+  that opens one on every session;
 * :class:`Engine`: the sans-IO retransmission engine behind the datagram modes, steppable
   by hand (:mod:`wtlab.reliability.engine`);
 * :class:`EnginePair`, :class:`LossyLink`: two engines over simulated links, in virtual
@@ -32,6 +33,14 @@ from wtlab.reliability.engine import (
 from wtlab.reliability.sim import EnginePair, LossyLink, PatternLink
 
 
+def channel_handler(fn=None, **channel_kw):
+    """A server route handler with a channel per session; see
+    :func:`wtlab.reliability.channel.channel_handler`."""
+    from wtlab.reliability.channel import channel_handler as _handler
+
+    return _handler(fn, **channel_kw)
+
+
 def open_channel(session, **kw):
     """A message channel over ``session``; see :func:`wtlab.reliability.channel.open_channel`."""
     from wtlab.reliability.channel import open_channel as _open
@@ -49,5 +58,6 @@ __all__ = [
     "MessageDropped",
     "MessageExpired",
     "PatternLink",
+    "channel_handler",
     "open_channel",
 ]

@@ -212,7 +212,7 @@ class Engine:
                  lifetime_s: float | None = None, max_retransmissions: int | None = None,
                  fragment: bool = False, max_datagram_size: int = 1200,
                  max_in_flight: int = 256, initial_rtt_s: float = 0.1,
-                 max_ack_delay_s: float = 0.0, recorder: Any = None, flow: int = 0) -> None:
+                 max_ack_delay_s: float = 0.005, recorder: Any = None, flow: int = 0) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown reliability mode {mode!r}; use one of {', '.join(MODES)}")
         if mode == "reliable":
@@ -279,6 +279,8 @@ class Engine:
         # receiver
         self._rx_ranges: list[list[int]] = []
         self._ack_pending = False
+        self._ack_eliciting = 0  # ack-eliciting packets received since our last ACK
+        self._ack_due: float | None = None
         self._largest_rx_time = 0.0
         self._floor = 0
         self._done: set[int] = set()
@@ -369,8 +371,11 @@ class Engine:
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Datagram payloads to transmit now (acks first, then retransmissions, then new)."""
         out: list[bytes] = []
-        if self._ack_pending:
-            out.append(self._ack_frame(now))
+        ack = None
+        if self._ack_pending and (self._ack_eliciting >= 2 or self._ack_due is None
+                                  or self._ack_due <= now):
+            ack = self._ack_frame(now)
+            out.append(ack)
         if not self.acked_mode:
             if self._unreliable_out:
                 n = len(self._unreliable_out)
@@ -403,6 +408,16 @@ class Engine:
             if m is None or m.acked[idx]:
                 continue
             out.append(self._send_fragment(m, idx, now))
+        if self._ack_pending and len(out) > (ack is not None):
+            # a delayed ACK rides in front of the first outgoing packet if it fits
+            first = 1 if ack is not None else 0
+            ack = self._ack_frame(now) if ack is None else ack
+            if len(ack) + len(out[first]) <= self.max_datagram_size:
+                out[first] = ack + out[first]
+                if first:
+                    del out[0]
+            elif not first:
+                out.insert(0, ack)
         return out
 
     # ------------------------------------------------------------------ public: receiving
@@ -411,10 +426,16 @@ class Engine:
         if not data:
             raise ProtocolError("empty reliability datagram")
         kind = data[0] & _TYPE_MASK
+        if kind == T_ACK:
+            end = self._on_ack(data, now)
+            if end == len(data):
+                return
+            data = data[end:]  # a packet carried behind the ACK
+            kind = data[0] & _TYPE_MASK
+            if kind == T_ACK:
+                raise ProtocolError("two ACK frames in one reliability datagram")
         if kind == T_DATA:
             self._on_data(data, now)
-        elif kind == T_ACK:
-            self._on_ack(data, now)
         elif kind == T_FORWARD:
             pn, pos = decode_varint(data, 1)
             forward, pos = decode_varint(data, pos)
@@ -459,6 +480,8 @@ class Engine:
             heapq.heappop(rdl)
         if rdl:
             times.append(rdl[0][0])
+        if self._ack_pending and self._ack_due is not None:
+            times.append(self._ack_due)
         return min(times) if times else None
 
     def on_timer(self, now: float) -> None:
@@ -638,7 +661,8 @@ class Engine:
         if self._forward_point() > self._forward_sent:
             self._forward_wanted = True
 
-    def _on_ack(self, data: bytes, now: float) -> None:
+    def _on_ack(self, data: bytes, now: float) -> int:
+        """Process the ACK frame at the start of ``data``; returns where it ends."""
         largest, pos = decode_varint(data, 1)
         delay_us, pos = decode_varint(data, pos)
         count, pos = decode_varint(data, pos)
@@ -684,7 +708,7 @@ class Engine:
                     del lost[pn]
                     self._credit(s, now)
         if not newly:
-            return
+            return pos
         if largest > self._largest_acked:
             self._largest_acked = largest
         last = newly[-1]
@@ -695,6 +719,7 @@ class Engine:
         for s in newly:
             self._credit(s, now)
         self._detect_lost(now)
+        return pos
 
     def _credit(self, s: _Sent, now: float) -> None:
         """The peer received packet ``s``: mark its fragment (or forward point) acknowledged."""
@@ -772,7 +797,12 @@ class Engine:
     # ------------------------------------------------------------------ receiver internals
     def _note_rx_pn(self, pn: int, now: float) -> None:
         self._ack_pending = True
+        self._ack_eliciting += 1
+        if self._ack_due is None:
+            self._ack_due = now + self.max_ack_delay_s
         ranges = self._rx_ranges
+        if ranges and pn != ranges[-1][1] + 1:
+            self._ack_due = now  # a gap or a reordering: acknowledge at once (RFC 9000 13.2.1)
         if not ranges or pn > ranges[-1][1] + 1:
             ranges.append([pn, pn])
             self._largest_rx_time = now
@@ -802,6 +832,8 @@ class Engine:
 
     def _ack_frame(self, now: float) -> bytes:
         self._ack_pending = False
+        self._ack_eliciting = 0
+        self._ack_due = None
         ranges = self._rx_ranges[-MAX_ACK_RANGES:]
         lo, hi = ranges[-1]
         delay_us = max(0, int((now - self._largest_rx_time) * 1e6))
