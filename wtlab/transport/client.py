@@ -155,6 +155,8 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
             raise ConnectTimeout(f"resolving {host!r} took longer than {timeout}s") from None
         except OSError as exc:
             raise ConnectTimeout(f"cannot resolve {host!r}: {exc}; check the host name") from None
+        # IPv4 first: wtlab's server (and most test servers) listen on 127.0.0.1
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
         addr_host = infos[0][4][0]
         ip = ipaddress.ip_address(addr_host)
     if ip.version == 6:
