@@ -24,8 +24,9 @@ events carrying that ACK frame, which is where qvis looks for acknowledgements. 
 without a standard qlog event become ``wtlab:<kind>`` events. Each event
 carries what the standard fields cannot say (``flow`` beyond the trace, controller
 state, ...) in a ``wtlab`` member of its ``data``, so a trace written here reads back
-row for row, value for value (``read_qlog``); rows come back in time order, and rows of
-different flows at the same instant in flow order (qlog keeps each flow's own order).
+row for row, value for value (``read_qlog``). JSON-SEQ keeps the row order; JSON (one
+trace per flow) keeps each flow's order and merges the flows by time (rows of different
+flows at the same instant in flow order).
 
 Reading (:func:`read_qlog`, :func:`parse_qlog`) accepts:
 
