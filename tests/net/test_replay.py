@@ -117,3 +117,79 @@ async def test_replay_a_live_session_recorded_through_the_relay():
     rp = replay(rec, cc="bbr")  # virtual time, inside this test's running loop
     assert rp.emulation.flows[0].summary["transferred_bytes"] == 1_500_000
     assert rp.compare().loc["replayed", "cc"] == "bbr"
+
+
+async def test_replay_an_aioquic_qlog(tmp_path):
+    """An imported qlog written by aioquic itself (its own Reno, no wtlab code in the
+    connection) of a live raw-QUIC upload through the impairment relay on loopback
+    (aioquic's qlog clock is the wall clock, so the recording must be live)."""
+    import asyncio
+    import json
+
+    from aioquic.asyncio.protocol import QuicConnectionProtocol
+    from aioquic.asyncio.server import QuicServer
+    from aioquic.quic import events
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+    from aioquic.quic.logger import QuicLogger
+
+    from wtlab.trace.qlog import read_qlog
+    from wtlab.transport.certs import default_certificate
+
+    size = 500_000
+    loop = asyncio.get_running_loop()
+
+    class Sink(QuicConnectionProtocol):
+        def quic_event_received(self, event):
+            if isinstance(event, events.StreamDataReceived) and event.end_stream:
+                self._quic.send_stream_data(event.stream_id, b"ok", end_stream=True)
+                self.transmit()
+
+    class Client(QuicConnectionProtocol):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.done = loop.create_future()
+
+        def quic_event_received(self, event):
+            if isinstance(event, events.StreamDataReceived) and event.end_stream:
+                self.done.set_result(True)
+
+    pair = default_certificate("rsa")
+    scfg = QuicConfiguration(is_client=False, alpn_protocols=["x"],
+                             certificate=pair.certificate, private_key=pair.private_key)
+    stransport, _ = await loop.create_datagram_endpoint(
+        lambda: QuicServer(configuration=scfg, create_protocol=Sink),
+        local_addr=("127.0.0.1", 0))
+    logger = QuicLogger()
+    try:
+        async with Relay(target=stransport.get_extra_info("sockname")[:2], rate_bps=5e6,
+                         delay_s=0.015, buffer="20kb", seed=3) as relay:
+            ccfg = QuicConfiguration(is_client=True, alpn_protocols=["x"], verify_mode=0,
+                                     server_name="localhost", quic_logger=logger)
+            quic = QuicConnection(configuration=ccfg)
+            ctransport, proto = await loop.create_datagram_endpoint(
+                lambda: Client(quic), local_addr=("127.0.0.1", 0))
+            proto.connect(relay.address)
+            await asyncio.wait_for(proto.wait_connected(), 10)
+            quic.send_stream_data(quic.get_next_available_stream_id(), bytes(size),
+                                  end_stream=True)
+            proto.transmit()
+            await asyncio.wait_for(proto.done, 30)
+            proto.close()
+            await proto.wait_closed()
+            ctransport.close()
+    finally:
+        stransport.close()
+    qlog = tmp_path / "client.qlog"
+    qlog.write_text(json.dumps(logger.to_dict()))
+
+    frame = read_qlog(qlog, derive_acks=True)
+    d = derive_path(frame, direction="up")
+    print(f"aioquic qlog: min RTT {d.min_rtt_s * 1000:.1f} ms, capacity "
+          f"{d.capacity_bps / 1e6:.2f} Mbit/s (relay: 30 ms, 5 Mbit/s)")
+    assert 0.030 <= d.min_rtt_s < 0.045  # 30 ms propagation, live loop latency on top
+    assert d.capacity_bps == pytest.approx(5e6, rel=0.25)
+    meta = {"workload": Bulk(size_bytes=size, direction="up").describe()}
+    rp = replay(frame, cc="bbr", meta=meta)  # virtual time, inside this running loop
+    assert rp.emulation.flows[0].summary["transferred_bytes"] == size
+    assert rp.derived.min_rtt_s == d.min_rtt_s

@@ -8,7 +8,8 @@ Input: a recorded session: a :class:`~wtlab.trace.Recorder` (wtlab's own recordi
 live or emulated session), or a DataFrame in the trace schema (e.g. an imported qlog) plus
 its metadata. Replay reads the rows of the flow whose end *sent the data*: its
 ``packet_sent``, ``packet_acked``, ``packet_lost`` and ``rtt_sample`` rows (what wtlab
-records at the end whose controller it runs). Record the sending end: the client for
+records at the end whose controller it runs; from an imported qlog, read it with
+``read_qlog(path, derive_acks=True)``: RTTs then come from its ``metrics_updated`` rows). Record the sending end: the client for
 uploads and messages (``wtlab.connect(recorder=...)``), the server for downloads
 (``wtlab.serve(recorder=...)``).
 
@@ -190,7 +191,10 @@ def derive_path(frame: pd.DataFrame, *, flow: int | None = None, direction: str 
     f = _pick_flow(frame, flow)
     df = frame[frame["flow"] == f]
     kind = df["kind"].astype(str)
-    rtt = df.loc[kind == "rtt_sample", ["time_s", "latest_rtt_s"]].dropna()
+    # RTT samples: wtlab's rtt_sample rows, or the metrics_updated rows an imported qlog
+    # (aioquic's recovery:metrics_updated with latest_rtt) becomes
+    rtt = df.loc[kind.isin(["rtt_sample", "metrics_updated"]),
+                 ["time_s", "latest_rtt_s"]].dropna()
     acked = df.loc[kind == "packet_acked", ["time_s", "pn", "bytes"]]
     sent = df.loc[kind == "packet_sent", ["time_s", "pn", "bytes"]]
     lost = df.loc[kind == "packet_lost", ["time_s", "pn"]]
