@@ -234,3 +234,14 @@ def test_emulate_engine_runs_the_full_stack(tmp_path):
     assert {"packet_sent", "packet_acked", "cwnd_changed"} <= set(df["kind"].astype(str))
     meta = summary(tmp_path / "emu")
     assert len(meta) == 2
+
+
+def test_sweep_without_a_dataset_returns_the_summary():
+    res = wtlab.sweep({"algo": ["reno", "bbr"], "loss_pct": [0, 2], "duration_s": 1},
+                      workers=2, progress=False)
+    assert res.path is None and res.ran == 4
+    s = res.summary.set_index(["algo", "loss_pct"])["goodput_bps"]
+    assert s[("reno", 2)] < s[("reno", 0)]  # loss costs Reno throughput
+    assert s[("bbr", 2)] > 2 * s[("reno", 2)]  # and BBR much less
+    with pytest.raises(wtlab.ConfigError, match="out=PATH"):
+        res.load()

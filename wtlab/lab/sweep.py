@@ -402,7 +402,9 @@ def sweep(grid: Any, engine: str = "model", executor: Any = None, out: Any = Non
     futures: dict[Any, dict[str, Any]] = {}
     try:
         if todo:
-            futures = _submit_all(executor, dask, todo, engine, trace)
+            # without a dataset nobody reads the traces: do not ship them back
+            futures = _submit_all(executor, dask, todo, engine,
+                                  trace if root is not None else "none")
             for result in _as_completed(futures, dask):
                 _consume(result, root, rows, failures)
                 bar.update(1)
