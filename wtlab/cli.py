@@ -1,4 +1,4 @@
-"""The ``wtlab`` command: ``serve``, ``relay``, ``sweep``, ``demo``.
+"""The ``wtlab`` command: ``serve``, ``relay``, ``sweep``, ``demo``, ``trace``.
 
 Each subcommand lives with the package it belongs to; this module only
 dispatches, so ``wtlab --help`` stays fast.
@@ -18,6 +18,7 @@ COMMANDS = {
     "relay": ("wtlab.net.relay", "cli_main", "UDP impairment relay on loopback (rate, delay, loss, trace)"),
     "sweep": ("wtlab.lab.sweep", "cli_main", "run a parameter grid into a dataset"),
     "demo": ("wtlab.lab.demo", "cli_main", "the embedded demo: local server, emulated path, comparison"),
+    "trace": ("wtlab.trace.cli", "cli_main", "convert and summarise trace files (qlog, Parquet, CSV)"),
 }
 
 
