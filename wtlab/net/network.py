@@ -356,6 +356,7 @@ class VirtualNetwork:
             if until < loop.time():
                 return loop.time()
             sentinel = loop.call_at(until, _noop)
+            loop.run_deadline = until
             done = (lambda: loop.time() >= until) if stop is None else (
                 lambda: loop.time() >= until or stop())
         else:
@@ -374,6 +375,7 @@ class VirtualNetwork:
         finally:
             if sentinel is not None:
                 sentinel.cancel()
+                loop.run_deadline = math.inf
             # step() continues with the events after this run
             self._cursor = len(self.recorder)
             self._pending_rows.clear()

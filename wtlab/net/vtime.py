@@ -91,7 +91,7 @@ class _VirtualSelector(selectors.BaseSelector):
                 # epoll waits whole milliseconds (CPython rounds the timeout up), so a live
                 # loop wakes late for timers, but at once when a datagram becomes readable
                 wake = now + math.ceil((wake - now) / g - 1e-9) * g
-                io = loop.io_deadline
+                io = min(loop.io_deadline, loop.run_deadline)
                 if now < io < wake:
                     wake = io
             # Jump to the deadline plus one tick (timeout = when - now would lose bits). The
@@ -144,6 +144,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         #: virtual time of the next datagram delivery (set by the network): wakes the
         #: loop before a rounded-up timer, as a readable socket wakes epoll
         self.io_deadline = math.inf
+        #: where a run(until=...) stops: reached exactly, not rounded
+        self.run_deadline = math.inf
         selector = _VirtualSelector()
         super().__init__(selector=selector)
         selector.loop = self
