@@ -85,12 +85,13 @@ def _capacity(path: Any) -> float | None:
 def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, *,
             flows: int | None = None, until_s: float | None = 10.0,
             start_s: Sequence[float] | float = 0.0, record_link: str | None = "drops",
-            meta: dict | None = None) -> EmulationResult:
+            meta: dict | None = None, **network_options: Any) -> EmulationResult:
     """Run ``flows`` flows (default: one per entry of ``cc``) over ``path``; each flow
     runs ``workload`` (default: bulk download) under its controller (``cc``: one name for
     all, or one per flow). The run stops at ``until_s`` virtual seconds or when every
     flow's workload has finished, whichever comes first (``until_s=None``: only the
-    latter). Deterministic for a path with a fixed seed."""
+    latter). ``network_options`` go to :class:`VirtualNetwork` (``timer_granularity_s``,
+    ``rx_coalesce_s``). Deterministic for a path with a fixed seed."""
     ccs = [cc] if isinstance(cc, str) or not isinstance(cc, Sequence) else list(cc)
     n = flows if flows is not None else len(ccs)
     if n < 1:
@@ -108,7 +109,7 @@ def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, 
     run_meta = {"engine": "emulate", "cc": [c if isinstance(c, str) else str(c) for c in ccs],
                 "path": describe() if callable(describe) else None, "until_s": until_s,
                 **(meta or {})}
-    net = VirtualNetwork(path, record_link=record_link, meta=run_meta)
+    net = VirtualNetwork(path, record_link=record_link, meta=run_meta, **network_options)
     made = []
     for i in range(n):
         work = create(workload) if workload is not None else Bulk(duration_s=1e6,
