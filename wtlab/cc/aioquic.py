@@ -30,7 +30,10 @@ classes, so other connections in the process are untouched):
   exactly (virtual time does): aioquic otherwise re-arms the timer at the same
   float and a driver that trusts ``get_timer()`` spins forever.
 * ``quic.datagrams_to_send`` is wrapped to tell the controller when the sender
-  had window to spare but nothing to send (``on_app_limited``).
+  had window to spare but nothing to send (``on_app_limited``), and
+  ``quic.receive_datagram`` to count what arrives: with the sent/acked/lost counts
+  this fills :class:`ConnectionCounters` (``quic._wtlab_counters``), the source of
+  ``session.stats()``.
 
 Trace rows written for one connection (``flow`` = the ``flow`` argument):
 
@@ -95,6 +98,24 @@ _EXTRA_SENT = {
 }
 
 
+class ConnectionCounters:
+    """Packet and byte counters of one attached connection (read by ``session.stats()``).
+
+    Sent counts are QUIC packets as aioquic builds them (``sent_bytes`` is the packet
+    size, what the W3C API calls bytes sent without UDP/IP framing); received counts
+    are UDP datagrams (a datagram may hold coalesced packets during the handshake).
+    """
+
+    __slots__ = ("packets_sent", "bytes_sent", "packets_acked", "bytes_acknowledged",
+                 "packets_lost", "bytes_lost", "packets_received", "bytes_received")
+
+    def __init__(self) -> None:
+        self.packets_sent = self.bytes_sent = 0
+        self.packets_acked = self.bytes_acknowledged = 0
+        self.packets_lost = self.bytes_lost = 0
+        self.packets_received = self.bytes_received = 0
+
+
 class ControllerShim(QuicCongestionControl):
     """aioquic's ``QuicCongestionControl`` around a wtlab controller.
 
@@ -115,6 +136,7 @@ class ControllerShim(QuicCongestionControl):
         self._last_now = 0.0
         self.loss_space: Any = None  # the space _detect_loss is looking at, for loss triggers
         self.in_pto = False  # inside a PTO expiry: expired packets are "lost" by PTO
+        self.counters = ConnectionCounters()
 
     # aioquic reads these three; they are the controller's outputs.
     @property
@@ -152,6 +174,9 @@ class ControllerShim(QuicCongestionControl):
     def on_packet_acked(self, *, now: float, packet: Any) -> None:
         self._acked.append(packet)
         self._ack_now = now
+        c = self.counters
+        c.packets_acked += 1
+        c.bytes_acknowledged += packet.sent_bytes
 
     def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
         stats = self.rtt
@@ -179,6 +204,9 @@ class ControllerShim(QuicCongestionControl):
             self.flush()
         packets = list(packets)
         self._last_now = now
+        c = self.counters
+        c.packets_lost += len(packets)
+        c.bytes_lost += sum(p.sent_bytes for p in packets)
         controller = self.controller
         rec = controller.recorder
         if rec is None:
@@ -203,6 +231,10 @@ class ControllerShim(QuicCongestionControl):
         packets = list(packets)
         controller = self.controller
         controller.on_packets_discarded(packets)
+        if self.in_pto:
+            c = self.counters
+            c.packets_lost += len(packets)
+            c.bytes_lost += sum(p.sent_bytes for p in packets)
         rec = controller.recorder
         if rec is not None and self.in_pto:
             for packet in packets:
@@ -381,8 +413,18 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
     recovery._detect_loss = _detect_loss  # type: ignore[method-assign]
     recovery.on_loss_detection_timeout = on_loss_detection_timeout  # type: ignore[method-assign]
 
-    if rec is not None:
+    counters = shim.counters
+    if rec is None:
+        def on_packet_sent_counted(*, packet: Any, space: Any) -> None:
+            counters.packets_sent += 1
+            counters.bytes_sent += packet.sent_bytes
+            orig_on_packet_sent(packet=packet, space=space)
+
+        recovery.on_packet_sent = on_packet_sent_counted  # type: ignore[method-assign]
+    else:
         def on_packet_sent(*, packet: Any, space: Any) -> None:
+            counters.packets_sent += 1
+            counters.bytes_sent += packet.sent_bytes
             orig_on_packet_sent(packet=packet, space=space)
             if packet.in_flight:
                 # The controller wrote the packet_sent row (base class).
@@ -419,6 +461,17 @@ def _wrap_connection(quic: Any, controller: Controller, shim: ControllerShim, md
         return datagrams
 
     quic.datagrams_to_send = datagrams_to_send
+
+    orig_receive_datagram = quic.receive_datagram
+    counters = shim.counters
+
+    def receive_datagram(data: bytes, addr: Any, now: float) -> None:
+        counters.packets_received += 1
+        counters.bytes_received += len(data)
+        orig_receive_datagram(data, addr, now)
+
+    quic.receive_datagram = receive_datagram
+    quic._wtlab_counters = counters
 
 
 # ------------------------------------------------ aioquic registry: "wtlab-<name>"
