@@ -240,3 +240,42 @@ def test_unknown_hosts_and_bad_options_raise_config_errors():
     with pytest.raises(ConfigError, match="unknown virtual host"):
         net.spawn(asyncio.sleep(0), host="10.9.9.9")
     net.close()
+
+
+@pytest.mark.parametrize("coalesce_s", [0.0, 0.0005])
+def test_receive_batching_is_bounded_and_exact_after_quiet(coalesce_s):
+    path = make_path(rate_bps=8e6, rtt_s=0.02, buffer=None)
+    net = VirtualNetwork(path, rx_coalesce_s=coalesce_s)
+    got = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            got.append((data, net.now))
+
+    async def server():
+        await asyncio.get_running_loop().create_datagram_endpoint(
+            Sink, local_addr=("127.0.0.1", 9000))
+
+    async def client():
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=("127.0.0.1", 9000))
+        for i in range(5):  # a burst: 72-byte packets serialise 72 us apart at 8 Mbit/s
+            transport.sendto(bytes([i]) * 44)
+        await asyncio.sleep(0.1)
+        transport.sendto(b"late")  # after a quiet spell
+        return net.now
+
+    net.spawn(server())
+    late_sent = net.run_coroutine(client(), host=net.add_client())
+    net.run(until=0.2)
+    arrivals = [0.01 + (i + 1) * 72 * 8 / 8e6 for i in range(5)]
+    times = [t for _, t in got]
+    assert [d[:1] for d, _ in got[:5]] == [bytes([i]) for i in range(5)]  # FIFO kept
+    if coalesce_s == 0:
+        assert times[:5] == pytest.approx(arrivals, abs=1e-8)
+    else:
+        # the first is exact; the rest wait for one batch, at most coalesce_s after it
+        assert times[0] == pytest.approx(arrivals[0], abs=1e-8)
+        assert times[1:5] == pytest.approx([arrivals[0] + coalesce_s] * 4, abs=1e-8)
+    assert times[5] == pytest.approx(late_sent + 0.01 + 32 * 8 / 8e6, abs=1e-8)  # exact
+    net.close()
