@@ -124,7 +124,7 @@ def frame_hash(df: pd.DataFrame) -> int:
 def test_same_seed_gives_identical_trace():
     def one(seed):
         net, _ = run_uploads(make_path(rate_bps=20e6, rtt_s=0.03, loss=0.01, seed=seed),
-                             [600_000, 400_000], ccs=["reno", "reno"])
+                             [600_000, 400_000], ccs=["reno", "cubic"])
         df = net.recorder.to_pandas()
         net.close()
         return df
@@ -137,7 +137,7 @@ def test_same_seed_gives_identical_trace():
 
 def test_two_flows_share_one_bottleneck():
     path = make_path(rate_bps=10e6, rtt_s=0.04, buffer="1bdp")
-    net, elapsed = run_uploads(path, [800_000, 800_000], ccs=["reno", "reno"])
+    net, elapsed = run_uploads(path, [800_000, 800_000], ccs=["cubic", "reno"])
     df = net.recorder.to_pandas()
     assert set(df["flow"].unique()) >= {0, 1}
     # Both flows crossed the same FIFO link: its datagram count is the sum of both flows'
