@@ -1,17 +1,18 @@
 """The fast flow model against the full-stack emulation (aioquic + WebTransport in virtual time).
 
 Measured the same way on both traces (see ``wtlab.model.validate``): goodput from the
-packet_acked rows over a 3 s window starting 1 s after each engine's first data packet;
+packet_acked rows over a 5 s window starting 1 s after each engine's first data packet;
 cwnd as 100 ms bins of the window's step function, compared by normalised RMS
 difference. Paths without random loss, so that both engines see the same drops
 (buffer overflows) and a single short run decides: random loss falls on different
 packets in each engine (different packet sequences), which the benchmark averages
 over seeds instead (benchmarks/model.py --validate).
 
-Tolerances: goodput within 5% (the issue's target); cwnd: mean within 10% and nRMSD
-below 0.25 (sawtooth phases drift by a few RTTs between engines: the emulator's
-handshake, flow-control and ACK-of-ACK traffic shift packets by fractions of a
-millisecond, which moves the instant of each buffer overflow).
+Tolerances: goodput within 5% (the issue's target); cwnd: mean within 10%, the
+sawtooth's size (std of the bins) within 35%, window reductions within a factor 2 (+1),
+nRMSD below 0.5. The phase of a sawtooth drifts between the engines (the emulator's
+handshake, flow-control and ACK traffic shift packets by fractions of a millisecond,
+which moves each buffer overflow), so pointwise distance is the loosest check.
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ CASES = [
 @pytest.mark.parametrize("path_args, cc", CASES, ids=[f"{c}-{p['buffer_bdp']}bdp"
                                                       for p, c in CASES])
 def test_model_matches_emulation(path_args, cc):
-    c = compare(path_args, cc, duration_s=4.0, seed=1)
+    c = compare(path_args, cc, duration_s=6.0, seed=1)
     print(describe(c))
     assert c["goodput_ratio"] == pytest.approx(1.0, abs=0.05)
     assert c["cwnd_mean_ratio"] == pytest.approx(1.0, abs=0.10)
-    assert c["cwnd_nrmsd"] < 0.25
+    if c["emu_cwnd_std"] > 0.05 * c["emu_cwnd_bins"].mean():  # a sawtooth to compare
+        assert c["cwnd_std_ratio"] == pytest.approx(1.0, abs=0.35)
+    m, e = c["model_reductions"], c["emu_reductions"]
+    assert m <= 2 * e + 1 and e <= 2 * m + 1
+    assert c["cwnd_nrmsd"] < 0.5
     assert c["model_packets_per_wall_s"] > c["emu_packets_per_wall_s"]

@@ -78,7 +78,7 @@ def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None
         workload: Any = "bulk", direction: str = "down", max_datagram_size: int = 1200,
         overhead_bytes: int = 40, ack_size_bytes: int = 40, ip_overhead_bytes: int = 28,
         ack_policy: str = "aioquic",
-        setup_rtts: float = 1.0, start_times_s: Sequence[float] | None = None,
+        setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
         record_acks: bool = True, cc_kwargs: Mapping[str, Any] | None = None) -> ModelResult:
     """Run ``flows`` flows over ``path`` for ``duration_s`` virtual seconds.
 

@@ -11,9 +11,12 @@ traces the same way:
   spends a few RTTs in the QUIC + HTTP/3 + WebTransport handshakes first, the
   model one RTT) and lasts ``duration_s - warmup_s``;
 * **cwnd trajectory**: the controller's window as a step function sampled every
-  millisecond from the data start, averaged in ``bin_s`` bins; the distance is
-  the normalised RMS difference sqrt(mean((model - emu)^2)) / mean(emu) over
-  the bins of the window (0: identical; 0.1: bins differ by ~10% of the mean).
+  millisecond from the data start, averaged in ``bin_s`` bins; compared by the
+  ratio of the bins' means, the ratio of their standard deviations (the size of
+  the sawtooth), the number of window reductions in the window, and the
+  normalised RMS difference sqrt(mean((model - emu)^2)) / mean(emu) of the bins
+  (0: identical; it also counts a shift in the sawtooth's phase, so it grows with
+  the window's length even when the shapes agree).
 
 Both engines use the same seeded link models, but they offer the links
 different packet sequences (the emulator also sends handshake, control and
@@ -104,6 +107,15 @@ def cwnd_bins(df: pd.DataFrame, t1: float, t2: float, bin_s: float, flow: int = 
     return values[: n * per_bin].reshape(n, per_bin).mean(axis=1)
 
 
+def window_reductions(df: pd.DataFrame, t1: float, t2: float, flow: int = 0) -> int:
+    """How many times the window shrank in [t1, t2) (congestion events, mostly)."""
+    rows = df[(df["flow"] == flow) & (df["kind"] == "cwnd_changed")]
+    w = rows["cwnd"].to_numpy(dtype=float)
+    t = rows["time_s"].to_numpy()
+    down = np.flatnonzero(np.diff(w) < 0) + 1
+    return int(((t[down] >= t1) & (t[down] < t2)).sum())
+
+
 def nrmsd(model: np.ndarray, reference: np.ndarray) -> float:
     """sqrt(mean((model - reference)^2)) / mean(reference)."""
     n = min(len(model), len(reference))
@@ -130,7 +142,12 @@ def compare(path_args: dict[str, Any], cc: str = "cubic", duration_s: float = 5.
         out[f"{name}_cwnd_bins"] = cwnd_bins(df, t1, t2, bin_s)
         out[f"{name}_wall_s"] = info["wall_s"]
         out[f"{name}_packets_per_wall_s"] = info["packets_per_wall_s"]
+        bins = out[f"{name}_cwnd_bins"]
+        out[f"{name}_cwnd_std"] = float(np.nanstd(bins))
+        out[f"{name}_reductions"] = window_reductions(df, t1, t2)
     out["goodput_ratio"] = out["model_goodput_bps"] / out["emu_goodput_bps"]
+    out["cwnd_std_ratio"] = (out["model_cwnd_std"] / out["emu_cwnd_std"]
+                             if out["emu_cwnd_std"] > 0 else float("nan"))
     out["cwnd_nrmsd"] = nrmsd(out["model_cwnd_bins"], out["emu_cwnd_bins"])
     out["cwnd_mean_ratio"] = float(np.nanmean(out["model_cwnd_bins"])
                                    / np.nanmean(out["emu_cwnd_bins"]))
@@ -145,7 +162,9 @@ def describe(c: dict[str, Any]) -> str:
             f"buf {p.get('buffer_bdp')} BDP loss {p.get('loss') or 0} seed {c['seed']}: "
             f"goodput model {c['model_goodput_bps'] / 1e6:.3f} emu "
             f"{c['emu_goodput_bps'] / 1e6:.3f} Mbit/s (ratio {c['goodput_ratio']:.3f}); "
-            f"cwnd mean ratio {c['cwnd_mean_ratio']:.3f}, nRMSD {c['cwnd_nrmsd']:.3f}; "
+            f"cwnd mean ratio {c['cwnd_mean_ratio']:.3f}, std ratio {c['cwnd_std_ratio']:.2f}, "
+            f"nRMSD {c['cwnd_nrmsd']:.3f}, reductions model {c['model_reductions']} emu "
+            f"{c['emu_reductions']}; "
             f"lost model {c['model_lost']} emu {c['emu_lost']}; "
             f"pkts/wall-s model {c['model_packets_per_wall_s']:,.0f} emu "
             f"{c['emu_packets_per_wall_s']:,.0f}")
