@@ -279,3 +279,20 @@ def test_receive_batching_is_bounded_and_exact_after_quiet(coalesce_s):
         assert times[1:5] == pytest.approx([arrivals[0] + coalesce_s] * 4, abs=1e-8)
     assert times[5] == pytest.approx(late_sent + 0.01 + 32 * 8 / 8e6, abs=1e-8)  # exact
     net.close()
+
+
+def test_stepped_rows_equal_the_trace_rows():
+    net = VirtualNetwork(make_path(rate_bps=10e6, rtt_s=0.04, loss=0.01, seed=5))
+    net.spawn(quic_server())
+    net.spawn(upload(400_000, recorder=net.recorder), host=net.add_client())
+    net.run(until=0.2)
+    n0 = len(net.recorder)
+    rows = [net.step() for _ in range(30)]
+    df = net.recorder.to_pandas().iloc[n0:n0 + 30]
+    for row, (_, want) in zip(rows, df.iterrows(), strict=True):
+        for col, value in want.items():
+            if pd.isna(value):
+                assert row[col] is None, col
+            else:
+                assert row[col] == value, col
+    net.close()

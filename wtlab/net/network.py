@@ -455,9 +455,13 @@ class VirtualNetwork:
     def _fetch_rows(self) -> None:
         rec = self.recorder
         n = len(rec)
-        if self._cursor >= n:
+        start = self._cursor
+        if start >= n:
             return
-        df = rec.to_pandas().iloc[self._cursor:n]
+        try:
+            df = _tail_frame(rec, start, n)
+        except AttributeError:  # a recorder without the packed layout: convert it all
+            df = rec.to_pandas().iloc[start:n]
         self._cursor = n
         for row in df.to_dict("records"):
             self._pending_rows.append({k: (None if _is_na(v) else v) for k, v in row.items()})
@@ -644,6 +648,30 @@ class VirtualNetwork:
 
 def _noop() -> None:
     pass
+
+
+def _tail_frame(rec: Recorder, start: int, stop: int):
+    """Rows ``start:stop`` of a Recorder as a schema DataFrame, decoding only those
+    records (stepping through a long run must not convert the whole trace per step).
+    Reads the recorder's packed layout: frozen ``_chunks`` then the open ``_buf``."""
+    from wtlab.trace.recorder import records_to_frame
+    from wtlab.trace.schema import RECORD, RECORD_DTYPE
+
+    size = RECORD.size
+    parts = []
+    first = 0  # index of the first event of the current chunk
+    for chunk in (*rec._chunks, rec._buf):
+        count = len(chunk) // size
+        lo, hi = max(start, first), min(stop, first + count)
+        if lo < hi:
+            parts.append(bytes(chunk[(lo - first) * size:(hi - first) * size]))
+        first += count
+        if first >= stop:
+            break
+    arr = np.frombuffer(b"".join(parts), dtype=RECORD_DTYPE)
+    extra = rec._extra
+    tail_extra = {i - start: extra[i] for i in range(start, stop) if i in extra}
+    return records_to_frame(arr, rec.kinds, list(rec._states), tail_extra)
 
 
 def _is_na(v: Any) -> bool:
