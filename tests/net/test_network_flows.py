@@ -93,6 +93,9 @@ def test_step_one_ack_then_one_loss_of_a_flow():
     assert flow.controller.snapshot()["ssthresh"] is not None
     net.run(until=net.now + 0.5)
     assert net.now >= 0.5
+    other = net.add_flow("cubic", wl.Bulk(duration_s=2.0, direction="down"))
+    row = net.step(kinds=["packet_acked"], flow=other.id)
+    assert row["flow"] == 1 and row["kind"] == "packet_acked"
     net.close()
 
 

@@ -413,12 +413,13 @@ class VirtualNetwork:
         self.errors.append(exc)
 
     # -- stepping ------------------------------------------------------------------
-    def step(self, kinds: Iterable[str] | None = None, *, max_time_s: float | None = None
-             ) -> dict | None:
+    def step(self, kinds: Iterable[str] | None = None, *, flow: int | None = None,
+             max_time_s: float | None = None) -> dict | None:
         """Advance to the next trace event and return it as a dict (schema columns).
 
-        ``kinds`` restricts the rows returned (others are skipped, still recorded);
-        returns None if the run ends (or ``max_time_s`` passes) first. Rows come in
+        ``kinds`` (a kind or several) and ``flow`` (a flow id) restrict the rows returned
+        (others are skipped, still recorded); returns None if the run ends (or
+        ``max_time_s`` passes) first. Rows come in
         the order they were recorded; one loop callback may record several (an ACK
         frame acking three packets), which the next calls return one by one without
         running the loop. ``run()`` consumes rows: a later ``step()`` returns events
@@ -429,7 +430,8 @@ class VirtualNetwork:
         while True:
             while self._pending_rows:
                 row = self._pending_rows.popleft()
-                if wanted is None or row["kind"] in wanted:
+                if (wanted is None or row["kind"] in wanted) and (
+                        flow is None or row["flow"] == flow):
                     return row
             rec = self.recorder
             start = len(rec)
