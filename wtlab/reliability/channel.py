@@ -442,9 +442,9 @@ class Channel:
         return await self._send_message_stream(data, lifetime or self.lifetime)
 
     async def receive(self) -> bytes:
-        """The next message from the peer; StopAsyncIteration-like end: raises
-        :class:`wtlab.SessionClosed` if the session ends, ``EOFError`` after the peer's
-        ``close()`` once everything it sent has been delivered."""
+        """The next message from the peer. Raises ``EOFError`` once the peer has closed the
+        channel and everything it sent has arrived or is given up (``async for`` then simply
+        ends), and :class:`wtlab.SessionClosed` if the session ends first."""
         inbox = self._inbox
         while not inbox:
             if self._peer_total is not None and (

@@ -90,7 +90,7 @@ _UNRELIABLE_WINDOW = 1 << 16  # unreliable duplicate suppression remembers this 
 _EXPIRED_MEMORY = 4096  # abandoned messages kept to credit late acknowledgements
 # Bounds of the varints in a DATA header (ids and times below 2**30 use 4 bytes).
 _ID_LIMIT = 1 << 30
-_HDR_FIXED = 1 + 4 + 4 + 4  # type, pn, forward, mid
+_HDR_FIXED = 1 + 4 + 4 + 4  # type, pn, forward, mid (no pn/forward when unacknowledged)
 _HDR_FRAG = 4 + 4
 _HDR_TIMED = 8 + 4 + 4 + 4
 
@@ -246,7 +246,8 @@ class Engine:
         self.max_ack_delay_s = max_ack_delay_s
         self.recorder = recorder
         self.flow = flow
-        hdr = _HDR_FIXED + (_HDR_FRAG if fragment else 0) + (_HDR_TIMED if self.timed else 0)
+        hdr = (_HDR_FIXED - (0 if self.acked_mode else 8) + (_HDR_FRAG if fragment else 0)
+               + (_HDR_TIMED if self.timed else 0))
         self.max_payload = max_datagram_size - hdr
         if self.max_payload < 16:
             raise ConfigError(f"max_datagram_size {max_datagram_size} leaves no room for data; "
