@@ -308,12 +308,11 @@ class FlowModel:
         try_send = self._try_send
         on_loss_timer = self._on_loss_timer
         while heap:
-            ev = heap[0]
+            ev = pop(heap)
             t = ev[0]
             if t > until:
+                heapq.heappush(heap, ev)  # the next run() call starts with it
                 break
-            pop(heap)
-            self.now = t
             kind = ev[2]
             if kind == _EV_ACK:
                 on_ack(t, ev[3], ev[4])
@@ -337,7 +336,7 @@ class FlowModel:
             elif kind == _EV_MESSAGE:
                 self._on_message(t, ev[3])
         if until > self.now:
-            self.now = until
+            self.now = until  # (event handlers never read self.now: time is passed in)
         for fl in self.flows:
             self._account_cwnd(fl, self.now)
 
@@ -437,6 +436,7 @@ class FlowModel:
         budget = fl.budget_bytes
         more = now < fl.stop_s
         until = self._until
+        rx_last = fl.rx_last
         seq = self._seq
         pn = fl.next_pn
         first_pn = pn
@@ -495,9 +495,9 @@ class FlowModel:
             sent[pn] = pkt
             on_sent(now, pkt)
             for arrival in transmit(now, w):
-                if arrival >= fl.rx_last:
+                if arrival >= rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
-                    fl.rx_last = arrival
+                    rx_last = arrival
                     rx_t.append(arrival)
                     rx_pn.append(pn)
                     if fl.ack_at is None:
@@ -511,6 +511,7 @@ class FlowModel:
                     push(heap, (arrival, seq, _EV_DATA, fl, pn))
             pn += 1
         self._seq = seq
+        fl.rx_last = rx_last
         fl.bucket_time = bucket
         fl.eval_time = eval_t
         fl.retx_bytes = retx
@@ -688,8 +689,24 @@ class FlowModel:
                     cut = 0
                 fl.rx_head = cut
         if fl.ack_at is not None:
-            self._send_ack(now, fl)
-        if len(rx_t) > fl.rx_head:
+            # _send_ack, inlined (once per ACK)
+            fl.ack_at = None
+            fl.unacked_ae = 0
+            fl.acks_sent += 1
+            info = (fl.largest_received, now - fl.largest_received_time,
+                    fl.recv_base + len(fl.recv))
+            heap = self._heap
+            seq = self._seq
+            for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
+                seq += 1
+                heapq.heappush(heap, (arrival, seq, _EV_ACK, fl, info))
+            if len(rx_t) > fl.rx_head:
+                at = rx_t[fl.rx_head] + AIOQUIC_ACK_DELAY_S
+                fl.ack_at = at
+                seq += 1
+                heapq.heappush(heap, (at, seq, _EV_ACK_TIMER, fl, fl.ack_gen))
+            self._seq = seq
+        elif len(rx_t) > fl.rx_head:
             self._set_ack_timer(fl, rx_t[fl.rx_head] + AIOQUIC_ACK_DELAY_S)
 
     def _send_ack(self, now: float, fl: Flow) -> None:
