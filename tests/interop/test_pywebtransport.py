@@ -181,3 +181,35 @@ async def test_wtlab_client_unknown_route_on_pywebtransport_server(interop_cert)
             async with wtlab.connect(srv.url("/nowhere"), cert_hashes=[interop_cert.sha256]):
                 pass
     assert info.value.status == 404
+
+
+async def test_wtlab_client_follows_pywebtransport_credit_capsules(interop_cert):
+    """pywebtransport grants only 64 KiB of session data and 4 streams at first: wtlab must
+    wait for its WT_MAX_DATA / WT_MAX_STREAMS capsules, then send everything."""
+    payload = os.urandom(1_000_000)
+    async with pwt.pwt_echo_server(interop_cert, initial_max_data=65536,
+                                   initial_max_streams_bidi=4,
+                                   stream_flow_control_increment_bidi=4) as srv:
+        async with wtlab.connect(srv.url("/echo"), cert_hashes=[interop_cert.sha256]) as session:
+            stream = await session.open_bidi()
+
+            async def send() -> None:
+                for i in range(0, len(payload), 50_000):
+                    await stream.write(payload[i:i + 50_000])
+                stream.write_eof()
+
+            sender = asyncio.create_task(send())
+            assert await asyncio.wait_for(stream.read(), 30) == payload
+            await sender
+
+            async def one(i: int) -> bytes:
+                s = await session.open_bidi()
+                s.write(b"%d" % i)
+                s.write_eof()
+                return await asyncio.wait_for(s.read(), 10)
+
+            got = await asyncio.gather(*(one(i) for i in range(12)))
+            assert got == [b"%d" % i for i in range(12)]
+            assert session.stats()["stream_bytes_sent"] >= len(payload)
+            assert session.dialect == "latest"
+            assert session.flow_control_stalls > 0  # the credit path was really taken
