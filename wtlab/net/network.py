@@ -364,14 +364,8 @@ class VirtualNetwork:
             done = (lambda: all(t.done() for t in tasks)) if stop is None else (
                 lambda: all(t.done() for t in tasks) or stop())
         try:
+            # SimulationStalled propagates: some task waits for what will never come
             loop.run_in_place(lambda: bool(self.errors) or done())
-        except SimulationStalled:
-            if until is None and all(t.done() for t in self._tasks):
-                pass
-            elif until is not None and stop is None:
-                raise
-            else:
-                raise
         finally:
             if sentinel is not None:
                 sentinel.cancel()
