@@ -141,3 +141,26 @@ async def test_the_same_workloads_run_live_on_loopback():
             assert summary["transferred_bytes"] == 300_000 and summary["goodput_bps"] > 0
     df = rec.to_pandas()
     assert (df["kind"] == "message_sent").sum() >= 25
+
+
+def test_a_controller_written_in_a_cell_runs_in_virtual_time():
+    from wtlab.cc import Controller
+
+    class Aimd(Controller):
+        """+1 packet per window of acks, x0.7 on loss."""
+
+        name = "aimd-test"
+
+        def on_ack(self, now, packet, rtt):
+            self.state = "additive_increase"
+            self.cwnd += self.max_datagram_size * packet.sent_bytes // self.cwnd
+
+        def on_congestion_event(self, now, sent_time):
+            self.cwnd = max(int(self.cwnd * 0.7), self.min_cwnd)
+            self.ssthresh = self.cwnd
+
+    res = emulate(path(rate_bps=10e6, rtt_s=0.04, loss=0.01), cc=Aimd, until_s=3.0)
+    df = res.trace()
+    assert "additive_increase" in set(df["state"].astype(str))
+    assert res.flows[0].cc == "Aimd" and isinstance(res.flows[0].controller, Aimd)
+    assert res.metrics(from_s=1.0)["goodput_bps"].iloc[0] > 100_000
