@@ -182,8 +182,9 @@ class Bulk(Workload):
 
     The transfer is recorded as message 0: ``message_sent`` when the first byte is
     written, ``message_delivered`` when the last byte arrives (latency = transfer time).
-    The receiver also records one ``message_delivered`` row per ``report_bytes`` of
-    progress (ids 1, 2, ...), so goodput over time can be read from the trace.
+    With ``report_bytes``, the receiver also records one ``message_delivered`` row per
+    ``report_bytes`` of progress (ids 1, 2, ..., ``extra`` has ``"progress": true``), so
+    goodput over time can be read from the trace; they do not count as messages.
     """
 
     size_bytes: int | None = None
