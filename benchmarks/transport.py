@@ -70,6 +70,23 @@ def sizes(quick: bool) -> dict:
 
 
 # =========================================================================== clients
+
+DATAGRAM_HIGH_WATER = 1024  # datagrams queued in the sender's stack before the client waits
+DATAGRAM_POLL_S = 0.0005
+
+
+async def wait_until_at_most(queued, limit: int) -> int:
+    """Poll (every DATAGRAM_POLL_S) until ``queued() <= limit``; returns the number of polls.
+
+    None of the three stacks offers a datagram send-queue wait, so every contender
+    gets the same timed poll: no spinning that would steal the server's CPU.
+    """
+    polls = 0
+    while queued() > limit:
+        polls += 1
+        await asyncio.sleep(DATAGRAM_POLL_S)
+    return polls
+
 # Each adapter uses its stack the way its documentation suggests, with bounded
 # send buffering. ``session(path)`` is an async context manager.
 
@@ -115,13 +132,13 @@ class RawAdapter:
         return await st.read_all()
 
     async def send_datagrams(self, s, n: int, payload: bytes) -> int:
-        for i in range(n):
+        waits = 0
+        for _ in range(n):
+            if s.datagrams_pending() > DATAGRAM_HIGH_WATER:
+                waits += await wait_until_at_most(s.datagrams_pending, DATAGRAM_HIGH_WATER)
             s.send_datagram(payload)
-            if i & 31 == 31:
-                await s.drain_datagrams()
-        while s.datagrams_pending():
-            await s._wait_progress()
-        return 0
+        await wait_until_at_most(s.datagrams_pending, 0)
+        return waits
 
     async def sink_report(self, s) -> bytes:
         st = s.open_bidi()
@@ -174,22 +191,23 @@ class PwtAdapter:
         return await st.read_all()
 
     async def send_datagrams(self, s, n: int, payload: bytes) -> int:
-        from benchmarks.rawh3 import DATAGRAM_HIGH_WATER
-
         transport = await s.create_datagram_transport()
         # pywebtransport's send queue drops its oldest datagram when full, and hands
         # datagrams to aioquic without a bound: keep both below their high-water marks.
         high = max(1, transport.outgoing_high_water_mark - 1)
-        quic = s.protocol_handler.quic_connection
+        pending = s.protocol_handler.quic_connection._datagrams_pending
+
+        def queued() -> int:
+            if transport.get_send_buffer_size() >= high:
+                return DATAGRAM_HIGH_WATER + 1
+            return len(pending)
+
         waits = 0
         for _ in range(n):
-            while (transport.get_send_buffer_size() >= high
-                   or len(quic._datagrams_pending) > DATAGRAM_HIGH_WATER):
-                waits += 1
-                await asyncio.sleep(0)
+            if queued() > DATAGRAM_HIGH_WATER:
+                waits += await wait_until_at_most(queued, DATAGRAM_HIGH_WATER)
             await transport.send(data=payload)
-        while transport.get_send_buffer_size() or quic._datagrams_pending:
-            await asyncio.sleep(0.001)
+        await wait_until_at_most(lambda: transport.get_send_buffer_size() + len(pending), 0)
         return waits
 
     async def sink_report(self, s) -> bytes:
@@ -241,18 +259,14 @@ class WtlabAdapter:
         return await st.read()
 
     async def send_datagrams(self, s, n: int, payload: bytes) -> int:
-        from benchmarks.rawh3 import DATAGRAM_HIGH_WATER
-
         # send_datagram() queues without a bound: keep aioquic's queue short, as for raw.
         pending = s.quic._datagrams_pending
         waits = 0
         for _ in range(n):
-            while len(pending) > DATAGRAM_HIGH_WATER:
-                waits += 1
-                await asyncio.sleep(0)
+            if len(pending) > DATAGRAM_HIGH_WATER:
+                waits += await wait_until_at_most(pending.__len__, DATAGRAM_HIGH_WATER)
             s.send_datagram(payload)
-        while pending:
-            await asyncio.sleep(0.001)
+        await wait_until_at_most(pending.__len__, 0)
         return waits
 
     async def sink_report(self, s) -> bytes:
