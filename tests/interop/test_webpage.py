@@ -72,3 +72,13 @@ def test_serve_page_port_in_use():
     with serve_page("127.0.0.1", 0, "https://127.0.0.1:4433/echo", SHA) as page:
         with pytest.raises(wtlab.ConfigError, match="cannot serve"):
             serve_page("127.0.0.1", page.port, "https://127.0.0.1:4433/echo", SHA)
+
+
+def test_missing_chromium_fails_with_install_hint(monkeypatch):
+    from tests.interop import browser
+
+    monkeypatch.setenv("WTLAB_CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setattr(browser, "CHROMIUM_CANDIDATES", ("/nonexistent/chromium-2",))
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        browser.chromium_path()
