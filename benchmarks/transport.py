@@ -543,6 +543,8 @@ def orchestrate(args) -> int:
           f"bulk {sz['bulk_mb']} MB, {sz['msgs']} x 64 B messages, {sz['dgrams']} datagrams, "
           f"{sz['echo_ops']} echo ops, {sz['setup_n']} setups per run; "
           f"loadavg {os.getloadavg()[0]:.2f}", flush=True)
+    print("congestion control, each stack's default: wtlab 'default' (wtlab CUBIC), raw aioquic "
+          "'reno', pywebtransport aioquic 'cubic'", flush=True)
     results: dict[str, dict[str, list[float]]] = {m: {c: [] for c in contenders} for m in metrics}
     extras: dict[str, dict[str, list[dict]]] = {m: {c: [] for c in contenders} for m in metrics}
     with tempfile.TemporaryDirectory(prefix="wtlab-bench-") as tmpdir:
