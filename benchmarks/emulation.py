@@ -80,8 +80,14 @@ def live_packets_per_s(size_bytes: int) -> float:
     return sent / wall
 
 
+_SIM_CPU: dict[str, list[float]] = {}
+
+
 def simulated_per_wall(rate_bps: float, sim_s: float) -> float:
+    cpu0 = time.process_time()
     res = emulate(_path(rate_bps, 0.04), cc="cubic", until_s=sim_s)
+    cpu = time.process_time() - cpu0
+    _SIM_CPU.setdefault(f"{int(rate_bps / 1e6)} Mbit/s", []).append(sim_s / cpu)
     return sim_s / res.wall_s
 
 
@@ -150,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in sims.items():
         s = summarize(values)
         print(f"  {name}: {s.median:.2f}x real time (median)")
+    print_table("simulated seconds per CPU-second (same runs)", _SIM_CPU, unit="x")
     if args.fidelity:
         print("\nfidelity ratios (tests/fidelity):")
         fidelity()
