@@ -18,6 +18,8 @@ loopback), so rates are what one CPU core does for both ends.
 3. ``rate``: 64-byte messages per second on one channel, client -> server, timed until the
    server has all of them: reliable ordered channel vs raw 64-byte writes on one stream
    (the receiver counts bytes). Target (issue 6): >= 50,000 messages/s for reliable ordered.
+4. ``engine``: the datagram engine alone (two sans-IO engines in virtual time), messages
+   per wall-second at 0% and 10% loss, per mode.
 
 Each run interleaves the contenders (rotated order); min/median/max over runs and the
 ratios of medians are printed.
@@ -228,6 +230,21 @@ async def message_rate(bench: Bench, srv, name: str, n: int) -> float:
         await session.close()
 
 
+def engine_rate(mode: str, loss: float, n: int) -> float:
+    """Messages per wall-second through two sans-IO engines in virtual time (no network
+    stack at all): what the retransmission logic itself costs."""
+    from wtlab.reliability import Engine, EnginePair, LossyLink
+
+    kw = {"lifetime_s": 0.1} if mode == "partial" else {}
+    pair = EnginePair(Engine(mode, **kw), Engine(mode, **kw),
+                      LossyLink(delay_s=0.01, loss=loss, seed=1))
+    for i in range(n):
+        pair.send_at(i * 1e-5, MSG_64)
+    t0 = time.perf_counter()
+    pair.run()
+    return n / (time.perf_counter() - t0)
+
+
 async def amain(runs: int, n_wire: int, n_rate: int, rounds: int) -> dict:
     bench = Bench()
     routes = {"/chan": bench.channel_sink, "/raw": bench.raw_sink}
@@ -246,6 +263,14 @@ async def amain(runs: int, n_wire: int, n_rate: int, rounds: int) -> dict:
                 results["rate"].setdefault(name, []).append(
                     await message_rate(bench, srv, name, n_rate))
     results["delivered"] = bench.delivered_fraction
+    engine_names = {f"{m} {int(p * 100)}% loss": (m, p) for m in ("reliable", "partial",
+                                                                  "unreliable")
+                    for p in (0.0, 0.1)}
+    results["engine"] = {}
+    for order in rotations(list(engine_names), runs):
+        for name in order:
+            results["engine"].setdefault(name, []).append(
+                engine_rate(*engine_names[name], n_rate // 10))
     return results
 
 
@@ -274,6 +299,9 @@ def report(results: dict, n_wire: int, n_rate: int) -> None:
         print(f"  {a} / {b} = {ratio(lat, a, b):.2f}x")
     rate = results["rate"]
     print_table(f"rate: 64-byte messages per second on one channel ({n_rate} messages)", rate,
+                unit="msg/s")
+    print_table(f"engine: 64-byte messages per wall-second through two sans-IO engines "
+                f"({n_rate // 10} messages, virtual time, 10 ms one-way)", results["engine"],
                 unit="msg/s")
     med = summarize(rate["reliable"]).median
     print(f"  reliable / raw-stream = {ratio(rate, 'reliable', 'raw-stream'):.2f}x;"

@@ -246,20 +246,26 @@ async def test_peer_stop_sending_fails_only_that_streams_messages():
     assert len(streams) == 2
 
 
-async def test_channel_rows_in_the_trace():
+@pytest.mark.parametrize("transport", ["stream", "datagram"])
+async def test_channel_rows_in_the_trace(transport):
     rec = wtlab.Recorder()
-    server = ServerSide(dict(mode="partial", lifetime=1.0))
+    kw = dict(mode="partial", lifetime=1.0, transport=transport)
+    server = ServerSide(dict(kw))
     async with running_server(routes={"/chan": server.handler}) as srv:
         async with wtlab.connect(srv.url("/chan"), cert_hashes=[srv.cert_sha256],
                                  recorder=rec, flow=3) as s:
-            res = await client_transfer(s, server, n=20, size=lambda i: 50, mode="partial",
-                                        lifetime=1.0)
+            res = await client_transfer(s, server, n=20, size=lambda i: 50, **kw)
     df = rec.to_pandas()
     msg = df[df["kind"].astype(str).str.startswith("message_")]
     assert (msg["flow"] == 3).all()
     assert sorted(msg[msg.kind == "message_sent"]["pn"]) == list(range(20))
-    assert sorted(msg[msg.kind == "message_acked"]["pn"]) == list(range(20))
-    assert msg[msg.kind == "message_sent"]["stream_id"].notna().all()
+    acked = msg[msg.kind == "message_acked"]
+    assert sorted(acked["pn"]) == list(range(20))
+    assert acked["extra"].str.contains("latency_s").all()
+    if transport == "stream":
+        assert msg[msg.kind == "message_sent"]["stream_id"].notna().all()
+    else:
+        assert acked["srtt_s"].notna().all()  # the engine's RTT state rides along
     assert len(res.received) == 20
 
 

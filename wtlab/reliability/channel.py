@@ -620,7 +620,7 @@ class Channel:
         if self.mode != "unreliable":
             self._unresolved += 1
         rec = self.recorder
-        if rec is not None:
+        if rec is not None and self.engine is None:  # the engine records its own
             rec.append(now, K_MESSAGE_SENT, 0, self.flow, mid,
                        NO_STREAM if stream_id < 0 else stream_id, size, NO_BYTES_U32,
                        NO_BYTES_U32, NO_BYTES_U32, NAN, NAN, NAN, NAN, NAN, NAN)

@@ -384,11 +384,9 @@ class Engine:
                 self._unreliable_out.clear()
                 self.stats["packets_sent"] += n
             return out
-        if self._forward_wanted:
-            self._forward_wanted = False
-            out.append(self._forward_packet(now))
         if self._notices:
             out.append(self._notice_packet(now))
+        n_before = len(out)
         sent = self._sent
         limit = self.max_in_flight
         retx = self._retx
@@ -409,6 +407,12 @@ class Engine:
             if m is None or m.acked[idx]:
                 continue
             out.append(self._send_fragment(m, idx, now))
+        if self._forward_wanted:
+            # DATA packets carry the forward point; a FORWARD of its own only when none
+            # goes out (it also serves as an ack-eliciting probe)
+            self._forward_wanted = False
+            if len(out) == n_before:
+                out.append(self._forward_packet(now))
         if self._ack_pending and len(out) > (ack is not None):
             # a delayed ACK rides in front of the first outgoing packet if it fits
             first = 1 if ack is not None else 0
@@ -688,26 +692,34 @@ class Engine:
         lows.reverse()
         highs.reverse()
         sent = self._sent
-        newly: list[_Sent] = []
-        for pn in list(sent):
+        # Both the ranges and the sent packets are in ascending packet-number order: merge.
+        matched: list[int] = []
+        i = 0
+        for pn in sent:
             if pn > largest:
                 break
-            i = bisect_right(lows, pn) - 1
-            if i >= 0 and pn <= highs[i]:
-                newly.append(sent.pop(pn))
+            while highs[i] < pn:
+                i += 1
+            if lows[i] <= pn:
+                matched.append(pn)
+        newly = [sent.pop(pn) for pn in matched]
         # Packets declared lost too early (reordering) still acknowledge their data.
         lost = self._lost
         if lost:
             horizon = now - 4 * max(self.rtt.smoothed_rtt, self.rtt.latest_rtt)
-            for pn in list(lost):
-                s = lost[pn]
+            stale = []
+            matched = []
+            for pn, s in lost.items():
                 if s.time < horizon:
-                    del lost[pn]
-                    continue
-                i = bisect_right(lows, pn) - 1
-                if i >= 0 and pn <= highs[i]:
-                    del lost[pn]
-                    self._credit(s, now)
+                    stale.append(pn)
+                elif lows[0] <= pn <= largest:
+                    j = bisect_right(lows, pn) - 1
+                    if pn <= highs[j]:
+                        matched.append(pn)
+            for pn in stale:
+                del lost[pn]
+            for pn in matched:
+                self._credit(lost.pop(pn), now)
         if not newly:
             return pos
         if largest > self._largest_acked:
