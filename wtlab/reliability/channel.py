@@ -315,7 +315,7 @@ class Channel:
         if mode == "unreliable" and transport == "stream":
             raise ConfigError("mode='unreliable' travels in datagrams; use transport='datagram' "
                               "or mode='partial' for streams that give up")
-        if mode in ("reliable", "unordered") and ordered and mode == "unordered":
+        if mode == "unordered" and ordered:
             raise ConfigError("mode='unordered' cannot be ordered; use mode='reliable'")
         if mode == "partial" and transport == "stream" and ordered:
             raise ConfigError("ordered partial delivery needs transport='datagram' (one stream "
@@ -341,7 +341,11 @@ class Channel:
         ep = getattr(session, "_ep", None)
         self.recorder = recorder if recorder is not None else getattr(ep, "recorder", None)
         self.flow = flow if flow is not None else getattr(ep, "flow", 0)
-        self._loop = asyncio.get_running_loop()
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise ConfigError("open channels from async code running on the session's loop "
+                              "(e.g. inside 'async with wtlab.connect(...)')") from None
         self._prefix = encode_varint(channel_id)
         self._closed_exc: BaseException | None = None
         self._closing = False
