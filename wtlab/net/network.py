@@ -208,6 +208,10 @@ class VirtualNetwork:
     :class:`~wtlab.trace.recorder.Recorder` if None). ``record_link``: ``"drops"``
     (default) records ``link_drop`` rows, ``"all"`` also ``link_delivery``, ``None``
     neither.
+
+    Call :meth:`close` when done (or use ``with VirtualNetwork(...) as net``): it lets
+    every pending task finish its cleanup on the loop; a network merely dropped leaves
+    that to the garbage collector, which may print "Exception ignored" notes.
     """
 
     def __init__(self, path: Any = None, *, recorder: Recorder | None = None,
@@ -622,15 +626,18 @@ class VirtualNetwork:
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
-        """Cancel remaining tasks and close the loop."""
+        """Cancel every task still running on the network (clients, servers, their
+        handlers), let them finish their cleanup, and close the loop."""
+        import asyncio
+
         loop = self.loop
         if loop.is_closed():
             return
-        for t in self._tasks:
-            if not t.done():
-                t.cancel()
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
         try:
-            loop.run_in_place(lambda: all(t.done() for t in self._tasks), max_iterations=1000)
+            loop.run_in_place(lambda: all(t.done() for t in pending), max_iterations=1000)
         except SimulationStalled:
             pass
         loop.close()
