@@ -164,3 +164,18 @@ def test_a_controller_written_in_a_cell_runs_in_virtual_time():
     assert "additive_increase" in set(df["state"].astype(str))
     assert res.flows[0].cc == "Aimd" and isinstance(res.flows[0].controller, Aimd)
     assert res.metrics(from_s=1.0)["goodput_bps"].iloc[0] > 100_000
+
+
+def test_flows_with_different_rtts_share_one_bottleneck():
+    net = VirtualNetwork(path(rate_bps=10e6, rtt_s=0.02))
+    near = net.add_flow("cubic", wl.Bulk(duration_s=3.0, direction="down"))
+    far = net.add_flow("cubic", wl.Bulk(duration_s=3.0, direction="down"), extra_delay_s=0.03)
+    net.run(until=3.0)
+    df = net.recorder.to_pandas()
+    rtt = df[df["kind"] == "rtt_sample"].groupby("flow")["latest_rtt_s"].min()
+    assert 0.020 <= rtt[near.id] < 0.024
+    assert 0.080 <= rtt[far.id] < 0.084  # 20 ms path + 2 x 30 ms of its own
+    assert net.path.down.stats.offered > 1000  # both used the one shared link
+    with pytest.raises(ConfigError, match="extra_delay_s"):
+        net.add_client(extra_delay_s=-1)
+    net.close()

@@ -234,6 +234,7 @@ class VirtualNetwork:
         self.server_host = SERVER_HOST
         self._hosts: dict[str, Any] = {SERVER_HOST: None}  # client host -> its path
         self._host_flow: dict[str, int] = {}
+        self._extra_delay: dict[str, float] = {}  # client host -> one-way access delay
         self._names: dict[str, str] = {"server": SERVER_HOST, "localhost": SERVER_HOST}
         self._endpoints: dict[tuple[str, int], VirtualDatagramTransport] = {}
         self._next_port: dict[str, int] = {}
@@ -251,9 +252,15 @@ class VirtualNetwork:
 
     # -- topology -----------------------------------------------------------------
     def add_client(self, *, path: Any = None, flow: int | None = None,
-                   name: str | None = None) -> str:
+                   name: str | None = None, extra_delay_s: float = 0.0) -> str:
         """Add a client host; returns its address. ``path`` defaults to the network's
-        path (shared links: one bottleneck); ``flow`` is the trace flow id of its rows."""
+        path (shared links: one bottleneck); ``flow`` is the trace flow id of its rows;
+        ``extra_delay_s`` is a one-way delay added in each direction to this client's
+        datagrams after they leave the path's link (the shared queue sees them when they
+        are sent; upstream, a real access link would delay them before it), so flows with
+        different RTTs can share one bottleneck."""
+        if not (extra_delay_s >= 0 and math.isfinite(extra_delay_s)):
+            raise ConfigError(f"extra_delay_s={extra_delay_s!r} must be >= 0 seconds")
         n = len(self._hosts)  # server is host 0
         if n > 250:
             raise ConfigError("at most 250 client hosts per virtual network")
@@ -263,12 +270,15 @@ class VirtualNetwork:
             raise ConfigError("no path: pass path= to VirtualNetwork(...) or add_client(...)")
         self._hosts[host] = p
         self._host_flow[host] = n - 1 if flow is None else int(flow)
+        if extra_delay_s:
+            self._extra_delay[host] = float(extra_delay_s)
         if name:
             self._names[name] = host
         return host
 
     def add_flow(self, cc: Any = "cubic", workload: Any = None, *, start_s: float = 0.0,
-                 path: Any = None, name: str | None = None) -> Flow:
+                 path: Any = None, name: str | None = None,
+                 extra_delay_s: float = 0.0) -> Flow:
         """Add a flow: a client host with its own WebTransport session to its own server
         port, running ``workload`` (default: bulk upload until the run stops) under
         controller ``cc`` (a name, class or instance).
@@ -277,7 +287,9 @@ class VirtualNetwork:
         uploads and messages, the server for downloads and responses); that end's trace
         rows (packets, acks, losses, cwnd, RTT) go to the recorder as rows of this flow's
         id, together with the workload's message rows. Flows on the same path share its
-        bottleneck. Returns the :class:`Flow` (``flow.controller``, ``flow.summary``).
+        bottleneck; ``extra_delay_s`` (one way, each direction) gives this flow a longer
+        RTT than the path's. Returns the :class:`Flow` (``flow.controller``,
+        ``flow.summary``).
         """
         from wtlab.cc import create as create_controller
         from wtlab.lab import workloads as wl
@@ -286,7 +298,7 @@ class VirtualNetwork:
 
         work = wl.create(workload if workload is not None else wl.Bulk(duration_s=1e6))
         fid = len(self.flows)
-        host = self.add_client(path=path, flow=fid, name=name)
+        host = self.add_client(path=path, flow=fid, name=name, extra_delay_s=extra_delay_s)
         rec = self.recorder
         controller = create_controller(cc, max_datagram_size=1200, recorder=rec, flow=fid)
         at_server = work.sender == "server"
@@ -566,6 +578,10 @@ class VirtualNetwork:
                     extra["cause"] = str(cause)
                 rec.set_extra(len(rec) - 1, extra)
             return
+        if self._extra_delay:
+            extra_s = self._extra_delay.get(dst_host if src_host == SERVER_HOST else src_host)
+            if extra_s:
+                arrivals = tuple(t + extra_s for t in arrivals)
         heap = self._heap
         src_addr = (src_host, src.port)
         for t in arrivals:
