@@ -23,13 +23,15 @@ The model (what is derived, and how):
   delivery schedule itself becomes the link's delivery opportunities (Mahimahi style,
   1500-byte opportunities at the times the recorded packets reached the receiver,
   estimated as ack time minus half the minimum RTT), so the path's capacity varies exactly
-  as the recording shows.
+  as the recording shows; past the recording's end the schedule repeats, as Mahimahi
+  traces do.
 * **Buffer.** The largest standing queue seen, (95th-percentile RTT - min RTT) x rate,
   but at least one BDP (rate x min RTT): a queue that never built up says nothing about
   the buffer's size, and one BDP is the common sizing. Override with ``buffer_bytes=``.
 * **Losses.** Each recorded loss is classified: a loss of a packet sent while the RTT
   was near its minimum (less than halfway to the 95th percentile) found no queue, so it
-  was a random loss of the path; the others are attributed to the buffer overflowing,
+  was a random loss of the path (when the RTT never varied by 2 ms, every loss is); the
+  others are attributed to the buffer overflowing,
   which the buffer model reproduces for the new controller by itself. ``loss="times"``
   (default): random losses are replayed where they fell, as the first packet to cross
   the link at or after each recorded loss's send time; ``loss="rate"``: as Bernoulli
