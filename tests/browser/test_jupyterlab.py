@@ -12,13 +12,20 @@ Step to loss with the mouse, and checks after each press that
 * the figure's pixels changed (two element screenshots compared by the browser's own
   PNG decoder).
 
-The final screenshot is kept in ``test-artifacts/jupyterlab_explorer.png``. Every wait
+A second notebook holds a ReplayWidget (a recorded model run: ◀ to the last loss moves
+the window and the cursor row there; Rerun overlays BBR's replay and shows the
+recorded-vs-replayed table) and a LiveWidget (Connect runs a session against the embedded
+server on 127.0.0.1; the plots grow while it runs; Disconnect stops it).
+
+Screenshots are kept in ``test-artifacts/`` (``jupyterlab_explorer.png``,
+``jupyterlab_replay.png``, ``jupyterlab_live.png``; ``*_failure.png`` on a failure). Every wait
 is a bounded Playwright wait on a condition; there are no fixed sleeps.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import shutil
 import tempfile
@@ -42,6 +49,25 @@ from wtlab.widgets import Explorer
 exp = Experiment(path=dict(rate_bps=10e6, rtt_s=0.05, loss=0.01, buffer_bdp=1.0), cc="cubic", seed=7)
 explorer = Explorer(exp)
 explorer"""
+
+# A recorded run (the fast model, 3 s) in the ReplayWidget; the LiveWidget against the
+# embedded server on 127.0.0.1, long enough to be disconnected while it runs.
+REPLAY_CELL = """\
+from wtlab.lab import Experiment
+from wtlab.widgets import ReplayWidget
+run = Experiment(path=dict(rate_bps=10e6, rtt_s=0.05, loss=0.01), cc="cubic", seed=7).run(3.0)
+replay = ReplayWidget(run.recorder, cc="bbr")
+replay"""
+
+LIVE_CELL = """\
+from wtlab.widgets import LiveWidget
+live = LiveWidget(size_mb=500, max_duration_s=60, tick_s=0.25)
+live"""
+
+# Points and trace names of one plotly graph div (a locator's element).
+GD_POINTS = "gd => (gd.data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)"
+GD_NAMES = "gd => (gd.data || []).map(t => t.name)"
+GD_XRANGE = "gd => (gd._fullLayout && gd._fullLayout.xaxis) ? gd._fullLayout.xaxis.range : null"
 
 # Points plotly holds for the Explorer's figure (the output's plotly graph div).
 JS_POINTS = """() => {
@@ -83,12 +109,11 @@ STATUS = ".jp-OutputArea-output .widget-html-content:has-text('events')"
 EVENT_ROW = ".jp-OutputArea-output .widget-html-content:has-text('current event')"
 
 
-def _write_notebook(root: Path) -> Path:
+def _write_notebook(path: Path, *cells: str) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(EXPLORER_CELL)]
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}
-    path = root / "explorer.ipynb"
     nbformat.write(nb, path)
     return path
 
@@ -99,44 +124,77 @@ def _events(text: str) -> int:
     return int(m.group(1))
 
 
-def test_explorer_step_in_jupyterlab(tmp_path):
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    _write_notebook(root / "explorer.ipynb", EXPLORER_CELL)
+    _write_notebook(root / "replay_live.ipynb", REPLAY_CELL, LIVE_CELL)
+    with running_jupyterlab(root) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser_context():
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    root = tmp_path / "lab"
-    root.mkdir()
-    _write_notebook(root)
     profile = tempfile.mkdtemp(prefix="wtlab-chromium-")
     try:
-        with running_jupyterlab(root) as lab, sync_playwright() as pw:
+        with sync_playwright() as pw:
             ctx = pw.chromium.launch_persistent_context(
                 profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS,
                 viewport={"width": 1400, "height": 1300})
-            page = ctx.new_page()
-            page.set_default_timeout(20_000)
-            console: list[str] = []
-            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
-            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"[:300]))
             try:
-                _drive(page, lab)
-            except Exception:
-                page.screenshot(path=str(ARTIFACTS / "jupyterlab_explorer_failure.png"))
-                print("browser console:\n  " + "\n  ".join(console[-40:]))
-                print("jupyter log:\n" + lab.log_tail())
-                raise
+                yield ctx
             finally:
                 ctx.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _drive(page, lab) -> None:
-    page.goto(lab.url("/lab/tree/explorer.ipynb"), timeout=60_000)
+@contextlib.contextmanager
+def _page(ctx, lab, name: str):
+    """A page; on failure its screenshot, console and the server log are kept."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = ctx.new_page()
+    page.set_default_timeout(20_000)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"[:300]))
+    try:
+        yield page
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / f"jupyterlab_{name}_failure.png"))
+        print("browser console:\n  " + "\n  ".join(console[-40:]))
+        print("jupyter log:\n" + lab.log_tail())
+        raise
+    finally:
+        page.close()
+
+
+def _open_and_run_all(page, lab, notebook: str) -> None:
+    # A workspace per notebook, reset: only this notebook's tab opens (no restored tabs
+    # whose kernels could answer the status checks below).
+    stem = Path(notebook).stem
+    page.goto(lab.url(f"/lab/workspaces/{stem}/tree/{notebook}?reset"), timeout=60_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    # Run only once the kernel is up, or JupyterLab asks which kernel to start.
+    # Run only once this notebook's kernel is up, or JupyterLab asks which kernel to start.
     page.wait_for_selector("#jp-main-statusbar >> text=/Python 3.*Idle/", timeout=60_000)
+    page.wait_for_selector(".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator"
+                           "[data-status='idle']", timeout=60_000)
+    page.wait_for_selector(".jp-NotebookPanel-toolbar .jp-KernelName >> text=/Python 3/")
     page.click("#jp-MainMenu >> text=Run")
     page.click(".lm-Menu >> text=Run All Cells")
+    # the first cell is queued or running: Run All reached the kernel
+    page.wait_for_selector(".jp-CodeCell .jp-InputPrompt >> text=/\\[(\\*|\\d+)\\]/")
+
+
+def test_explorer_step_in_jupyterlab(lab, browser_context):
+    with _page(browser_context, lab, "explorer") as page:
+        _drive(page, lab)
+
+
+def _drive(page, lab) -> None:
+    _open_and_run_all(page, lab, "explorer.ipynb")
 
     # The widget renders: controls, status line, current-event row and the plotly figure.
     step = page.locator(".jp-OutputArea-output button.jupyter-button", has_text=re.compile(r"^\s*Step\s*$"))
@@ -174,6 +232,73 @@ def _drive(page, lab) -> None:
     _figure_changed(page, figure, shot1)
     page.locator(".jp-OutputArea-output").first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "jupyterlab_explorer.png"))
+
+
+def test_replay_and_live_in_jupyterlab(lab, browser_context):
+    with _page(browser_context, lab, "replay_live") as page:
+        _open_and_run_all(page, lab, "replay_live.ipynb")
+        cells = page.locator(".jp-Notebook .jp-CodeCell")
+        replay_cell, live_cell = cells.nth(0), cells.nth(1)
+        _drive_replay(page, replay_cell)
+        replay_cell.screenshot(path=str(ARTIFACTS / "jupyterlab_replay.png"))
+        _drive_live(page, live_cell)
+        live_cell.screenshot(path=str(ARTIFACTS / "jupyterlab_live.png"))
+
+
+def _button(cell, text: str):
+    return cell.locator(".jp-OutputArea-output button.jupyter-button",
+                        has_text=re.compile(rf"^\s*{re.escape(text)}\s*$"))
+
+
+def _drive_replay(page, cell) -> None:
+    back = _button(cell, "◀")
+    back.wait_for(timeout=90_000)  # the kernel imports wtlab and runs the 3 s model first
+    figure = cell.locator(".js-plotly-plot")
+    figure.wait_for()
+    page.wait_for_function("gd => (gd.data || []).length > 0", arg=figure.element_handle())
+    out = cell.locator(".jp-OutputArea-output")
+    assert re.search(r"[1-9][\d,]* events", out.inner_text())
+    points0 = figure.evaluate(GD_POINTS)
+    right0 = figure.evaluate(GD_XRANGE)[1]
+    shot0 = figure.screenshot()
+    # step back to the last loss: the cursor row shows it, the window ends there
+    cell.locator(".widget-dropdown", has_text="step to").locator("select").select_option(
+        "packet_lost")
+    back.click()
+    page.wait_for_function(
+        "el => el.innerText.includes('event at the cursor') && "
+        "/packet_lost/.test(el.innerText.split('event at the cursor')[1])",
+        arg=out.element_handle())
+    page.wait_for_function(f"gd => ({GD_XRANGE})(gd)[1] < {right0}",
+                           arg=figure.element_handle())
+    shot1 = _figure_changed(page, figure, shot0)
+    assert figure.evaluate(GD_POINTS) <= points0  # a narrower window, no more points
+    # rerun with BBR against the recorded server: the replay is overlaid, a table appears
+    _button(cell, "Rerun").click()
+    page.wait_for_function(f"gd => ({GD_NAMES})(gd).includes('bbr replay cwnd')",
+                           arg=figure.element_handle(), timeout=90_000)
+    page.wait_for_function("el => el.innerText.includes('replayed with bbr')",
+                           arg=out.element_handle())
+    assert "replayed" in cell.locator("table.dataframe").inner_text()  # recorded vs replayed
+    _figure_changed(page, figure, shot1)
+
+
+def _drive_live(page, cell) -> None:
+    connect = _button(cell, "Connect")
+    connect.wait_for(timeout=60_000)
+    figure = cell.locator(".js-plotly-plot")
+    out = cell.locator(".jp-OutputArea-output")
+    connect.click()
+    # the session runs as a task on the kernel's loop; the plots redraw while it runs
+    page.wait_for_function("el => /running .* events/.test(el.innerText)",
+                           arg=out.element_handle(), timeout=60_000)
+    page.wait_for_function(f"gd => ({GD_NAMES})(gd).includes('cubic cwnd') && "
+                           f"({GD_POINTS})(gd) > 0", arg=figure.element_handle())
+    first = figure.evaluate(GD_POINTS)
+    page.wait_for_function(f"gd => ({GD_POINTS})(gd) > {first}", arg=figure.element_handle())
+    _button(cell, "Disconnect").click()
+    page.wait_for_function("el => el.innerText.includes('disconnected after')",
+                           arg=out.element_handle(), timeout=30_000)
 
 
 def _figure_changed(page, figure, before: bytes, *, min_pixels: int = 200,

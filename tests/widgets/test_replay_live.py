@@ -145,6 +145,20 @@ def test_next_and_prev_event_of_a_kind(recording):
     assert w.next_event() is None and w.cursor == len(df) - 1
 
 
+def test_the_browser_snapping_the_window_to_its_step_keeps_the_cursor(recording):
+    """Found by the JupyterLab test: the slider sends back our value snapped to its step;
+    re-deriving the cursor from it jumped from the loss to a later event."""
+    w = ReplayWidget(recording)
+    row = w.prev_event("packet_lost")
+    cursor, step = w.cursor, w.window.step
+    t0, t1 = w.window.value
+    snapped = tuple(w.window.min + round((v - w.window.min) / step) * step for v in (t0, t1))
+    w.window.value = snapped  # what the frontend does after a value set from Python
+    assert w.cursor == cursor and w.current_row()["kind"] == row["kind"] == "packet_lost"
+    w.window.value = (snapped[0], snapped[1] - 20 * step)  # a real drag still moves it
+    assert w.cursor < cursor
+
+
 def test_long_trace_is_thinned_keeping_peaks():
     n = 200_000
     t = np.linspace(0.0, 100.0, n)

@@ -349,6 +349,7 @@ class ReplayWidget:
         self._codes = np.array([], dtype=np.int16)
         self._kind_index: dict[str, int] = {}
         self._moving = False
+        self._echo: tuple[float, float] | None = None  # last window set from Python
         self._task: asyncio.Future | None = None
 
         self.load_button.on_click(lambda _: self._guard(self.load, self.path_text.value))
@@ -419,6 +420,7 @@ class ReplayWidget:
             self.window.min, self.window.max = min(self.window.min, t_min), max(self.window.max,
                                                                                  t_max)
             self.window.value = (t_min, t_max)
+            self._echo = (t_min, t_max)
             self.window.min, self.window.max = t_min, t_max
             self.window.step = 10 ** math.floor(math.log10(span / 1000))
         finally:
@@ -433,12 +435,19 @@ class ReplayWidget:
         self.window.value = (t0, t1)  # observer redraws
         if self.window.value == (t0, t1):
             self._on_window({"new": (t0, t1)})
+        self._echo = (t0, t1)
 
     def _on_window(self, change: dict) -> None:
         if self._moving or not len(self._times):
             return
         t0, t1 = change["new"]
         if (t0, t1) == self.view.window:
+            return
+        echo, self._echo = self._echo, None
+        if echo is not None and max(abs(t0 - echo[0]), abs(t1 - echo[1])) <= 0.51 * self.window.step:
+            # The browser snapped a value we set to the slider's step and sent it back: not
+            # a move by the user. Keep the cursor (re-deriving it from the snapped edge
+            # would skip to another event) and the view.
             return
         self.cursor = int(np.searchsorted(self._times, t1, side="right")) - 1
         self._apply(t0, t1)
@@ -496,6 +505,7 @@ class ReplayWidget:
         self._moving = True
         try:
             self.window.value = (t0, t_new)
+            self._echo = (t0, t_new)
         finally:
             self._moving = False
         self._apply(t0, t_new)
