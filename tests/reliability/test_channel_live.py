@@ -74,8 +74,10 @@ def _lossy_path(seed: int, loss: float = 0.10, delay: str = "5ms") -> Path:
     return Path(down=LinkSpec(**spec), up=LinkSpec(**spec), seed=seed)
 
 
-async def _through_relay(server: ServerSide, path: Path, **kw):
+async def _through_relay(server: ServerSide, path: Path, idle_timeout_s=None, **kw):
     async with running_server(routes={"/chan": server.handler}) as srv:
+        if idle_timeout_s is not None:
+            srv.server.quic_config.idle_timeout = idle_timeout_s  # advertised to the client
         async with Relay(target=("127.0.0.1", srv.port), path=path) as relay:
             url = f"https://127.0.0.1:{relay.address[1]}/chan"
             async with wtlab.connect(url, cert_hashes=[srv.cert_sha256], timeout=10.0) as s:
@@ -356,3 +358,24 @@ async def test_live_three_second_outage_session_survives():
     assert path.up.stats.dropped_outage > 0  # the outage really cut the transfer
     times = [t for t, _ in res.received]
     assert max(times) - min(times) > 2.5  # delivery resumed only after the path came back
+
+
+async def test_live_outage_past_idle_timeout_ends_session_typed():
+    """The path dies for good: the idle timeout (2 s) ends the session on both ends with
+    SessionClosed; the receiver's report says exactly what was delivered, the sender's
+    confirmations are a subset, and nothing is left pending."""
+    n = 300
+    spec = dict(rate_bps="50mbit", delay_s="5ms", outages=[(1.0, 1000.0)])
+    path = Path(down=LinkSpec(**spec), up=LinkSpec(**spec), seed=1)
+    server = ServerSide(dict(mode="reliable"))
+    res, _ = await _through_relay(server, path, idle_timeout_s=2.0, n=n, size=lambda i: 500,
+                                  gap_s=0.005, mode="reliable", resolve_timeout_s=20.0)
+    assert isinstance(res.error, wtlab.SessionClosed)
+    assert isinstance(res.server_error, wtlab.SessionClosed)
+    sent = sent_rows(res.client)
+    rx = received_rows(res.server)
+    assert set(sent["status"]) <= {"delivered", "failed"}
+    delivered_rx = set(rx.index[rx["status"] == "delivered"])
+    delivered_tx = set(sent.index[sent["status"] == "delivered"])
+    assert delivered_tx <= delivered_rx and 0 < len(delivered_rx) < n
+    assert sorted(delivered_rx) == list(range(len(delivered_rx)))
