@@ -416,7 +416,10 @@ def sweep(grid: Any, engine: str = "model", executor: Any = None, out: Any = Non
     finally:
         bar.close()
         if own_pool is not None:
-            own_pool.shutdown(wait=not interrupted, cancel_futures=True)
+            if interrupted:
+                _stop_pool(own_pool)
+            else:
+                own_pool.shutdown(wait=True)
         if root is not None and (rows or failures or not root.exists()):
             datasets.write_card(
                 root, title=title, description=description or
@@ -440,7 +443,29 @@ def _local_pool(workers: int, n: int) -> Executor:
     # fork (on Linux) inherits controllers a notebook registered; elsewhere: spawn
     method = "fork" if sys.platform.startswith("linux") else None
     ctx = mp.get_context(method)
-    return ProcessPoolExecutor(max_workers=max(1, min(workers, n)), mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=max(1, min(workers, n)), mp_context=ctx,
+                               initializer=_worker_init)
+
+
+def _worker_init() -> None:
+    # Ctrl-C is the parent's to handle: a worker interrupted inside the pool's queue
+    # can leave it locked, and the parent stops the workers itself (_stop_pool).
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_pool(pool: Executor) -> None:
+    """After Ctrl-C: drop queued runs and end the local workers now (their runs are lost
+    anyway; a resumed sweep redoes them)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            proc.terminate()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.join(timeout=5)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool, engine: str):
