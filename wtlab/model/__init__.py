@@ -10,7 +10,9 @@ full-stack emulation, at a fraction of its cost, for large grids::
     >>> r.goodput_bps > 1e6, r.trace()["kind"].iloc[0]
     (True, 'packet_sent')
 
-See :mod:`wtlab.model.core` for what is modelled and what is not.
+See :mod:`wtlab.model.core` for what is modelled and what is not, and
+:mod:`wtlab.model.validate` for the comparison with the full-stack emulation
+(``benchmarks/model.py --validate`` prints it; ``benchmarks/model.py`` the speed).
 """
 
 from wtlab.model.api import ModelResult, run

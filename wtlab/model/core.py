@@ -38,10 +38,24 @@ user may rely on:
   have given (the path's base RTT), so its first flight is paced and its PTO
   realistic, as after a real QUIC handshake.
 * **Determinism**: no wall clock, no global randomness; every random draw is
-  the path links' (seeded). Same inputs, same trace, bit for bit.
+  the path links' (seeded). Same inputs, same trace, bit for bit, also when
+  ``run(until)`` is called in slices.
+* **Trace rows** (flow = the flow's index): from the controller, as everywhere,
+  ``packet_sent``, ``packet_acked``, ``packet_lost`` (``extra``: the trigger,
+  ``packet_threshold`` / ``time_threshold`` / ``pto``, as wtlab's aioquic adapter
+  writes it), ``cwnd_changed``, ``state_changed``, ``pacing_changed``,
+  ``persistent_congestion``; from the model, one ``ack_received`` per ACK frame
+  (pn = largest acknowledged, bytes = newly acknowledged payload; no ranges in
+  ``extra``, to stay cheap), ``rtt_sample``, ``pto_expired`` (``extra``:
+  ``pto_count``), ``app_limited``, and for the message workload
+  ``message_sent`` / ``message_delivered`` (pn = message id).
 
-The model does not simulate flow control, stream framing, or ACK-of-ACK
-traffic; those matter little to congestion behaviour of a bulk flow and are
+Differences from the emulator, on purpose: RTT samples go through
+:class:`wtlab.cc.RttStats` (RFC 9002) where aioquic keeps its own estimator
+(rttvar from |min_rtt - latest|); there is no flow control, stream framing or
+ACK-of-ACK traffic, and a message is cut into datagram-sized chunks that each
+wait for a whole chunk of window. Those matter little to a bulk flow's
+congestion behaviour (``wtlab.model.validate`` measures the agreement) and are
 where the emulator is the reference.
 """
 
