@@ -292,6 +292,19 @@ async def test_live_sink_and_an_explicit_url():
         assert server.sessions_served >= 1
     states = set(w.trace()["state"].astype(str))
     assert states & {"startup", "drain", "probe_bw"}
+    assert w.recorder.meta["workload"]["size_bytes"] == 1_000_000
+
+
+async def test_a_live_recording_reruns_in_the_replay_widget():
+    """The researcher's question: what would Reno have done on the path I just measured?"""
+    live = LiveWidget(route="/sink", size_mb=1, cc="cubic")
+    await asyncio.wait_for(live.connect(), 60)
+    replay = ReplayWidget(live.recorder, cc="reno")
+    result = await asyncio.wait_for(replay.rerun(), 90)
+    assert result.workload.size_bytes == 1_000_000 and result.workload.direction == "up"
+    assert result.emulation.flows[0].summary["transferred_bytes"] == 1_000_000
+    assert "reno replay cwnd" in [t.name for t in replay.figure.data]
+    assert "recorded cubic cwnd" in [t.name for t in replay.figure.data]
 
 
 async def test_live_disconnect_stops_a_long_transfer():

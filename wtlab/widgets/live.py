@@ -19,6 +19,10 @@ What a user may rely on:
   ``max s`` wall seconds pass), then FIN. On ``/echo`` it reads the echo back and
   counts it; on ``/sink`` it reads the server's JSON report (bytes the server received);
   on any other path it reads whatever the server answers until FIN.
+* The recording is the client's (the sending end of the upload), so it can be replayed
+  with another controller: ``ReplayWidget(live.recorder)``. On ``/sink`` the recorder's
+  ``meta["workload"]`` names the upload exactly; after ``/echo`` replay treats the
+  session as an upload of the acknowledged bytes (the echoed half is not replayed).
 * Disconnect cancels the session (the session is closed, the embedded server stopped);
   the trace recorded so far stays in ``recorder``. ``summary`` holds the outcome.
 """
@@ -71,8 +75,10 @@ class LiveWidget:
         names = wtlab.cc.names()
         self.algorithm = W.Dropdown(options=names, value=cc if cc in names else names[0],
                                     description="controller")
-        self.size = W.FloatLogSlider(value=size_mb, base=10, min=-1, max=3, step=0.1,
-                                     description="size MB")
+        # a text box, not a log slider: the browser snaps slider values to the slider's
+        # grid (500 MB would come back as 501.19)
+        self.size = W.BoundedFloatText(value=size_mb, min=0.001, max=1e6, description="size MB",
+                                       layout=W.Layout(width="200px"))
         self.duration = W.FloatSlider(value=max_duration_s, min=1, max=120, step=1,
                                       description="max s")
         self.connect_button = W.Button(description="Connect", icon="plug", button_style="success")
@@ -178,6 +184,12 @@ class LiveWidget:
                 finally:
                     reader.cancel()
                 elapsed = time.monotonic() - self._t_start
+                if mode == "sink":  # exactly wtlab's Bulk upload: a ReplayWidget can rerun it
+                    from wtlab.lab.replay import record_workload
+                    from wtlab.lab.workloads import Bulk
+
+                    record_workload(self.recorder, Bulk(size_bytes=max(1, self._sent),
+                                                        direction="up"))
                 self.summary = {
                     "url": url, "cc": cc, "mode": mode, "sent_bytes": self._sent,
                     "received_bytes": self._received, "duration_s": elapsed,
