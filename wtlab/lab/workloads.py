@@ -23,9 +23,10 @@ message_dropped     a datagram-carried frame never completed (video), at the end
 
 One-way latency uses the send time carried in each message: both ends must share a
 clock, which holds in virtual time and for a live server in the same process (the usual
-case in tests and notebooks). Summaries: ``goodput_bps`` (application bytes delivered
-per second of the transfer), ``delivered``/``sent`` counts and latency percentiles
-``latency_p50_s``, ``latency_p95_s``, ``latency_p99_s``.
+case in tests and notebooks). Summaries: ``goodput_bps`` (application bytes delivered,
+including those of a bulk stream still arriving (``partial_bytes``), per second from
+the first send to the last arrival), ``delivered``/``sent`` counts and latency
+percentiles ``latency_p50_s``, ``latency_p95_s``, ``latency_p99_s``.
 
 Workloads:
 
@@ -75,6 +76,8 @@ class WorkloadContext:
     first_sent_s: float | None = None
     last_delivered_s: float | None = None
     dropped: int = 0
+    #: bytes of messages still arriving (a bulk stream in progress), counted in goodput
+    partial_bytes: int = 0
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -99,6 +102,13 @@ class WorkloadContext:
             self.recorder.event(t, "message_delivered", flow=self.flow, pn=msg_id, bytes=nbytes,
                                 extra={"latency_s": latency})
 
+    def on_partial(self, t: float, nbytes: int, sent_at: float) -> None:
+        """``nbytes`` more of a message still arriving (no row; goodput counts them)."""
+        self.partial_bytes += nbytes
+        self.last_delivered_s = t
+        if self.first_sent_s is None or sent_at < self.first_sent_s:
+            self.first_sent_s = sent_at
+
     def on_progress(self, t: float, report_id: int, nbytes: int, since: float) -> None:
         """A ``message_delivered`` row for a slice of a bulk transfer (not counted)."""
         if self.recorder is not None:
@@ -117,8 +127,11 @@ class WorkloadContext:
                                "delivered_bytes": self.delivered_bytes, "dropped": self.dropped}
         if self.first_sent_s is not None and self.last_delivered_s is not None:
             span = self.last_delivered_s - self.first_sent_s
+            got = self.delivered_bytes + self.partial_bytes
             out["duration_s"] = span
-            out["goodput_bps"] = self.delivered_bytes * 8 / span if span > 0 else math.nan
+            out["goodput_bps"] = got * 8 / span if span > 0 else math.nan
+            if self.partial_bytes:
+                out["partial_bytes"] = self.partial_bytes
         else:
             out["duration_s"] = 0.0
             out["goodput_bps"] = 0.0
@@ -245,6 +258,7 @@ class Bulk(Workload):
                 break
             got += len(data)
             now = loop.time()
+            ctx.on_partial(now, len(data), sent_at)
             if step is not None:
                 while got >= next_report:
                     # progress rows (not messages): latency = time since the previous one
@@ -252,6 +266,7 @@ class Bulk(Workload):
                     last = now
                     report_id += 1
                     next_report += step
+        ctx.partial_bytes -= got
         ctx.on_delivered(loop.time(), msg_id, got, sent_at)
         return got
 

@@ -9,6 +9,20 @@ queue (FIFO, one buffer). Datagrams cross a link through the link model's
 the UDP payload plus ``overhead_bytes`` (28: IPv4 + UDP headers), so a link's rate is
 a rate of IP packets, as on a real bottleneck.
 
+Flows (wtlab's WebTransport client and server, a workload, a controller each)::
+
+    from wtlab.net import Path, VirtualNetwork
+    from wtlab.lab.workloads import Bulk, Messages
+    net = VirtualNetwork(Path.symmetric(rate_bps="10mbit", rtt_s="40ms", loss="1%",
+                                        buffer_bdp=1, seed=1))
+    a = net.add_flow("cubic", Bulk(duration_s=10, direction="down"))
+    b = net.add_flow("bbr", Bulk(duration_s=10, direction="down"), start_s=2.0)
+    net.step(kinds="packet_acked", flow=a.id)   # one ack: time_s, cwnd, srtt_s, state...
+    a.controller.snapshot()                     # the controller right after it
+    net.step(kinds="packet_lost")               # then one loss
+    net.run(until=10.0)                         # the rest
+    net.recorder.to_pandas(); net.summaries(); net.close()
+
 The low-level API runs any asyncio code (aioquic's, wtlab's transport, your own) on
 the simulated network::
 
