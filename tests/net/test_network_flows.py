@@ -105,6 +105,10 @@ def test_emulate_runs_several_controllers_on_one_bottleneck():
     assert list(m["flow"]) == [0, 1]
     assert 0.8 <= m["utilisation"].iloc[0] <= 1.0
     assert 0.5 <= jain_index(m["goodput_bps"]) <= 1.0
+    # the default bulk downloads were still running at 4 s: goodput counts bytes so far
+    table = res.summaries()
+    assert not table["done"].any() and (table["partial_bytes"] > 1_000_000).all()
+    assert table["goodput_bps"].sum() == pytest.approx(20e6, rel=0.3)
     sp = res.speed()
     assert sp["packets"] > 5000 and sp["virtual_s"] == pytest.approx(4.0, abs=1e-6)
     with pytest.raises(ConfigError, match="entries for 3 flows"):
