@@ -83,6 +83,17 @@ def test_replay_dataset_with_two_runs_has_a_run_picker(recording, tmp_path):
     assert a.name.startswith(datasets.PART_PREFIX)
 
 
+def test_two_flow_experiment_names_each_flow_by_its_controller():
+    from wtlab.lab import Experiment
+
+    result = Experiment(path=dict(rate_bps=10e6, rtt_s=0.05), flows=["reno", "bbr"]).run(1.0)
+    w = ReplayWidget(result)  # a Result loads through its recorder
+    names = [t.name for t in w.figure.data]
+    assert "recorded reno cwnd" in names and "recorded bbr cwnd" in names
+    assert "recorded bbr pacing" in names  # BBR paces; the window view shows its rate
+    assert "2 flow(s)" in w.status.value
+
+
 def test_replay_load_errors_are_typed_and_shown(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         ReplayWidget(tmp_path / "missing.parquet")

@@ -199,6 +199,8 @@ def series_of(trace: pd.DataFrame | Mapping[str, np.ndarray], *, label: str,
         m = flow == f if len(flows) > 1 else np.ones(len(t), dtype=bool)
         color = PALETTE[(i + color_offset) % len(PALETTE)]
         name = label if len(flows) == 1 else f"{label} {(labels or {}).get(f, f'flow {f}')}"
+        if len(flows) > 1 and label == "recorded" and labels and f in labels:
+            name = f"recorded {labels[f]}"
 
         def add(row: int, y: np.ndarray, sel: np.ndarray, what: str, *, mode: str = "lines",
                 line: dict | None = None, marker: dict | None = None,
@@ -393,7 +395,7 @@ class ReplayWidget:
             self.run_choice.layout.display = "" if len(runs) > 1 else "none"
         finally:
             self._moving = False
-        self.view.set_traces([(self._recorded_label(), df, "solid")])
+        self.view.set_traces([(self._recorded_label(), df, "solid")], labels=self._labels())
         self._set_bounds(self.view.t_min, self.view.t_max)
         self.cursor = len(df) - 1
         self._apply(self.view.t_min, self.view.t_max)
@@ -401,7 +403,23 @@ class ReplayWidget:
                              f"{_s(self.view.t_min)}–{_s(self.view.t_max)} s")
         return self
 
-    def _recorded_label(self) -> str:
+    def _labels(self) -> dict[int, str]:
+        """Flow -> controller name, from the run's metadata (``Experiment`` writes them)."""
+        raw = self.meta.get("labels")
+        if not isinstance(raw, Mapping):
+            return {}
+        out = {}
+        for k, v in raw.items():
+            try:
+                out[int(k)] = str(v)
+            except (TypeError, ValueError):
+                continue
+        return out
+
+    def _recorded_label(self, flow: int | None = None) -> str:
+        labels = self._labels()
+        if flow is not None and flow in labels:
+            return f"recorded {labels[flow]}"
         cc = self.meta.get("cc") or self.meta.get("algorithm")
         if isinstance(cc, list) and len(cc) == 1:
             cc = cc[0]
@@ -555,7 +573,7 @@ class ReplayWidget:
         self.replayed = result
         rep = result.trace()
         recorded = self.trace[self.trace["flow"] == result.recorded_flow]
-        self.view.set_traces([(self._recorded_label(), recorded, "solid"),
+        self.view.set_traces([(self._recorded_label(result.recorded_flow), recorded, "solid"),
                               (f"{_cc_text(result.cc)} replay", rep, "dash")])
         t0, t1 = self.view.t_min, self.view.t_max
         self._set_bounds(t0, t1)
