@@ -13,6 +13,13 @@ import wtlab.model
 from wtlab.lab.analytic import bdp_bytes, mathis_goodput_bps
 
 PAYLOAD = 1200 - 40  # the model's default datagram minus QUIC/stream overhead
+IP_UDP = 28  # what each datagram adds on the link
+
+
+def _wire_rate_bps(acked) -> float:
+    """Link-level rate of the acknowledged packets (datagram + IP/UDP headers)."""
+    span = acked["time_s"].max() - acked["time_s"].min()
+    return (acked["bytes"].sum() + IP_UDP * len(acked)) * 8 / span
 
 
 @pytest.mark.parametrize("loss_p", [0.005, 0.01, 0.02])
@@ -33,9 +40,9 @@ def test_saturating_flow_fills_the_link(cc):
                         duration_s=10, seed=1)
     df = r.trace()
     late = df[(df["kind"] == "packet_acked") & (df["time_s"] >= 2.0)]
-    rate = late["bytes"].sum() * 8 / (late["time_s"].max() - 2.0)
+    rate = _wire_rate_bps(late)
     print(f"{cc}: link utilisation after 2 s = {rate / 20e6:.4f}")
-    assert rate / 20e6 >= 0.97
+    assert rate / 20e6 >= 0.98
     assert r.metrics["link_utilisation"] >= 0.93  # whole run, start-up included
 
 
@@ -50,7 +57,7 @@ def test_buffer_bdp_rule_for_reno():
                             duration_s=30, seed=1)
         df = r.trace()
         late = df[(df["kind"] == "packet_acked") & (df["time_s"] >= 5.0)]
-        util[b] = late["bytes"].sum() * 8 / (late["time_s"].max() - 5.0) / rate
+        util[b] = _wire_rate_bps(late) / rate
         max_rtt = df.loc[df["kind"] == "rtt_sample", "latest_rtt_s"].max()
         buffer_delay = b * bdp_bytes(rate, rtt) * 8 / rate
         # + one packet's serialization each way and aioquic's 1 ms ACK delay
@@ -60,5 +67,5 @@ def test_buffer_bdp_rule_for_reno():
         # the window peaks near BDP + buffer before a drop-tail loss
         assert peak <= (1 + b) * bdp_bytes(rate, rtt) * 1.2 + 3 * 1200
     print(f"reno utilisation: 0.1 BDP buffer {util[0.1]:.3f}, 1 BDP {util[1.0]:.3f}")
-    assert util[1.0] >= 0.97
+    assert util[1.0] >= 0.98
     assert util[0.1] < util[1.0] - 0.03
