@@ -34,7 +34,9 @@ Wire format (after the channel's own prefix), all integers QUIC varints:
   rtt_hint_us], payload``; flags: 0x40 acknowledged modes (pn, forward), 0x10 fragment,
   0x20 timed (lifetime). ``forward`` is the smallest message id the sender may still send:
   everything below is acknowledged or abandoned, so the receiver stops waiting for it.
-* ACK ``type, largest, ack_delay_us, range_count, first_range, (gap, length)*`` as in QUIC.
+* ACK ``type, largest, ack_delay_us, range_count, first_range, (gap, length)*`` as in QUIC;
+  sent as QUIC does (after two ack-eliciting packets, at once on a gap, else within
+  ``max_ack_delay_s``), in front of an outgoing packet when one goes out and it fits.
 * FORWARD ``type, pn, forward`` (ack-eliciting), sent when the sender abandons a message.
 * NOTICE ``type, pn, count, mid*`` (ack-eliciting, retransmitted when lost): the receiver
   tells the sender that messages it had acknowledged expired in its in-order buffer (a
