@@ -69,3 +69,61 @@ def test_buffer_bdp_rule_for_reno():
     print(f"reno utilisation: 0.1 BDP buffer {util[0.1]:.3f}, 1 BDP {util[1.0]:.3f}")
     assert util[1.0] >= 0.98
     assert util[0.1] < util[1.0] - 0.03
+
+
+def _mean_cwnd_packets(df, t1: float, t2: float, flow: int = 0) -> float:
+    from wtlab.model.validate import cwnd_bins
+
+    return float(cwnd_bins(df, t1, t2, bin_s=1.0, flow=flow).mean()) / 1200
+
+
+def test_cubic_average_window_follows_rfc9438():
+    # RFC 9438 section 5.1: 1.054 RTT^0.75 / p^0.75 packets where the cubic region
+    # applies (here 200 ms, p = 0.05%: 94 packets against Reno-friendly 55); no queue
+    # (unlimited buffer, window << BDP), so losses are the random ones only
+    from wtlab.lab.analytic import cubic_average_window_packets, reno_average_window_packets
+
+    rtt, p = 0.2, 0.0005
+    assert cubic_average_window_packets(rtt, p) > reno_average_window_packets(p)
+    r = wtlab.model.run({"rate_bps": 50e6, "rtt_s": rtt, "loss": p, "buffer_bdp": None},
+                        cc="cubic", duration_s=120, seed=1, record_acks=False)
+    w = _mean_cwnd_packets(r.trace(), 10.0, 120.0)
+    ratio = w / cubic_average_window_packets(rtt, p)
+    print(f"cubic mean window {w:.1f} packets, RFC 9438 {cubic_average_window_packets(rtt, p):.1f}"
+          f": ratio {ratio:.3f}")
+    assert 0.75 <= ratio <= 1.25
+
+
+def test_bbr_fills_the_link_without_a_standing_queue():
+    r = wtlab.model.run({"rate_bps": "20mbit", "rtt_s": "40ms", "buffer_bdp": 2.0}, cc="bbr",
+                        duration_s=10, seed=1)
+    df = r.trace()
+    late = df[(df["kind"] == "packet_acked") & (df["time_s"] >= 2.0)]
+    util = _wire_rate_bps(late) / 20e6
+    rtts = df.loc[(df["kind"] == "rtt_sample") & (df["time_s"] >= 2.0), "latest_rtt_s"]
+    queueing = float(rtts.mean()) - 0.040
+    print(f"bbr: utilisation {util:.3f}, mean queueing delay {queueing * 1e3:.1f} ms")
+    assert util >= 0.90
+    assert queueing <= 0.040  # at most one RTT of queue
+
+
+def test_bbr_keeps_the_rate_under_loss_where_cubic_collapses():
+    path = {"rate_bps": "20mbit", "rtt_s": "40ms", "loss": "2%", "buffer_bdp": 1.0}
+    bbr = wtlab.model.run(path, cc="bbr", duration_s=10, seed=1, record=False)
+    cubic = wtlab.model.run(path, cc="cubic", duration_s=10, seed=1, record=False)
+    b, c = (x.metrics["link_utilisation"] for x in (bbr, cubic))
+    print(f"2% loss: bbr {b:.3f}, cubic {c:.3f} of capacity")
+    assert b >= 0.70
+    assert c < 0.30
+
+
+def test_eight_mixed_flows_share_a_small_buffer_efficiently():
+    ccs = ["reno", "cubic", "bbr", "bbr3"] * 2
+    r = wtlab.model.run({"rate_bps": "50mbit", "rtt_s": "40ms", "buffer_bdp": 0.25}, cc=ccs,
+                        duration_s=10, seed=1)
+    df = r.trace()
+    late = df[(df["kind"] == "packet_acked") & (df["time_s"] >= 2.0)]
+    util = _wire_rate_bps(late) / 50e6
+    print(f"8 mixed flows, 0.25 BDP: aggregate utilisation {util:.3f}, "
+          f"Jain {r.metrics['jain_index']:.3f}")
+    assert util >= 0.85
