@@ -50,8 +50,9 @@ def emulated_packets_per_s(size_bytes: int, rx_coalesce_s: float = 0.0) -> float
     flow = res.flows[0]
     assert flow.summary is not None and flow.summary["transferred_bytes"] == size_bytes
     name = "emulated, rx batching" if rx_coalesce_s else "emulated"
-    _CPU[name].append(path.down.stats.offered / cpu)
-    return path.down.stats.offered / res.wall_s
+    offered = res.path.down.stats.offered
+    _CPU[name].append(offered / cpu)
+    return offered / res.wall_s
 
 
 async def _live(size_bytes: int) -> tuple[int, float]:

@@ -183,3 +183,13 @@ def test_flows_with_different_rtts_share_one_bottleneck():
     with pytest.raises(ConfigError, match="extra_delay_s"):
         net.add_client(extra_delay_s=-1)
     net.close()
+
+
+def test_one_path_object_serves_run_after_run():
+    p = path(rate_bps=10e6, rtt_s=0.04, loss=0.01, seed=9)
+    first = emulate(p, cc="cubic", until_s=2.0)
+    second = emulate(p, cc="cubic", until_s=2.0)  # p's links already moved to t = 2 s
+    assert second.path is not p and first.path is p
+    assert frame_hash(first.trace()) == frame_hash(second.trace())
+    third = emulate(p, cc="bbr", until_s=2.0)  # a notebook swapping the controller
+    assert (third.trace()["state"].astype(str) == "startup").any()

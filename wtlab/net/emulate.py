@@ -90,7 +90,9 @@ def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, 
     runs ``workload`` (default: bulk download) under its controller (``cc``: one name for
     all, or one per flow). The run stops at ``until_s`` virtual seconds or when every
     flow's workload has finished, whichever comes first (``until_s=None``: only the
-    latter). ``network_options`` go to :class:`VirtualNetwork` (``timer_granularity_s``,
+    latter). The path may be reused across calls (a used one is replaced by
+    ``path.new()``; ``result.path`` is the one that ran). ``network_options`` go to
+    :class:`VirtualNetwork` (``timer_granularity_s``,
     ``rx_coalesce_s``). Deterministic for a path with a fixed seed."""
     ccs = [cc] if isinstance(cc, str) or not isinstance(cc, Sequence) else list(cc)
     n = flows if flows is not None else len(ccs)
@@ -110,6 +112,7 @@ def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, 
                 "path": describe() if callable(describe) else None, "until_s": until_s,
                 **(meta or {})}
     net = VirtualNetwork(path, record_link=record_link, meta=run_meta, **network_options)
+    path = net.path  # a fresh copy if the given one had been used before
     made = []
     for i in range(n):
         work = create(workload) if workload is not None else Bulk(duration_s=1e6,

@@ -218,7 +218,9 @@ class VirtualNetwork:
 
     ``path`` is any object with ``up`` and ``down`` link models (``transmit(now,
     size_bytes)``), e.g. :class:`wtlab.net.path.Path`; it is the default path of every
-    client host. ``recorder`` receives every trace row of the run (a new
+    client host. A Path that already carried traffic is replaced by ``path.new()`` (same
+    specs and seed, empty, at time 0), so one Path object can be reused run after run;
+    ``net.path`` is the one in use (its links hold this run's counters). ``recorder`` receives every trace row of the run (a new
     :class:`~wtlab.trace.recorder.Recorder` if None). ``record_link``: ``"drops"``
     (default) records ``link_drop`` rows, ``"all"`` also ``link_delivery``, ``None``
     neither.
@@ -236,7 +238,7 @@ class VirtualNetwork:
             raise ConfigError(f"record_link={record_link!r}; use 'drops', 'all' or None")
         if overhead_bytes < 0:
             raise ConfigError(f"overhead_bytes={overhead_bytes} must be >= 0")
-        self.path = path
+        self.path = _fresh(path)
         self.loop = VirtualTimeLoop(network=self, timer_granularity_s=timer_granularity_s)
         self.recorder = recorder if recorder is not None else Recorder(t0=_T0, meta=meta)
         self.flows: list[Flow] = []
@@ -279,7 +281,7 @@ class VirtualNetwork:
         if n > 250:
             raise ConfigError("at most 250 client hosts per virtual network")
         host = f"127.0.1.{n}"
-        p = path if path is not None else self.path
+        p = _fresh(path) if path is not None else self.path
         if p is None:
             raise ConfigError("no path: pass path= to VirtualNetwork(...) or add_client(...)")
         self._hosts[host] = p
@@ -681,6 +683,19 @@ class VirtualNetwork:
 
 def _noop() -> None:
     pass
+
+
+def _fresh(path: Any) -> Any:
+    """``path``, or ``path.new()`` (same specs and seed, empty, at time 0) if it already
+    carried traffic: links only move forward in time, and a second run on the same
+    Path object (a notebook comparing controllers) must start where the first did."""
+    if path is None or not callable(getattr(path, "new", None)):
+        return path
+    for name in ("up", "down"):
+        stats = getattr(getattr(path, name, None), "stats", None)
+        if stats is not None and stats.offered:
+            return path.new()
+    return path
 
 
 def _tail_frame(rec: Recorder, start: int, stop: int):
