@@ -170,6 +170,25 @@ def test_the_browser_snapping_the_window_to_its_step_keeps_the_cursor(recording)
     assert w.cursor < cursor
 
 
+def test_unsorted_trace_is_sorted_once_at_load(recording):
+    df = recording.to_pandas().sample(frac=1.0, random_state=3)  # shuffled rows
+    w = ReplayWidget(df)
+    assert w.trace["time_s"].is_monotonic_increasing
+    w.set_window(0.2, 0.3)
+    x = np.asarray(_by_name(w.figure, "recorded cubic cwnd").x)
+    assert len(x) and (np.diff(x) >= 0).all() and 0.2 <= x.min() and x.max() <= 0.3
+    from wtlab.widgets.replay import series_of
+
+    cols = {"t": np.array([2.0, 1.0, 3.0]), "flow": np.zeros(3, int),
+            "lost": np.zeros(3, bool), "rtt_row": np.zeros(3, bool),
+            "cwnd": np.array([20.0, 10.0, 30.0]), "bif": np.full(3, np.nan),
+            "pacing": np.full(3, np.nan), "delivery": np.full(3, np.nan),
+            "rtt": np.full(3, np.nan)}
+    (props, s), = series_of(cols, label="x")
+    assert props["name"] == "x cwnd" and list(s.x) == [1.0, 2.0, 3.0]
+    assert list(s.y) == [10.0, 20.0, 30.0]
+
+
 def test_long_trace_is_thinned_keeping_peaks():
     n = 200_000
     t = np.linspace(0.0, 100.0, n)

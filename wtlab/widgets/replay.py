@@ -190,8 +190,11 @@ def series_of(trace: pd.DataFrame | Mapping[str, np.ndarray], *, label: str,
               dash: str = "solid", color_offset: int = 0,
               labels: Mapping[int, str] | None = None) -> list[tuple[dict, _Series]]:
     """Plot series of one trace (a DataFrame or ``columns_of_*`` arrays): (plotly trace
-    properties, arrays), one set per flow. Times must be sorted."""
+    properties, arrays), one set per flow, each sorted by time."""
     c = columns_of_frame(trace) if isinstance(trace, pd.DataFrame) else trace
+    if len(c["t"]) > 1 and (np.diff(c["t"]) < 0).any():  # windows are cut by binary search
+        order = np.argsort(c["t"], kind="stable")
+        c = {k: np.asarray(v)[order] for k, v in c.items()}
     t, flow = c["t"], c["flow"]
     flows = sorted(int(f) for f in np.unique(flow)) if len(flow) else []
     out: list[tuple[dict, _Series]] = []
