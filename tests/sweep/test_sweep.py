@@ -80,6 +80,9 @@ def test_grid_file_and_cli_errors(tmp_path, capsys):
         load_grid_file(bad)
     spec = load_grid_file(ROOT / "datasets" / "grids" / "small.yaml")
     assert len(expand(spec["grid"])) == 24 and spec["engine"] == "model"
+    for f in sorted((ROOT / "datasets" / "grids").glob("*.yaml")):  # every shipped grid
+        spec = load_grid_file(f)
+        assert expand(spec["grid"]) and spec.get("title"), f.name
 
 
 # ------------------------------------------------------------------ executors
