@@ -26,6 +26,14 @@ What a user may rely on:
 * **Engines**: ``"model"`` (:mod:`wtlab.model`, fast) or ``"emulate"`` (full-stack
   aioquic over the virtual network; :func:`_run_emulate` is the one place that calls it).
 
+Summary columns (``SweepResult.summary``, :func:`summary`): the run's parameters,
+``goodput_bps`` (the engine's own measure: the model counts acknowledged payload,
+the emulator ``wtlab.net.emulate``'s acknowledged packet bytes), ``acked_bps``
+(acknowledged QUIC datagram bytes per second over the whole run, measured alike by
+both engines: compare engines with it), ``utilisation``, ``jain_index``, packet and
+loss counts, ``mean_rtt_s``, ``mean_cwnd_bytes`` (model), message latency
+percentiles (message workloads), ``realtime_factor``.
+
 ``trace`` chooses what each part holds: ``"full"`` (every event), ``"cwnd"`` (the
 window, RTT, loss and state rows only: a fraction of the size) or ``"none"`` (no rows;
 the run's metrics are still in the part's metadata). :func:`summary` reads the
