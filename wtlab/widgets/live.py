@@ -11,7 +11,8 @@ What a user may rely on:
 
 * Connect runs the session as an asyncio task on the running loop (the kernel's): the
   kernel never blocks. A second task redraws the plots from the recorder every
-  ``tick_s`` wall seconds while the session runs, and once more at its end.
+  ``tick_s`` wall seconds while the session runs (less often when a redraw takes longer
+  than a tenth of that: the session shares the loop), and once more at its end.
 * With an empty URL the widget starts ``wtlab.serve(port=0)`` on 127.0.0.1 for the
   session (route ``/echo`` or ``/sink``) and stops it afterwards. With a URL, give the
   server certificate's SHA-256 for a self-signed certificate (else CA verification).
@@ -44,6 +45,7 @@ from wtlab.errors import ConfigError, WtlabError
 from wtlab.widgets.replay import TraceView, columns_of_records
 
 CHUNK_BYTES = 64 * 1024
+REDRAW_SHARE_INV = 10  # wait at least 10x a redraw's duration before the next one
 _BLOCK = bytes(range(256)) * (CHUNK_BYTES // 256)
 
 
@@ -220,9 +222,13 @@ class LiveWidget:
         for _ in range(max_ticks):  # bounded: stops with the session at the latest
             if task.done():
                 return
+            t = time.perf_counter()
             self.redraw()
+            # The session shares this loop: keep redraws under ~10 % of its time, however
+            # long the recording grows (a 1M-event redraw takes ~0.1-0.2 s).
+            wait_s = max(self.tick_s, REDRAW_SHARE_INV * (time.perf_counter() - t))
             try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=self.tick_s)
+                await asyncio.wait_for(asyncio.shield(task), timeout=wait_s)
             except TimeoutError:
                 continue
             except BaseException:  # the session failed or was cancelled: _finished reports it
