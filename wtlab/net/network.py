@@ -81,10 +81,6 @@ from wtlab.trace.recorder import Recorder
 from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_PN, NO_STREAM
 
 SERVER_HOST = "127.0.0.1"
-# The recorder's t0: virtual time already starts at 0. Not exactly 0.0, because wtlab's
-# client re-bases an empty recorder whose t0 is 0.0 to its session start (right for live
-# runs, wrong for a flow starting at t > 0 here); subtracting 5e-324 changes no time.
-_T0 = 5e-324
 IP_UDP_OVERHEAD_BYTES = 28  # IPv4 (20) + UDP (8)
 
 _current_host: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -240,7 +236,7 @@ class VirtualNetwork:
             raise ConfigError(f"overhead_bytes={overhead_bytes} must be >= 0")
         self.path = _fresh(path)
         self.loop = VirtualTimeLoop(network=self, timer_granularity_s=timer_granularity_s)
-        self.recorder = recorder if recorder is not None else Recorder(t0=_T0, meta=meta)
+        self.recorder = recorder if recorder is not None else Recorder(t0=0.0, meta=meta)
         self.flows: list[Flow] = []
         self.record_link = record_link
         self.overhead_bytes = int(overhead_bytes)

@@ -80,7 +80,9 @@ class Recorder:
     """Collects trace events of one run (any number of flows).
 
     ``t0`` is subtracted from every timestamp, so rows carry seconds since the
-    run started; drivers set it to their clock's start (0.0 in virtual time).
+    run started. Give it (0.0 in virtual time) to fix the clock's origin; left out,
+    the first live driver to use the recorder sets it to its session's start
+    (``clock_fixed`` tells which).
     ``meta`` is the run metadata kept with exports: always ``run_id`` (random
     hex unless given), ``created_unix_s``, ``start_time_utc`` (ISO 8601),
     ``versions`` (wtlab, aioquic, python); drivers and users add ``algorithm``,
@@ -88,9 +90,9 @@ class Recorder:
     """
 
     __slots__ = ("_buf", "_chunks", "_n_frozen", "_extra", "_kinds", "_kind_code",
-                 "_states", "_state_code", "t0", "meta", "_pack")
+                 "_states", "_state_code", "t0", "clock_fixed", "meta", "_pack")
 
-    def __init__(self, *, t0: float = 0.0, meta: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, *, t0: float | None = None, meta: Mapping[str, Any] | None = None) -> None:
         self._buf = bytearray()
         self._chunks: list[bytes] = []
         self._n_frozen = 0  # events in self._chunks
@@ -99,7 +101,8 @@ class Recorder:
         self._kind_code: dict[str, int] = {k: i for i, k in enumerate(self._kinds)}
         self._states: list[str] = list(STATE_NAMES)
         self._state_code: dict[str, int] = {s: i for i, s in enumerate(self._states)}
-        self.t0 = float(t0)
+        self.t0 = 0.0 if t0 is None else float(t0)
+        self.clock_fixed = t0 is not None
         now = time.time()
         self.meta: dict[str, Any] = {
             "run_id": uuid.uuid4().hex,
@@ -117,6 +120,7 @@ class Recorder:
         return {name: getattr(self, name) for name in self.__slots__ if name != "_pack"}
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self.clock_fixed = True  # pickles made before clock_fixed existed
         for name, value in state.items():
             setattr(self, name, value)
         self._pack = RECORD.pack

@@ -137,8 +137,9 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
     controller = make_controller(congestion_control, config.max_datagram_size, recorder, flow)
 
     loop = asyncio.get_running_loop()
-    if recorder is not None and len(recorder) == 0 and recorder.t0 == 0.0:
+    if recorder is not None and not getattr(recorder, "clock_fixed", True):
         recorder.t0 = loop.time()  # trace times count from this session's start
+        recorder.clock_fixed = True
     deadline = loop.time() + timeout
 
     def remaining() -> float:

@@ -286,6 +286,10 @@ class Server:
         self._next_flow += 1
         controller = make_controller(self.congestion_control, quic._max_datagram_size,
                                      self.recorder, flow)
+        rec = self.recorder
+        if rec is not None and not getattr(rec, "clock_fixed", True):
+            rec.t0 = asyncio.get_running_loop().time()  # times count from the first session
+            rec.clock_fixed = True
         attach_controller(quic, controller, self.recorder, flow)
         wt = P.WebTransportConnection(quic, dialect=self.dialect, limits=self._flow_limits)
         proto = self._proto
