@@ -1,24 +1,35 @@
-"""wtlab.net"""
+"""Paths and networks: link models, the virtual-time network, the live relay.
 
-# Path models (helper E1): links, loss models, buffers, traces.
-from wtlab.net.link import Buffer, CoDel, Link, LinkSpec, LinkStats  # noqa: E402, F401
-from wtlab.net.loss import Bernoulli, DropIndices, GilbertElliott  # noqa: E402, F401
-from wtlab.net.path import Path  # noqa: E402, F401
-from wtlab.net.traces import MahimahiTrace  # noqa: E402, F401
+Path models (sans-IO; ``Link.transmit(now, size_bytes) -> arrival times``)::
 
-# Virtual-time network (helper E2), loaded on first use (it pulls in aioquic and pandas):
-#
-#     from wtlab.net import Path, VirtualNetwork, emulate
-#     from wtlab.lab.workloads import Bulk
-#     net = VirtualNetwork(Path.symmetric(rate_bps="10mbit", rtt_s="40ms", loss="1%", seed=1))
-#     flow = net.add_flow("cubic", Bulk(duration_s=10, direction="down"))
-#     net.step(kinds="packet_acked")      # one ack: a dict with cwnd, srtt_s, state, ...
-#     net.step(kinds="packet_lost")       # then one loss
-#     net.run(until=10.0)                 # the rest, in virtual seconds
-#     df = net.recorder.to_pandas()       # every event of every flow
-#     res = emulate(path, cc=["reno", "cubic", "bbr"], until_s=10.0)  # one call, 3 flows
-#     res.metrics(from_s=2.0)             # goodput, utilisation, mean cwnd, queueing delay
-_E2_LAZY = {
+    from wtlab.net import Path
+    path = Path.symmetric(rate_bps="10mbit", rtt_s="40ms", loss="1%", buffer_bdp=1, seed=1)
+
+The virtual-time network runs wtlab's real WebTransport client and server (aioquic
+underneath) over a path, deterministically, faster than real time; it loads on first
+use (it pulls in aioquic and pandas)::
+
+    from wtlab.net import VirtualNetwork, emulate
+    from wtlab.lab.workloads import Bulk
+    net = VirtualNetwork(path)
+    flow = net.add_flow("cubic", Bulk(duration_s=10, direction="down"))
+    net.step(kinds="packet_acked")      # one ack: a dict with cwnd, srtt_s, state, ...
+    net.step(kinds="packet_lost")       # then one loss
+    net.run(until=10.0)                 # the rest, in virtual seconds
+    df = net.recorder.to_pandas()       # every event of every flow
+    res = emulate(path.new(), cc=["reno", "cubic", "bbr"], until_s=10.0)  # 3 flows, one call
+    res.metrics(from_s=2.0)             # goodput, utilisation, mean cwnd, queueing delay
+
+The live relay (``wtlab.net.relay.Relay``, ``wtlab relay``) applies the same path models
+in real time between a live client and server on loopback.
+"""
+
+from wtlab.net.link import Buffer, CoDel, Link, LinkSpec, LinkStats
+from wtlab.net.loss import Bernoulli, DropIndices, GilbertElliott
+from wtlab.net.path import Path
+from wtlab.net.traces import MahimahiTrace
+
+_LAZY = {
     "VirtualNetwork": "wtlab.net.network",
     "Flow": "wtlab.net.network",
     "VirtualTimeLoop": "wtlab.net.vtime",
@@ -27,11 +38,15 @@ _E2_LAZY = {
     "EmulationResult": "wtlab.net.emulate",
     "flow_metrics": "wtlab.net.emulate",
     "jain_index": "wtlab.net.emulate",
+    "cellular_trace": "wtlab.net.cellular",
 }
+
+__all__ = ["Bernoulli", "Buffer", "CoDel", "DropIndices", "GilbertElliott", "Link", "LinkSpec",
+           "LinkStats", "MahimahiTrace", "Path", *_LAZY]
 
 
 def __getattr__(name: str):
-    module = _E2_LAZY.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'wtlab.net' has no attribute {name!r}")
     import importlib
