@@ -102,3 +102,16 @@ async def test_concurrent_waiters_all_make_progress(server):
                 await other.read()
             finally:
                 reader.cancel()
+
+
+async def test_w3c_shaped_stats(server):
+    async with server.connect("/echo") as session:
+        stream = await session.open_bidi()
+        stream.write(b"s" * 20_000)
+        stream.write_eof()
+        assert len(await stream.read()) == 20_000
+        stats = session.get_stats()
+        assert stats["bytes_sent"] > 20_000 and stats["packets_sent"] > 10
+        assert stats["bytes_received"] > 20_000
+        assert 0 < stats["smoothed_rtt"] < 1 and stats["min_rtt"] <= stats["smoothed_rtt"] * 2
+        assert stats["bytes_sent_overhead"] > 0

@@ -411,6 +411,7 @@ class Session:
         self._bytes_sent = 0
         self._bytes_received = 0
         self._datagrams_sent = 0
+        self._datagram_bytes_sent = 0
         self._dgram_cid: Any = None
         self._dgram_limit = 0
         self._datagrams_received = 0
@@ -523,6 +524,7 @@ class Session:
             self._datagrams_send_dropped += 1
         ep.quic.send_datagram_frame(self._wts.datagram_prefix + data)
         self._datagrams_sent += 1
+        self._datagram_bytes_sent += len(data)
         if ep.recorder is not None:
             ep.record("datagram_sent", nbytes=len(data))
         if ep._tx_handle is None:
@@ -601,6 +603,15 @@ class Session:
         }
         out.update(ep.connection_stats())
         return out
+
+    def get_stats(self) -> dict[str, Any]:
+        """The connection's statistics shaped like the W3C ``WebTransport.getStats()``
+        (snake_case, seconds; see :mod:`wtlab.transport.stats`)."""
+        from wtlab.transport.stats import connection_stats
+
+        payload = self._bytes_sent + self._datagram_bytes_sent
+        return connection_stats(self._ep.quic, payload_bytes_sent=payload,
+                                datagrams_dropped_incoming=self._datagrams_dropped)
 
     # ------------------------------------------------------------ driver input
     def _raise_if_closed(self) -> None:
