@@ -85,3 +85,19 @@ def test_bad_input_is_typed(kwargs, match):
 def test_bad_duration_is_typed():
     with pytest.raises(wtlab.ConfigError, match="duration_s"):
         Experiment().run(-1)
+
+
+def test_emulation_is_deterministic_across_processes():
+    # Each process makes its own certificate; its length must not vary, or the
+    # handshake's packet sizes (and everything after) would differ between runs.
+    import subprocess
+    import sys
+
+    code = ("import pandas as pd; from wtlab.lab import Experiment; "
+            "df = Experiment(path=dict(rate_bps=10e6, rtt_s=0.04, loss=0.01), cc='cubic', "
+            "seed=3, engine='emulate').run(1.5).trace; "
+            "print(len(df), int(pd.util.hash_pandas_object(df.drop(columns=['extra']), "
+            "index=False).sum()))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, timeout=300).stdout for _ in range(2)}
+    assert len(outs) == 1

@@ -86,7 +86,9 @@ def generate_certificate(*, kind: str = "ecdsa", hostnames: tuple[str, ...] = (
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())  # type: ignore[attr-defined]
-        .serial_number(x509.random_serial_number())
+        # Top bit set: the serial always encodes in 20 bytes, so the certificate (and the
+        # handshake's packet sizes) has the same length in every process.
+        .serial_number(x509.random_serial_number() | (1 << 158))
         .not_valid_before(now)
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
