@@ -36,10 +36,21 @@ _LAZY = {
     "compare": "wtlab.lab.experiment",
     "sweep": "wtlab.lab.sweep",
     "Path": "wtlab.net.path",
+    "PerformanceMonitor": "wtlab.trace.monitor",
+    "channel_handler": "wtlab.reliability.channel",
 }
 
 
+# subpackages reachable as attributes (``wtlab.cc.names()``) without importing them all
+_SUBMODULES = ("cc", "datasets", "lab", "model", "monitor", "net", "reliability", "trace",
+               "transport")
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"wtlab.{name}")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'wtlab' has no attribute {name!r}")
