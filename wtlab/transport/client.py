@@ -34,7 +34,13 @@ from wtlab.errors import (
     SessionRejected,
 )
 from wtlab.transport import protocol as P
-from wtlab.transport.driver import Endpoint, attach_controller, check_url, make_controller
+from wtlab.transport.driver import (
+    Endpoint,
+    attach_controller,
+    check_idle_timeout,
+    check_url,
+    make_controller,
+)
 from wtlab.transport.session import Session
 
 # TLS alerts (RFC 8446) that mean "your certificate is not acceptable".
@@ -113,17 +119,19 @@ def _normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | 
 
 async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file: str | None,
                 verify: bool, headers: Any, timeout: float, recorder: Any, flow: int,
-                dialect: str) -> Session:
+                dialect: str, idle_timeout_s: float) -> Session:
     host, port, path, authority = check_url(url)  # before any packet
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds")
     if dialect not in P.DIALECTS:
         raise ConfigError(f"unknown dialect {dialect!r}; use one of {P.DIALECTS}")
+    check_idle_timeout(idle_timeout_s)
     hashes = _normalize_hashes(cert_hashes)
     extra_headers = _normalize_headers(headers)
     config = QuicConfiguration(
         is_client=True, alpn_protocols=H3_ALPN, max_datagram_frame_size=MAX_DATAGRAM_FRAME_SIZE,
         server_name=host, max_data=QUIC_MAX_DATA, max_stream_data=QUIC_MAX_STREAM_DATA,
+        idle_timeout=idle_timeout_s,
     )
     if hashes is not None or not verify:
         config.verify_mode = ssl.CERT_NONE  # checked against cert_hashes after the handshake
@@ -263,7 +271,9 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
     request headers); ``timeout`` (seconds for the whole setup);
     ``recorder`` / ``flow`` (trace events of this connection go to that
     :class:`wtlab.trace.Recorder` as rows of ``flow``); ``dialect`` ("auto",
-    "draft02", "draft07" or "latest"; see :mod:`wtlab.transport.protocol`).
+    "draft02", "draft07" or "latest"; see :mod:`wtlab.transport.protocol`);
+    ``idle_timeout_s`` (the QUIC idle timeout: a path silent that long ends the
+    session with SessionClosed).
 
     Raises InvalidURL (before any packet), ConnectTimeout, CertificateError,
     SessionRejected (with ``.status``), ProtocolError.
@@ -272,11 +282,12 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
     def __init__(self, url: str, *, congestion_control: Any = "default",
                  cert_hashes: Any = None, ca_file: str | None = None, verify: bool = True,
                  headers: Any = None, timeout: float = 10.0, recorder: Any = None, flow: int = 0,
-                 dialect: str = "auto") -> None:
+                 dialect: str = "auto", idle_timeout_s: float = 60.0) -> None:
         check_url(url)
         self._kw = dict(congestion_control=congestion_control, cert_hashes=cert_hashes,
                         ca_file=ca_file, verify=verify, headers=headers, timeout=timeout,
-                        recorder=recorder, flow=flow, dialect=dialect)
+                        recorder=recorder, flow=flow, dialect=dialect,
+                        idle_timeout_s=idle_timeout_s)
         self._url = url
         self._session: Session | None = None
 

@@ -478,3 +478,12 @@ def check_url(url: str) -> tuple[str, int, str, str]:
 def check_error_code(code: int) -> None:
     if not isinstance(code, int) or not 0 <= code <= P.MAX_APP_ERROR:
         raise ConfigError(f"error code {code!r} must be an int in 0..2**32-1")
+
+
+def check_idle_timeout(idle_timeout_s: object) -> float:
+    """The QUIC idle timeout in seconds, checked (a typed error rather than a silent hang)."""
+    if isinstance(idle_timeout_s, bool) or not isinstance(idle_timeout_s, (int, float)) or not (
+            0 < idle_timeout_s <= 3600):
+        raise ConfigError(f"idle_timeout_s={idle_timeout_s!r} must be a number of seconds in "
+                          "(0, 3600]")
+    return float(idle_timeout_s)

@@ -56,6 +56,7 @@ from wtlab.transport.driver import (
     CLOSE_STREAM_LIMIT,
     Endpoint,
     attach_controller,
+    check_idle_timeout,
     make_controller,
 )
 from wtlab.transport.session import Session
@@ -150,7 +151,8 @@ class Server:
                  key: str | None = None, routes: dict[str, Handler] | None = None,
                  congestion_control: Any = "default", recorder: Any = None, flow: int = 0,
                  limits: Limits | None = None, cert_kind: str = "ecdsa",
-                 dialect: str = "auto", builtin_routes: bool = True) -> None:
+                 dialect: str = "auto", builtin_routes: bool = True,
+                 idle_timeout_s: float = 60.0) -> None:
         from wtlab.transport import handlers
 
         if (cert is None) != (key is None):
@@ -190,6 +192,7 @@ class Server:
         self.quic_config = QuicConfiguration(
             is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=MAX_DATAGRAM_FRAME_SIZE,
             max_data=QUIC_MAX_DATA, max_stream_data=QUIC_MAX_STREAM_DATA,
+            idle_timeout=check_idle_timeout(idle_timeout_s),
         )
         self.quic_config.certificate = self.certificate.certificate
         self.quic_config.private_key = self.certificate.private_key
@@ -357,17 +360,19 @@ def serve(host: str = "127.0.0.1", port: int = 4433, *, cert: str | None = None,
           key: str | None = None, routes: dict[str, Handler] | None = None,
           congestion_control: Any = "default", recorder: Any = None, flow: int = 0,
           limits: Limits | None = None, cert_kind: str = "ecdsa",
-          dialect: str = "auto") -> Server:
+          dialect: str = "auto", idle_timeout_s: float = 60.0) -> Server:
     """A WebTransport server: ``async with serve(...) as server`` or ``server = await serve(...)``.
 
     ``port=0`` picks a free port (read ``server.port``). ``routes`` maps paths to
     ``async def handler(session)``; they extend the built-in ``/echo``, ``/sink``
     and ``/source``. ``recorder`` receives the trace of every connection, each
-    with its own ``flow`` id starting at ``flow``.
+    with its own ``flow`` id starting at ``flow``. ``idle_timeout_s`` is the QUIC idle
+    timeout of every connection.
     """
     return Server(host, port, cert=cert, key=key, routes=routes,
                   congestion_control=congestion_control, recorder=recorder, flow=flow,
-                  limits=limits, cert_kind=cert_kind, dialect=dialect)
+                  limits=limits, cert_kind=cert_kind, dialect=dialect,
+                  idle_timeout_s=idle_timeout_s)
 
 
 def cli_main(argv: list[str]) -> int:
