@@ -32,9 +32,10 @@ from tests.interop.certs import CertFiles
 logging.getLogger("pywebtransport").setLevel(logging.CRITICAL)
 
 # Generous WebTransport flow-control limits: pywebtransport's defaults are 0 (no streams at all).
-# The session data window is 1 GiB because pywebtransport 0.8.1 stalled (30 s write timeout)
-# in 2 of 3 runs of a 100 MB one-stream transfer between its own client and server once a
-# 64 MiB initial window had to be extended with WT_MAX_DATA capsules.
+# The session data window is 1 GiB: with 64 MiB, a 100 MB one-stream transfer between
+# pywebtransport 0.8.1's own client and server stalled (its 30 s write timeout) in 2 of 3 runs
+# once the window had to be extended with WT_MAX_DATA capsules. With 1 GiB it still stalls
+# now and then (its 60 s read timeout, about 1 run in 5 on a loaded machine).
 WT_LIMITS = dict(
     initial_max_data=1 << 30,
     initial_max_streams_bidi=1000,
