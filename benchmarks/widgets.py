@@ -22,6 +22,13 @@ it has recorded ``--events`` events. Then, in the same process, interleaved:
 
 Points per redraw are printed too: what goes to the browser is at most ``MAX_POINTS``
 per series (16 bytes each), whatever the trace's length.
+
+(d) ``--browser``: end to end in JupyterLab and headless Chromium (as in
+    ``tests/browser``): a kernel builds the same trace and two ReplayWidgets over it
+    (full span, and a 1 % window); the benchmark presses the window slider's handle with
+    the keyboard (ArrowLeft: one step, as a user would) and measures in the page, from
+    the keydown to plotly's ``plotly_afterplot`` (the figure redrawn with the kernel's
+    update), and until the cursor row shows the new event.
 """
 
 from __future__ import annotations
@@ -53,9 +60,18 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="200k events, 3 runs")
+    ap.add_argument("--browser", action="store_true",
+                    help="also measure slider moves end to end in JupyterLab + Chromium")
     args = ap.parse_args()
     if args.quick:
         args.events, args.runs = 200_000, 3
+    in_process(args)
+    if args.browser:
+        in_browser(args.events, args.runs)
+    return 0
+
+
+def in_process(args) -> None:
 
     import numpy as np
 
@@ -146,7 +162,96 @@ def main() -> int:
                 higher_is_better=False)
     print(ratio_line("    live redraw", res, "records", "to_pandas", higher_is_better=False))
     print(f"(c) ReplayWidget(recorder) load, once: {load_s:.2f} s")
-    return 0
+
+
+BROWSER_CELLS = ("""\
+from wtlab.lab import Experiment
+from wtlab.widgets import ReplayWidget
+s = Experiment(path=dict(rate_bps=50e6, rtt_s=0.04, loss=0.002), cc="cubic", seed=1).stepper()
+for _ in range(100_000):
+    if len(s.recorder) >= {events}:
+        break
+    s.advance(1.0)
+full = ReplayWidget(s.recorder)
+full""", """\
+narrow = ReplayWidget(s.recorder)
+t_mid = (narrow.window.min + narrow.window.max) / 2
+narrow.set_window(t_mid, t_mid + (narrow.window.max - narrow.window.min) / 100)
+narrow""")
+
+# In the page: time from a keydown on the slider handle to plotly's next afterplot.
+JS_ARM = """gd => {
+  window.__wt = {down: 0, plot: 0, n: 0};
+  if (!gd.__wtHooked) {
+    gd.on('plotly_afterplot', () => { window.__wt.plot = performance.now(); window.__wt.n++; });
+    gd.__wtHooked = true;
+  }
+  document.addEventListener('keydown', () => { window.__wt.down = performance.now(); },
+                            {capture: true, once: true});
+}"""
+
+
+def in_browser(events: int, runs: int) -> None:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.jupyter import running_jupyterlab
+    from tests.browser.test_jupyterlab import _open_and_run_all
+    from tests.interop.browser import CHROMIUM_ARGS, chromium_path
+
+    root = Path(tempfile.mkdtemp(prefix="wtlab-bench-lab-"))
+    profile = tempfile.mkdtemp(prefix="wtlab-chromium-")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c.replace("{events}", str(events)))
+                for c in BROWSER_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    nbformat.write(nb, root / "bench.ipynb")
+    results: dict[str, list[float]] = {}
+    try:
+        with running_jupyterlab(root) as lab, sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1300})
+            page = ctx.new_page()
+            page.set_default_timeout(30_000)
+            _open_and_run_all(page, lab, "bench.ipynb")
+            cells = page.locator(".jp-Notebook .jp-CodeCell")
+            for i, name in ((0, "full span"), (1, "1% window")):
+                cell = cells.nth(i)
+                figure = cell.locator(".js-plotly-plot")
+                figure.wait_for(timeout=180_000)  # the kernel builds the trace first
+                page.wait_for_function("gd => (gd.data || []).length > 0",
+                                       arg=figure.element_handle(), timeout=60_000)
+                # the upper handle: moving it moves the cursor, so the row changes too
+                handle = cell.locator(".widget-slider .noUi-handle").nth(1)
+                row = cell.locator(".widget-html-content", has_text="event at the cursor")
+                plot_ms: list[float] = []
+                changed: list[bool] = []
+                readout = cell.locator(".widget-readout").first
+                for _ in range(runs):
+                    before, shown = row.inner_text(), readout.inner_text()
+                    figure.evaluate(JS_ARM)
+                    handle.focus()
+                    page.keyboard.press("ArrowLeft")
+                    page.wait_for_function("([el, b]) => el.innerText !== b",
+                                           arg=[readout.element_handle(), shown])
+                    page.wait_for_function("() => window.__wt.n > 0 && window.__wt.down > 0")
+                    plot_ms.append(page.evaluate("() => window.__wt.plot - window.__wt.down"))
+                    # the row changes only if an event lies in the step the edge moved
+                    changed.append(row.inner_text() != before)
+                results[name] = [v / 1e3 for v in plot_ms]
+                print(f"(d) {name}: the cursor row changed on {sum(changed)} of {runs} moves")
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+    print_table(f"(d) JupyterLab + Chromium: slider ArrowLeft to plot redrawn ({events:,} "
+                "events)", results, unit="s", higher_is_better=False)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,13 @@ def test_the_browser_snapping_the_window_to_its_step_keeps_the_cursor(recording)
     assert w.cursor == cursor and w.current_row()["kind"] == row["kind"] == "packet_lost"
     w.window.value = (snapped[0], snapped[1] - 20 * step)  # a real drag still moves it
     assert w.cursor < cursor
+    # right after loading (full window, not on the grid): one keyboard step is a real move
+    w = ReplayWidget(recording)
+    last = w.cursor
+    t0, t1 = w.window.value
+    snapped1 = w.window.min + round((t1 - w.window.min) / step) * step
+    w.window.value = (t0, snapped1 - w.window.step)
+    assert w.cursor < last and w.view.window[1] == snapped1 - w.window.step
 
 
 def test_unsorted_trace_is_sorted_once_at_load(recording):

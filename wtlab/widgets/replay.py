@@ -465,13 +465,25 @@ class ReplayWidget:
         if (t0, t1) == self.view.window:
             return
         echo, self._echo = self._echo, None
-        if echo is not None and max(abs(t0 - echo[0]), abs(t1 - echo[1])) <= 0.51 * self.window.step:
+        if echo is not None and self._is_echo((t0, t1), echo):
             # The browser snapped a value we set to the slider's step and sent it back: not
             # a move by the user. Keep the cursor (re-deriving it from the snapped edge
             # would skip to another event) and the view.
             return
         self.cursor = int(np.searchsorted(self._times, t1, side="right")) - 1
         self._apply(t0, t1)
+
+    def _is_echo(self, new: tuple[float, float], sent: tuple[float, float]) -> bool:
+        """Whether ``new`` is ``sent`` as the slider shows it: each end either as sent or
+        rounded to the slider's grid (min + k * step). A user's move of one step is not."""
+        step, lo = self.window.step or 0.0, self.window.min
+        tol = 1e-3 * step if step else 1e-12
+
+        def same(v: float, e: float) -> bool:
+            return abs(v - e) <= tol or (step > 0 and abs(v - (lo + round((e - lo) / step) * step))
+                                         <= tol)
+
+        return same(new[0], sent[0]) and same(new[1], sent[1])
 
     def _apply(self, t0: float, t1: float) -> None:
         cursor_s = float(self._times[self.cursor]) if self.cursor >= 0 else None
