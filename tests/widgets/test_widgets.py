@@ -40,3 +40,15 @@ def test_compare_widget_runs_each_controller():
     assert list(c.table["cc"]) == ["reno", "bbr"]
     assert "goodput_mbps" in w.table.value
     assert len(w.bars.data) >= 1 and _xs(w.traces) > 0
+
+
+def test_explorer_sliders_hold_the_experiments_path_on_their_grid():
+    ex = Explorer(Experiment(path=dict(rate_bps=12.3e6, rtt_s=0.0375, loss=0.0025,
+                                       buffer_bdp=1.5)))
+    assert ex.rate.value == pytest.approx(12.3) and ex.rtt.value == pytest.approx(37.5)
+    assert ex.loss.value == pytest.approx(0.25) and ex.buffer.value == pytest.approx(1.5)
+    for w in (ex.rate, ex.rtt, ex.loss, ex.buffer):  # on the grid: a browser echoes it unchanged
+        k = (w.value - w.min) / w.step
+        assert abs(k - round(k)) < 1e-6
+    p = ex.stepper.path
+    assert p.capacity_bps == pytest.approx(12.3e6) and p.rtt_s == pytest.approx(0.0375)

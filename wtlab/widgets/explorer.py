@@ -38,14 +38,17 @@ class Explorer:
         self._base = base
         self.algorithm = W.Dropdown(options=wtlab.cc.names(), value=_cc_name(base.cc),
                                     description="controller")
-        self.rate = W.FloatLogSlider(value=p.get("rate_bps", rate_mbps * 1e6) / 1e6, base=10,
-                                     min=-0.5, max=2.5, step=0.05, description="rate Mbit/s")
-        self.rtt = W.FloatSlider(value=p.get("rtt_s", rtt_ms / 1e3) * 1e3, min=2, max=400,
-                                 step=1, description="RTT ms")
-        self.loss = W.FloatSlider(value=100 * float(p.get("loss", loss_pct / 100) or 0), min=0,
-                                  max=10, step=0.1, description="loss %")
-        self.buffer = W.FloatSlider(value=p.get("buffer_bdp", buffer_bdp), min=0.1, max=8,
-                                    step=0.1, description="buffer ×BDP")
+        # Values go onto each slider's grid first: a browser snaps off-grid values and
+        # echoes them back, which would silently change the path and reset the run.
+        self.rate = W.FloatSlider(value=_on_grid(p.get("rate_bps", rate_mbps * 1e6) / 1e6, 0.01),
+                                  min=0.1, max=1000, step=0.01, description="rate Mbit/s")
+        self.rtt = W.FloatSlider(value=_on_grid(p.get("rtt_s", rtt_ms / 1e3) * 1e3, 0.1),
+                                 min=1, max=1000, step=0.1, description="RTT ms")
+        self.loss = W.FloatSlider(value=_on_grid(100 * float(p.get("loss", loss_pct / 100) or 0),
+                                                 0.01), min=0, max=20, step=0.01,
+                                  description="loss %")
+        self.buffer = W.FloatSlider(value=_on_grid(p.get("buffer_bdp", buffer_bdp), 0.01),
+                                    min=0.05, max=16, step=0.01, description="buffer ×BDP")
         self.speed = W.FloatLogSlider(value=1.0, base=10, min=-2, max=1.5, step=0.1,
                                       description="sim s / s")
         self.step_button = W.Button(description="Step", icon="step-forward")
@@ -136,6 +139,10 @@ class Explorer:
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _on_grid(value: float, step: float) -> float:
+    return round(round(value / step) * step, 10)
 
 
 def _cc_name(cc: Any) -> str:
