@@ -94,13 +94,23 @@ def write_report(out_dir: Path, live: pd.DataFrame, comparisons: dict) -> Path:
     from wtlab import datasets
     from wtlab.trace.export import write_text_atomic
 
-    parts = ["<html><head><meta charset='utf-8'><title>wtlab demo</title></head><body>",
+    style = ("<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+             "table{border-collapse:collapse;margin:0.5em 0 1em}"
+             "td,th{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}"
+             "th{background:#f4f4f4}</style>")
+    parts = ["<html><head><meta charset='utf-8'><title>wtlab demo</title>" + style +
+             "</head><body>",
              "<h1>wtlab demo</h1><h2>Live session against the embedded server</h2>",
+             "<p>wtlab's WebTransport client and server on 127.0.0.1 (no bottleneck: loopback)."
+             "</p>",
              live.to_html(index=False, float_format=lambda v: f"{v:.3g}")]
     include_js = True
     runs = []
     for label, cmp in comparisons.items():
-        parts.append(f"<h2>Emulated path, {label}</h2>")
+        parts.append(f"<h2>Emulated path, {label}</h2><p>10 Mbit/s, 50 ms RTT, 1 BDP drop-tail "
+                     "buffer, virtual time (fast flow model); goodput counts acknowledged bytes."
+                     + (" Mathis' prediction for Reno beside it." if "loss" in label else "")
+                     + "</p>")
         parts.append(cmp.table.to_html(index=False, float_format=lambda v: f"{v:.3g}"))
         fig = cmp.trace_figure()
         fig.update_layout(title=f"cwnd, rates and RTT ({label})")

@@ -75,6 +75,7 @@ def trace_figure(df: pd.DataFrame, *, labels: dict[int, str] | None = None,
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=("congestion window (KB)", "rate (Mbit/s)", "RTT (ms)"))
     flows = sorted(int(f) for f in pd.unique(df["flow"])) if len(df) else []
+    rates: list[np.ndarray] = []
     for i, flow in enumerate(flows):
         color = _PALETTE[i % len(_PALETTE)]
         name = _flow_label(flow, labels)
@@ -102,6 +103,7 @@ def trace_figure(df: pd.DataFrame, *, labels: dict[int, str] | None = None,
             if len(r):
                 x, y = thin(r["time_s"].to_numpy(), r[column].to_numpy(dtype=float) / 1e6,
                             max_points)
+                rates.append(y)
                 fig.add_trace(go.Scattergl(x=x, y=y, mode="lines",
                                            name=f"{name} {column.split('_rate')[0]}",
                                            line={"color": color, "dash": dash},
@@ -114,6 +116,15 @@ def trace_figure(df: pd.DataFrame, *, labels: dict[int, str] | None = None,
                         max_points)
             fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=f"{name} RTT",
                                        line={"color": color}, legendgroup=name), row=3, col=1)
+    if rates:
+        # Startup's pacing (BBR: 2.89 x cwnd over the first RTT) can be 10-100x the link
+        # rate for a moment; scale to the bulk of the run so the rest stays readable.
+        values = np.concatenate(rates)
+        values = values[np.isfinite(values)]
+        if len(values):
+            top = float(np.percentile(values, 99)) * 1.25
+            if top > 0 and top < float(values.max()):
+                fig.update_yaxes(range=[0, top], row=2, col=1)
     if bdp_bytes:
         fig.add_hline(y=bdp_bytes / 1e3, line={"dash": "dash", "color": "gray"},
                       annotation_text="BDP", row=1, col=1)
