@@ -8,34 +8,38 @@
 * :mod:`wtlab.trace.mahimahi`: Mahimahi link logs in, delivered/queued/drop views.
 * :mod:`wtlab.trace.monitor`: :class:`PerformanceMonitor`, per-flow and per-stream
   performance tables computed from a trace.
+
+Only the recorder loads with the package (controllers and drivers write into it on
+every packet); pandas, pyarrow and the readers and writers load on first use.
 """
 
-from wtlab.trace.export import (
-    read_csv,
-    read_parquet,
-    read_trace,
-    write_csv,
-    write_parquet,
-    write_trace,
-)
-from wtlab.trace.monitor import PerformanceMonitor
-from wtlab.trace.qlog import parse_qlog, read_qlog, write_qlog
-from wtlab.trace.recorder import Recorder, merge
-from wtlab.trace.schema import concat, conform
+import importlib
 
-__all__ = [
-    "PerformanceMonitor",
-    "Recorder",
-    "concat",
-    "conform",
-    "merge",
-    "parse_qlog",
-    "read_csv",
-    "read_parquet",
-    "read_qlog",
-    "read_trace",
-    "write_csv",
-    "write_parquet",
-    "write_qlog",
-    "write_trace",
-]
+from wtlab.trace.recorder import Recorder, merge
+
+_LAZY = {
+    "read_csv": "wtlab.trace.export",
+    "read_parquet": "wtlab.trace.export",
+    "read_trace": "wtlab.trace.export",
+    "write_csv": "wtlab.trace.export",
+    "write_parquet": "wtlab.trace.export",
+    "write_trace": "wtlab.trace.export",
+    "PerformanceMonitor": "wtlab.trace.monitor",
+    "parse_qlog": "wtlab.trace.qlog",
+    "read_qlog": "wtlab.trace.qlog",
+    "write_qlog": "wtlab.trace.qlog",
+    "concat": "wtlab.trace.schema",
+    "conform": "wtlab.trace.schema",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wtlab.trace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["Recorder", "merge", *_LAZY]

@@ -35,12 +35,14 @@ import struct
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from wtlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 from wtlab.trace import schema
 from wtlab.trace.schema import (
     EVENT_KINDS,
@@ -384,6 +386,8 @@ def _view(df: pd.DataFrame, kind: str) -> pd.DataFrame:
 def records_to_frame(rec: np.ndarray, kinds: list[str], states: list[str],
                      extra: Mapping[int, str] | None = None) -> pd.DataFrame:
     """Build the schema DataFrame from packed records and code tables."""
+    import pandas as pd  # here, not at import time: controllers and drivers never need it
+
     n = len(rec)
 
     def nullable(col: np.ndarray, sentinel: int) -> pd.arrays.IntegerArray:
