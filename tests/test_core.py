@@ -49,3 +49,17 @@ def test_recorder_t0_and_chunks():
 def test_unknown_algorithm_is_typed():
     with pytest.raises(wtlab.UnknownAlgorithm, match="register your own"):
         wtlab.cc.get("no-such-cc")
+
+
+def test_to_pandas_slice_decodes_only_those_rows_and_matches_the_whole():
+    rec = Recorder(t0=0.0)
+    for i in range(40_000):  # spans the 1 MiB chunk boundary
+        rec.event(i * 1e-3, "packet_sent", pn=i, bytes=1200,
+                  extra={"i": i} if i % 1000 == 7 else None)
+    whole = rec.to_pandas()
+    for start, stop in ((0, 5), (16_380, 16_390), (39_990, None), (1_000, 3_010)):
+        part = rec.to_pandas(start, stop)
+        expect = whole.iloc[start:stop]
+        assert list(part.index) == list(expect.index)
+        assert part["pn"].tolist() == expect["pn"].tolist()
+        assert part["extra"].tolist() == expect["extra"].tolist()

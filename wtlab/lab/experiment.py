@@ -27,7 +27,7 @@ import pandas as pd
 from wtlab import cc as cc_registry
 from wtlab.errors import ConfigError
 from wtlab.lab import analytic
-from wtlab.trace.recorder import Recorder
+from wtlab.trace.recorder import Recorder, row_dicts
 
 ENGINES = ("model", "emulate")
 
@@ -232,11 +232,8 @@ class Stepper:
     def _pull(self) -> None:
         n = len(self.recorder)
         if n > self._cursor:
-            df = self.recorder.to_pandas().iloc[self._cursor:n]
+            self._rows.extend(row_dicts(self.recorder.to_pandas(self._cursor, n)))
             self._cursor = n
-            self._rows.extend(
-                {k: (None if (v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v)
-                 for k, v in r.items()} for r in df.to_dict("records"))
 
     def step(self, kinds: Iterable[str] | str | None = None, *,
              max_time_s: float | None = None) -> dict | None:

@@ -72,12 +72,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import numpy as np
-
 from wtlab.errors import ConfigError
 from wtlab.net.vtime import SimulationStalled, VirtualTimeLoop
 from wtlab.trace import schema
-from wtlab.trace.recorder import Recorder
+from wtlab.trace.recorder import Recorder, row_dicts
 from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_PN, NO_STREAM
 
 SERVER_HOST = "127.0.0.1"
@@ -482,13 +480,8 @@ class VirtualNetwork:
         start = self._cursor
         if start >= n:
             return
-        try:
-            df = _tail_frame(rec, start, n)
-        except AttributeError:  # a recorder without the packed layout: convert it all
-            df = rec.to_pandas().iloc[start:n]
         self._cursor = n
-        for row in df.to_dict("records"):
-            self._pending_rows.append({k: (None if _is_na(v) else v) for k, v in row.items()})
+        self._pending_rows.extend(row_dicts(rec.to_pandas(start, n)))
 
     # -- address resolution and endpoints (called by the loop) ------------------------
     def _getaddrinfo(self, host: Any, port: Any, family: int, type_: int):
@@ -692,36 +685,3 @@ def _fresh(path: Any) -> Any:
         if stats is not None and stats.offered:
             return path.new()
     return path
-
-
-def _tail_frame(rec: Recorder, start: int, stop: int):
-    """Rows ``start:stop`` of a Recorder as a schema DataFrame, decoding only those
-    records (stepping through a long run must not convert the whole trace per step).
-    Reads the recorder's packed layout: frozen ``_chunks`` then the open ``_buf``."""
-    from wtlab.trace.recorder import records_to_frame
-    from wtlab.trace.schema import RECORD, RECORD_DTYPE
-
-    size = RECORD.size
-    parts = []
-    first = 0  # index of the first event of the current chunk
-    for chunk in (*rec._chunks, rec._buf):
-        count = len(chunk) // size
-        lo, hi = max(start, first), min(stop, first + count)
-        if lo < hi:
-            parts.append(bytes(chunk[(lo - first) * size:(hi - first) * size]))
-        first += count
-        if first >= stop:
-            break
-    arr = np.frombuffer(b"".join(parts), dtype=RECORD_DTYPE)
-    extra = rec._extra
-    tail_extra = {i - start: extra[i] for i in range(start, stop) if i in extra}
-    return records_to_frame(arr, rec.kinds, list(rec._states), tail_extra)
-
-
-def _is_na(v: Any) -> bool:
-    if v is None:
-        return True
-    try:
-        return bool(v != v) or v is np.nan  # NaN and pd.NA compare unequal / ambiguous
-    except TypeError:
-        return True

@@ -246,12 +246,35 @@ class Recorder:
         data = b"".join([*self._chunks, bytes(self._buf)])
         return np.frombuffer(data, dtype=RECORD_DTYPE)
 
-    def to_pandas(self) -> pd.DataFrame:
+    def to_pandas(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """The tidy event table (see ``wtlab.trace.schema``), one row per event.
 
+        ``start``/``stop`` select rows ``start:stop`` (index from 0) and decode only
+        those records: stepping through a long run reads just the new rows.
         ``df.attrs["meta"]`` holds a copy of the run metadata.
         """
-        df = records_to_frame(self.records(), self._kinds, self._states, self._extra)
+        n = len(self)
+        stop = n if stop is None else max(0, min(stop, n))
+        start = max(0, min(start, stop))
+        if start == 0 and stop == n:
+            df = records_to_frame(self.records(), self._kinds, self._states, self._extra)
+        else:
+            size = RECORD.size
+            parts = []
+            first = 0  # index of the first event of the current chunk
+            for chunk in (*self._chunks, self._buf):
+                count = len(chunk) // size
+                lo, hi = max(start, first), min(stop, first + count)
+                if lo < hi:
+                    parts.append(bytes(chunk[(lo - first) * size:(hi - first) * size]))
+                first += count
+                if first >= stop:
+                    break
+            extra = self._extra
+            tail_extra = {i - start: extra[i] for i in range(start, stop) if i in extra}
+            df = records_to_frame(np.frombuffer(b"".join(parts), dtype=RECORD_DTYPE),
+                                  self._kinds, self._states, tail_extra)
+            df.index = range(start, stop)
         df.attrs["meta"] = json.loads(json.dumps(self.meta, default=str))
         return df
 
@@ -420,3 +443,20 @@ def records_to_frame(rec: np.ndarray, kinds: list[str], states: list[str],
         "extra": pd.Series(extra_col, dtype=object),
     }
     return pd.DataFrame(data, columns=list(schema.COLUMNS))
+
+
+def row_dicts(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a trace table as plain dicts, NA and NaN as None (what a stepper returns)."""
+    out = []
+    for row in df.to_dict("records"):
+        out.append({k: (None if _is_na(v) else v) for k, v in row.items()})
+    return out
+
+
+def _is_na(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(v != v)  # NaN, and pd.NA (whose comparison is itself NA, truthy-ambiguous)
+    except TypeError:
+        return True
