@@ -54,8 +54,12 @@ def test_compare_table_and_figures():
     # BBR does not read random loss as congestion: it keeps far more of the link.
     assert t.set_index("cc").loc["bbr", "goodput_mbps"] > 2 * t.set_index("cc").loc[
         "reno", "goodput_mbps"]
-    assert "mathis_mbps" in t
-    assert len(cmp.figure().data) >= 3 and len(cmp.trace_figure().data) >= 4
+    assert "mathis_mbps" in t and "cubic_response_mbps" in t
+    assert t["capacity_mbps"].iloc[0] == pytest.approx(10.0)
+    fig = cmp.figure()
+    assert len(fig.data) >= 3 and len(cmp.trace_figure().data) >= 4
+    labels = [a.text for a in fig.layout.annotations]
+    assert "capacity" in labels and any(text.startswith("Mathis") for text in labels)
 
 
 def test_user_controller_runs_in_both_engines():

@@ -416,4 +416,9 @@ def compare(experiment: Experiment, ccs: Sequence[Any] = ("reno", "cubic", "bbr"
     if p_loss:
         table["mathis_mbps"] = analytic.mathis_goodput_bps(
             experiment.max_datagram_size, p.rtt_s, p_loss) / 1e6
+        # RFC 9438's response function: average window (packets) x MSS per RTT
+        table["cubic_response_mbps"] = (
+            analytic.cubic_response_window_packets(p.rtt_s, p_loss)
+            * experiment.max_datagram_size * 8 / p.rtt_s / 1e6)
+    table["capacity_mbps"] = next(iter(results.values())).capacity_bps / 1e6
     return Comparison(table=table, results=results)

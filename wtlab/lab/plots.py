@@ -145,5 +145,22 @@ def comparison_figure(table: pd.DataFrame, *, x: str = "cc",
     for i, m in enumerate(metrics):
         fig.add_trace(go.Bar(x=table[x].astype(str), y=table[m], name=m,
                              marker={"color": _PALETTE[i % len(_PALETTE)]}), row=1, col=i + 1)
+    if "goodput_mbps" in metrics:
+        # analytic references on the goodput panel (drawn when compare() computed them)
+        col = metrics.index("goodput_mbps") + 1
+        refs = [("capacity_mbps", "capacity", "solid", "top left"),
+                ("mathis_mbps", "Mathis (Reno)", "dash", "top left"),
+                ("cubic_response_mbps", "CUBIC response (RFC 9438)", "dot", "bottom right")]
+        first = table.iloc[0] if len(table) else {}
+        if ("mathis_mbps" in table.columns and "cubic_response_mbps" in table.columns
+                and np.isclose(first["mathis_mbps"], first["cubic_response_mbps"], rtol=0.01)):
+            # small BDP: CUBIC's Reno-friendly region is its response; one line, one label
+            refs = [refs[0], ("mathis_mbps", "Mathis = CUBIC (Reno-friendly region)", "dash",
+                              "top left")]
+        for ref, label, dash, where in refs:
+            if ref in table.columns and len(table) and np.isfinite(first[ref]):
+                fig.add_hline(y=float(first[ref]), row=1, col=col,
+                              line={"dash": dash, "color": "gray"}, annotation_text=label,
+                              annotation_position=where)
     fig.update_layout(height=360, showlegend=False, margin={"l": 50, "r": 20, "t": 50, "b": 40})
     return fig
