@@ -20,7 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionIdIssued, ConnectionIdRetired
+from aioquic.quic.events import (
+    ConnectionIdIssued,
+    ConnectionIdRetired,
+    DatagramFrameReceived,
+    StreamDataReceived,
+)
 
 from wtlab.errors import ConfigError, UnknownAlgorithm
 from wtlab.transport import protocol as P
@@ -92,6 +97,8 @@ class Endpoint:
         self._last_rx_time = -1.0
         self._rx_mark = 0
         self._deferrals = 0
+        self._dirty = True  # something besides received data may need sending
+        self._bif_at_tx = 0
         self.handshake: asyncio.Future = self.loop.create_future()
         self.settings: asyncio.Future = self.loop.create_future()
         self.closed: asyncio.Future = self.loop.create_future()
@@ -139,6 +146,7 @@ class Endpoint:
         self._last_rx_time = now
 
     def schedule_transmit(self) -> None:
+        self._dirty = True
         if self._tx_handle is None and not self.terminated:
             self._rx_mark = self._rx_count
             self._tx_handle = self.loop.call_soon(self._tx_tick)
@@ -157,7 +165,28 @@ class Endpoint:
             return
         self._tx_handle = None
         self._deferrals = 0
+        if not self._dirty and self._only_an_ack_is_due_later():
+            # Only data arrived since the last transmit, nothing was acked or lost, and
+            # aioquic already scheduled the ACK (1 ms after the first unacked packet):
+            # a transmit now would build empty packets. Its ACK timer sends it all.
+            self._arm_timer()
+            return
         self.transmit()
+
+    def _only_an_ack_is_due_later(self) -> bool:
+        quic = self.quic
+        if (not quic._handshake_confirmed or quic._close_pending
+                or quic._loss.bytes_in_flight < self._bif_at_tx):
+            return False
+        now = self.loop.time()
+        scheduled = False
+        for space in quic._loss.spaces:
+            at = space.ack_at
+            if at is not None:
+                if at <= now:
+                    return False
+                scheduled = True
+        return scheduled
 
     def transmit(self) -> None:
         """Send what the connection has queued and re-arm its timer."""
@@ -165,8 +194,16 @@ class Endpoint:
             return
         quic = self.quic
         sendto = self._sendto
+        self._dirty = False
         for data, addr in quic.datagrams_to_send(now=self.loop.time()):
             sendto(data, addr)
+        self._bif_at_tx = quic._loss.bytes_in_flight
+        self._arm_timer()
+        if self.blocked_writers:
+            self._wake_writers()
+
+    def _arm_timer(self) -> None:
+        quic = self.quic
         timer_at = quic.get_timer()
         if self._timer is not None and self._timer_at != timer_at:
             self._timer.cancel()
@@ -174,8 +211,6 @@ class Endpoint:
         if self._timer is None and timer_at is not None:
             self._timer = self.loop.call_at(timer_at, self._on_timer)
         self._timer_at = timer_at
-        if self.blocked_writers:
-            self._wake_writers()
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -210,8 +245,13 @@ class Endpoint:
                 if self.on_cid_retired is not None:
                     self.on_cid_retired(self, ev.connection_id)
             else:
+                if t is not StreamDataReceived and t is not DatagramFrameReceived:
+                    self._dirty = True
                 for wev in handle(ev):
-                    dispatch[type(wev)](wev)
+                    tw = type(wev)
+                    if tw is not P.StreamData and tw is not P.DatagramReceived:
+                        self._dirty = True
+                    dispatch[tw](wev)
             ev = quic.next_event()
         if self._close_waiters:
             self._check_close_waiters()
