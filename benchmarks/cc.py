@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import ssl
 import time
 
@@ -113,22 +112,10 @@ def micro(runs: int, n: int) -> dict[str, list[float]]:
 
 # ----------------------------------------------------------------- (a) bulk
 def _certificate():
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from wtlab.transport.certs import generate_certificate
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=10))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    return cert, key
+    pair = generate_certificate(hostnames=("localhost",))
+    return pair.certificate, pair.private_key
 
 
 async def _bulk_once(port: int, cert, key, nbytes: int, variant: str) -> float:

@@ -8,33 +8,22 @@ so the same transfer yields a wtlab trace too.
 from __future__ import annotations
 
 import asyncio
-import datetime
 from pathlib import Path
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import StreamDataReceived
 from aioquic.quic.logger import QuicFileLogger
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from wtlab.trace import Recorder
+from wtlab.transport.certs import generate_certificate
 
 ALPN = ["wtlab-trace-test"]
 
 
 def _certificate():
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    return cert, key
+    pair = generate_certificate(hostnames=("localhost",))
+    return pair.certificate, pair.private_key
 
 
 class _Sink(QuicConnectionProtocol):
