@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import math
+import contextvars
 import socket
 import time
 
 import pytest
 
 from wtlab.errors import ConfigError
-from wtlab.net.vtime import TICK_S, SimulationStalled, VirtualTimeLoop
+from wtlab.net.vtime import TICK_S, SimulationStalled, VirtualTimeLoop, current_host
 
 
 def run(loop: VirtualTimeLoop, coro):
@@ -132,19 +132,39 @@ def test_timer_granularity_rounds_up_like_epoll_but_io_wakes_early():
     async def main():
         await asyncio.sleep(0.0003)  # epoll would sleep a whole millisecond
         woke.append(loop.time())
-        loop.io_deadline = loop.time() + 0.0002  # a datagram becomes readable then
-
-        def delivered():
-            loop.io_deadline = math.inf  # as the network does once it delivered
-
-        loop.call_at(loop.io_deadline, delivered)
-        await asyncio.sleep(0.0005)  # the timer runs late, with the early wake-up
+        # a datagram reaches this host 0.2 ms later (as the network delivers one)
+        loop.call_exact_at(loop.time() + 0.0002, loop.wake_host, None)
+        await asyncio.sleep(0.0005)  # the timer runs late, counted from the early wake-up
+        woke.append(loop.time())
+        loop.call_exact_at(loop.time() + 0.0007, loop.wake_host, None)
+        await asyncio.sleep(0.0004)  # due before that datagram: runs with it
         woke.append(loop.time())
 
     run(loop, main())
     assert woke[0] == pytest.approx(0.001, abs=3 * TICK_S)
     # woken by the I/O at +0.2 ms: the 0.5 ms timer is not due yet, so one more rounded wait
     assert woke[1] == pytest.approx(0.001 + 0.0002 + 0.001, abs=5 * TICK_S)
+    assert woke[2] == pytest.approx(woke[1] + 0.0007, abs=5 * TICK_S)
     with pytest.raises(ConfigError):
         VirtualTimeLoop(timer_granularity_s=-1)
+    loop.close()
+
+
+def test_each_host_sleeps_on_its_own():
+    # Two machines: a datagram for one does not wake the other's timers.
+    loop = VirtualTimeLoop(timer_granularity_s=0.001)
+    fired = {}
+
+    def on_host(host, fn, *args):
+        ctx = contextvars.copy_context()
+        ctx.run(current_host.set, host)
+        return ctx.run(fn, *args)
+
+    on_host("a", loop.call_at, 0.0003, lambda: fired.setdefault("a", loop.time()))
+    on_host("b", loop.call_at, 0.0003, lambda: fired.setdefault("b", loop.time()))
+    # host b receives a datagram at 0.4 ms; host a receives nothing
+    loop.call_exact_at(0.0004, lambda: on_host("b", loop.wake_host, "b"))
+    loop.run_in_place(lambda: len(fired) == 2)
+    assert fired["b"] == pytest.approx(0.0004, abs=3 * TICK_S)  # woken by its datagram
+    assert fired["a"] == pytest.approx(0.001, abs=3 * TICK_S)  # slept its whole millisecond
     loop.close()

@@ -121,8 +121,15 @@ def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, 
             work = type(work)(**work.params())  # one instance per flow
         made.append(net.add_flow(ccs[i], work, start_s=starts[i]))
     net.recorder.meta["workload"] = [f.workload.describe() for f in made]
+    running = [len(made)]
+
+    def finished(_task: Any) -> None:
+        running[0] -= 1
+
+    for f in made:
+        f.task.add_done_callback(finished)
     wall0 = time.perf_counter()
-    net.run(until=until_s, stop=lambda: all(f.done for f in made))
+    net.run(until=until_s, stop=lambda: running[0] <= 0)
     wall = time.perf_counter() - wall0
     until_s = net.now
     net.recorder.meta["wall_s"] = wall

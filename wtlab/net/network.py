@@ -73,7 +73,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from wtlab.errors import ConfigError
-from wtlab.net.vtime import SimulationStalled, VirtualTimeLoop
+from wtlab.net.vtime import SimulationStalled, VirtualTimeLoop, current_host
 from wtlab.trace import schema
 from wtlab.trace.recorder import Recorder, row_dicts
 from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_PN, NO_STREAM
@@ -81,9 +81,7 @@ from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_PN, NO_STREAM
 SERVER_HOST = "127.0.0.1"
 IP_UDP_OVERHEAD_BYTES = 28  # IPv4 (20) + UDP (8)
 
-_current_host: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "wtlab_virtual_host", default=None
-)
+_current_host = current_host  # the host whose code runs (timers, sockets it binds)
 
 
 def _norm_ip(host: str) -> str:
@@ -248,10 +246,9 @@ class VirtualNetwork:
         self._names: dict[str, str] = {"server": SERVER_HOST, "localhost": SERVER_HOST}
         self._endpoints: dict[tuple[str, int], VirtualDatagramTransport] = {}
         self._next_port: dict[str, int] = {}
-        self._heap: list[tuple] = []
+        self._heap: list[tuple] = []  # (arrival_s, seq, dst, data, src_addr) in flight
         self._seq = 0
-        self._timer: Any = None
-        self._timer_at = math.inf
+        self._host_ctx: dict[str, contextvars.Context] = {}
         self._tasks: list[Any] = []
         self.errors: list[BaseException] = []
         self._cursor = 0
@@ -365,7 +362,7 @@ class VirtualNetwork:
                 close()
             raise ConfigError(f"unknown virtual host {host!r}; add it with add_client()")
         ctx = contextvars.copy_context()
-        ctx.run(_current_host.set, host)
+        ctx.run(current_host.set, host)
         task = self.loop.create_task(coro, name=name, context=ctx)
         self._tasks.append(task)
         return task
@@ -381,8 +378,7 @@ class VirtualNetwork:
         if until is not None:
             if until < loop.time():
                 return loop.time()
-            sentinel = loop.call_at(until, _noop)
-            loop.run_deadline = until
+            sentinel = loop.call_exact_at(until, _noop)
             done = (lambda: loop.time() >= until) if stop is None else (
                 lambda: loop.time() >= until or stop())
         else:
@@ -395,7 +391,6 @@ class VirtualNetwork:
         finally:
             if sentinel is not None:
                 sentinel.cancel()
-                loop.run_deadline = math.inf
             # step() continues with the events after this run
             self._cursor = len(self.recorder)
             self._pending_rows.clear()
@@ -592,25 +587,35 @@ class VirtualNetwork:
         for t in arrivals:
             self._seq += 1
             heapq.heappush(heap, (t, self._seq, dst, data, src_addr))
-        head = heap[0][0]
-        if head < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = self.loop.io_deadline = head
-            self._timer = self.loop.call_at(head, self._deliver_due)
 
     def _drop(self, now: float, src: Any, data: bytes, cause: str) -> None:
         self.dropped_datagrams += 1
 
-    def _deliver_due(self) -> None:
-        self._timer = None
-        self._timer_at = self.loop.io_deadline = math.inf
+    def _context_of(self, host: str) -> contextvars.Context:
+        """The context code of ``host`` runs in (its timers and sockets are its own)."""
+        ctx = self._host_ctx.get(host)
+        if ctx is None:
+            ctx = contextvars.Context()
+            ctx.run(current_host.set, host)
+            self._host_ctx[host] = ctx
+        return ctx
+
+    def _next_io_s(self) -> float:
+        """Virtual time of the next datagram delivery (the loop's selector asks)."""
         heap = self._heap
-        now = self.loop._now_s
+        return heap[0][0] if heap else math.inf
+
+    def _deliver_due(self) -> None:
+        """Deliver every datagram due by now (called by the loop's selector), each in its
+        receiving host's context, then wake those hosts (their due timers run)."""
+        heap = self._heap
+        loop = self.loop
+        now = loop._now_s
         endpoints = self._endpoints
         rec = self.recorder if self.record_link == "all" else None
         pop = heapq.heappop
         coalesce = self.rx_coalesce_s
+        woken: list[str] = []
         while heap and heap[0][0] <= now:
             t, seq, dst, data, src_addr = pop(heap)
             ep = endpoints.get(dst)
@@ -625,8 +630,9 @@ class VirtualNetwork:
                     continue
                 ep._rx_last = now
             self.delivered_datagrams += 1
+            host = dst[0]
             if rec is not None:
-                flow = ep.flow if dst[0] != SERVER_HOST else self._host_flow.get(src_addr[0], 0)
+                flow = ep.flow if host != SERVER_HOST else self._host_flow.get(src_addr[0], 0)
                 rec.append(now, schema.K_LINK_DELIVERY, 0, flow, NO_PN, NO_STREAM, len(data),
                            NO_BYTES_U32, NO_BYTES_U32, NO_BYTES_U32, NAN, NAN, NAN, NAN, NAN,
                            NAN)
@@ -634,16 +640,18 @@ class VirtualNetwork:
                 addr = ("::ffff:" + src_addr[0], src_addr[1], 0, 0)
             else:
                 addr = src_addr
+            ctx = self._host_ctx.get(host) or self._context_of(host)
             try:
-                ep._protocol.datagram_received(data, addr)
+                ctx.run(ep._protocol.datagram_received, data, addr)
             except BaseException as exc:  # noqa: BLE001 - surfaced by run()/step()
                 self.errors.append(exc)
-        if heap and heap[0][0] < self._timer_at:
-            # (deliveries above may already have armed the timer through _send)
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = self.loop.io_deadline = heap[0][0]
-            self._timer = self.loop.call_at(self._timer_at, self._deliver_due)
+            if host not in woken:
+                woken.append(host)
+        for host in woken:
+            try:
+                self._host_ctx[host].run(loop.wake_host, host)
+            except BaseException as exc:  # noqa: BLE001 - surfaced by run()/step()
+                self.errors.append(exc)
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:

@@ -4,7 +4,8 @@
 changes:
 
 * its selector never sleeps: ``select(timeout)`` moves the virtual clock forward to the
-  next scheduled callback (exactly to its ``when``) and returns at once, so a run takes
+  next scheduled callback (exactly to its ``when``) or the next datagram delivery,
+  whichever is first, delivers the datagrams due and returns at once, so a run takes
   as long as the computation it contains, not as long as the time it simulates;
 * ``loop.time()`` reads that clock, and the loop's I/O entry points are answered by a
   virtual network (:class:`wtlab.net.network.VirtualNetwork`) instead of the operating
@@ -24,6 +25,9 @@ What a user can rely on:
   straight to the next timer's deadline plus ``TICK_S`` (1 ns): callbacks run 1 ns after
   the time they asked for, so code that re-arms a timer at the current time always makes
   progress (aioquic's loss timer needs this; a real clock behaves the same way);
+* with ``timer_granularity_s`` > 0, each virtual host sleeps as a live asyncio loop on
+  Linux does (whole milliseconds, woken early by its own datagrams only), so a sender
+  and a receiver on two simulated machines do not wake each other;
 * when nothing is scheduled and nothing is ready, virtual time could never move again;
   the loop raises :class:`SimulationStalled` rather than hang.
 
@@ -35,6 +39,7 @@ loop for the duration of the call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import math
 import selectors
@@ -45,6 +50,9 @@ from typing import Any
 
 from wtlab.errors import ConfigError, WtlabError
 
+#: the virtual host whose code is running (its timers share one sleep); None outside hosts
+current_host: contextvars.ContextVar[Any] = contextvars.ContextVar("wtlab_virtual_host",
+                                                                   default=None)
 TICK_S = 1e-9  # timers fire this long after their deadline (see _VirtualSelector.select)
 
 
@@ -57,7 +65,12 @@ class SimulationStalled(WtlabError, RuntimeError):
 
 
 class _VirtualSelector(selectors.BaseSelector):
-    """A selector with no file descriptors whose ``select`` advances the virtual clock."""
+    """A selector with no file descriptors whose ``select`` advances the virtual clock.
+
+    It jumps to whichever comes first: the next scheduled callback or the next datagram
+    the virtual network will deliver; datagrams are delivered here, as a real selector
+    reports readable sockets.
+    """
 
     def __init__(self) -> None:
         self.loop: VirtualTimeLoop | None = None
@@ -74,33 +87,30 @@ class _VirtualSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None):
         loop = self.loop
-        if timeout is None:
+        now = loop._now_s
+        io = loop.network
+        io_at = io._next_io_s() if io is not None else math.inf
+        if loop._ready or loop._stopping:
+            if io_at <= now:
+                io._deliver_due()  # datagrams that arrived while callbacks were running
+            return []  # callbacks are waiting: time stands still
+        scheduled = loop._scheduled
+        timer_at = scheduled[0]._when if scheduled else math.inf
+        if timeout is None and io_at == math.inf:
             raise SimulationStalled(
-                f"virtual time stalled at t={loop._now_s:.6f} s: no callback is scheduled and "
+                f"virtual time stalled at t={now:.6f} s: no callback is scheduled and "
                 "none is ready, so nothing can ever happen again; a coroutine is waiting for "
                 "something no simulated endpoint will send (is the peer running?)"
             )
-        if loop._ready or loop._stopping:
-            return []  # callbacks are waiting: time stands still
-        scheduled = loop._scheduled
-        if scheduled:
-            now = loop._now_s
-            wake = scheduled[0]._when
-            g = loop.timer_granularity_s
-            if g and wake > now:
-                # epoll waits whole milliseconds (CPython rounds the timeout up), so a live
-                # loop wakes late for timers, but at once when a datagram becomes readable
-                wake = now + math.ceil((wake - now) / g - 1e-9) * g
-                io = min(loop.io_deadline, loop.run_deadline)
-                if now < io < wake:
-                    wake = io
-            # Jump to the deadline plus one tick (timeout = when - now would lose bits). The
-            # tick is why a timer that re-arms itself at "now" cannot spin forever: a real
-            # clock is never read exactly at a deadline either, and aioquic's loss timer
-            # (sent_time + delay <= now - ...) relies on that.
-            target = max(wake, now) + TICK_S
-            if target > now:
-                loop._now_s = target
+        # Jump to the deadline plus one tick (timeout = when - now would lose bits). The
+        # tick is why a timer that re-arms itself at "now" cannot spin forever: a real
+        # clock is never read exactly at a deadline either, and aioquic's loss timer
+        # (sent_time + delay <= now - ...) relies on that.
+        target = max(min(timer_at, io_at), now) + TICK_S
+        if target > now:
+            loop._now_s = target
+        if io_at <= timer_at:
+            io._deliver_due()
         return []
 
     def get_map(self):
@@ -108,6 +118,18 @@ class _VirtualSelector(selectors.BaseSelector):
 
     def close(self) -> None:
         self._map.clear()
+
+
+class _Host:
+    """One host's sleep: its timers (a heap of (deadline, seq, handle)) and its wake-up."""
+
+    __slots__ = ("key", "timers", "wake", "wake_at")
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.timers: list[tuple[float, int, events.TimerHandle]] = []
+        self.wake: events.TimerHandle | None = None  # the exact callback that wakes it
+        self.wake_at = math.inf  # when it should wake (the handle may be earlier: lazy)
 
 
 def _no_os(what: str) -> ConfigError:
@@ -122,14 +144,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop on a virtual clock whose UDP goes to a virtual network.
 
     ``network`` is the object answering ``create_datagram_endpoint`` and ``getaddrinfo``
-    (a :class:`wtlab.net.network.VirtualNetwork` sets itself); without one those raise
+    (a :class:`wtlab.net.network.VirtualNetwork` sets itself) and delivering datagrams
+    (``_next_io_s()``, ``_deliver_due()``); without one those raise
     :class:`wtlab.ConfigError`.
 
     ``timer_granularity_s``: 0 (default here) runs every timer at its deadline (plus the
-    tick). A positive value reproduces how a live asyncio loop on Linux sleeps: epoll's
-    timeout is whole milliseconds, rounded up, so timers run late by up to that much,
-    except that a datagram arriving earlier wakes the loop (and every timer due by then
-    runs with it). The virtual network uses 1 ms, so paced senders send the small bursts
+    tick). A positive value reproduces how a live asyncio loop on Linux sleeps, one
+    sleep per *host* (the :data:`current_host` of the code that armed the timer; code
+    outside any host shares one): epoll's timeout is whole milliseconds, rounded up, so
+    a host's timers run late by up to that much, except that a datagram delivered to
+    that host wakes it earlier (:meth:`wake_host`), and every timer of that host due by
+    then runs with it. Datagrams for other hosts do not wake it, as they would not wake
+    another machine. The virtual network uses 1 ms, so paced senders send the bursts
     they send live.
     """
 
@@ -141,14 +167,103 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._now_s = float(start_s)
         self.network = network
         self.timer_granularity_s = float(timer_granularity_s)
-        #: virtual time of the next datagram delivery (set by the network): wakes the
-        #: loop before a rounded-up timer, as a readable socket wakes epoll
-        self.io_deadline = math.inf
-        #: where a run(until=...) stops: reached exactly, not rounded
-        self.run_deadline = math.inf
+        self._hosts: dict[Any, _Host] = {}
+        self._timer_seq = 0
         selector = _VirtualSelector()
         super().__init__(selector=selector)
         selector.loop = self
+
+    # -- timers: exact, or rounded per host like epoll -------------------------------
+    def call_at(self, when, callback, *args, context=None):
+        """Schedule ``callback`` at virtual time ``when``. With a timer granularity, the
+        timer belongs to the host of ``context`` (or of the running code) and runs when
+        that host wakes (see the class docstring)."""
+        g = self.timer_granularity_s
+        if not g:
+            return super().call_at(when, callback, *args, context=context)
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = events.TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        key = current_host.get() if context is None else context.get(current_host)
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host(key)
+        self._timer_seq += 1
+        timers = host.timers
+        heapq.heappush(timers, (when, self._timer_seq, timer))
+        if len(timers) > 64:
+            live = [e for e in timers if not e[2]._cancelled]
+            if len(live) < len(timers) // 2:
+                heapq.heapify(live)
+                host.timers = live
+        # the host is running code now, so it goes to sleep now: its wake is counted from here
+        self._rearm_host(host, self._now_s)
+        return timer
+
+    def call_exact_at(self, when: float, callback: Callable, *args: Any) -> events.TimerHandle:
+        """Schedule ``callback`` at exactly ``when`` (no host, no rounding): for the
+        simulation's own events, such as the end of ``run(until=...)``."""
+        return super().call_at(when, callback, *args)
+
+    def wake_host(self, key: Any) -> None:
+        """A datagram reached host ``key`` now: run its timers that are due and count its
+        next sleep from now (what epoll returning early does on a live host)."""
+        host = self._hosts.get(key)
+        if host is None or not host.timers:
+            return
+        now = self._now_s
+        if host.timers[0][0] <= now:
+            self._run_due(host, now)
+        self._rearm_host(host, now)
+
+    def _rearm_host(self, host: _Host, now: float) -> None:
+        timers = host.timers
+        while timers and timers[0][2]._cancelled:
+            heapq.heappop(timers)
+        if not timers:
+            host.wake_at = math.inf
+            return  # a pending wake-up finds nothing to do
+        first = timers[0][0]
+        if first <= now:
+            at = now
+        else:
+            g = self.timer_granularity_s
+            at = now + math.ceil((first - now) / g - 1e-9) * g
+        host.wake_at = at
+        wake = host.wake
+        if wake is not None and not wake._cancelled:
+            if wake._when <= at:
+                return  # it wakes early, finds wake_at later and sleeps again (lazy)
+            wake.cancel()
+        host.wake = super().call_at(at, self._on_wake, host)
+
+    def _on_wake(self, host: _Host) -> None:
+        host.wake = None
+        now = self._now_s
+        if now < host.wake_at:
+            # its sleep was recounted from a later wake-up: this one is stale
+            if host.wake_at < math.inf:
+                host.wake = super().call_at(host.wake_at, self._on_wake, host)
+            return
+        self._run_due(host, now)
+        self._rearm_host(host, now)
+
+    def _run_due(self, host: _Host, now: float) -> None:
+        timers = host.timers
+        due = []
+        while timers and timers[0][0] <= now:
+            due.append(heapq.heappop(timers)[2])
+        for timer in due:  # timers armed by these run at the next wake, not in this loop
+            if not timer._cancelled:
+                timer._run()
+
+    def close(self) -> None:
+        self._hosts.clear()
+        super().close()
 
     # -- clock ----------------------------------------------------------------
     def time(self) -> float:

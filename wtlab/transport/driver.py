@@ -19,7 +19,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aioquic.quic.connection import QuicConnection
+from aioquic import tls
+from aioquic.quic.connection import END_STATES, QuicConnection
 from aioquic.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -96,6 +97,7 @@ class Endpoint:
         self._rx_count = 0
         self._last_rx_time = -1.0
         self._rx_mark = 0
+        self._rx_at_tx = -1  # _rx_count at the last transmit
         self._deferrals = 0
         self._dirty = True  # something besides received data may need sending
         self._bif_at_tx = 0
@@ -137,6 +139,12 @@ class Endpoint:
         self.process_events()
         self._rx_count += 1
         if self._tx_handle is None:
+            if not self._dirty and self._only_an_ack_is_due_later():
+                # data only, its ACK already scheduled: nothing to send before that timer
+                # (an application write in response schedules its own transmit)
+                self._arm_timer()
+                self._last_rx_time = now
+                return
             # In a burst (datagrams closer than BURST_GAP_S), look again next iteration:
             # more may be queued behind this one. An isolated datagram (a request) is
             # answered in the next iteration, together with what the application writes.
@@ -165,8 +173,11 @@ class Endpoint:
             return
         self._tx_handle = None
         self._deferrals = 0
-        if not self._dirty and self._only_an_ack_is_due_later():
-            # Only data arrived since the last transmit, nothing was acked or lost, and
+        if not self._dirty and (self._rx_count == self._rx_at_tx
+                                or self._only_an_ack_is_due_later()):
+            # Nothing arrived and nothing was written since the last transmit (a timer
+            # already sent what was due), or
+            # only data arrived since the last transmit, nothing was acked or lost, and
             # aioquic already scheduled the ACK (1 ms after the first unacked packet):
             # a transmit now would build empty packets. Its ACK timer sends it all.
             self._arm_timer()
@@ -195,12 +206,39 @@ class Endpoint:
         quic = self.quic
         sendto = self._sendto
         self._dirty = False
-        for data, addr in quic.datagrams_to_send(now=self.loop.time()):
-            sendto(data, addr)
+        self._rx_at_tx = self._rx_count
+        now = self.loop.time()
+        if not self._paced_out(now):
+            for data, addr in quic.datagrams_to_send(now=now):
+                sendto(data, addr)
         self._bif_at_tx = quic._loss.bytes_in_flight
         self._arm_timer()
         if self.blocked_writers:
             self._wake_writers()
+
+    def _paced_out(self, now: float) -> bool:
+        """True if aioquic would build nothing now because the pacer holds it back.
+
+        In an established connection with one path, aioquic's application-data loop
+        starts with the pacing check (unless an ACK is overdue) and returns before any
+        frame when the pacer says wait: then ``datagrams_to_send`` builds no packet
+        and its only effect is ``_pacing_at``, which this sets the same way. It is
+        cheap, and an ACK arriving while the pacer is empty (common under pacing)
+        no longer costs a builder, a flush and a scan of every stream.
+        """
+        quic = self.quic
+        if (not quic._handshake_confirmed or quic._close_pending
+                or quic._state in END_STATES or len(quic._network_paths) != 1
+                or quic._remote_preferred_address is not None):
+            return False
+        ack_at = quic._spaces[tls.Epoch.ONE_RTT].ack_at
+        if ack_at is not None and ack_at < now:
+            return False
+        at = quic._loss._pacer.next_send_time(now=now)
+        if at is None:
+            return False
+        quic._pacing_at = at
+        return True
 
     def _arm_timer(self) -> None:
         quic = self.quic
