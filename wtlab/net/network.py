@@ -647,11 +647,8 @@ class VirtualNetwork:
                 self.errors.append(exc)
             if host not in woken:
                 woken.append(host)
-        for host in woken:
-            try:
-                self._host_ctx[host].run(loop.wake_host, host)
-            except BaseException as exc:  # noqa: BLE001 - surfaced by run()/step()
-                self.errors.append(exc)
+        for host in woken:  # (timers run in their own contexts, errors go to the handler)
+            loop.wake_host(host)
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
