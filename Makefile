@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(PY) -m wtlab demo
 
 test: $(STAMP)
+	@bash .ci/ensure-chromium
 	$(PY) -m ruff check wtlab tests benchmarks
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

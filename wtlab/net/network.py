@@ -38,10 +38,15 @@ A datagram is delivered with the source address in the receiving socket's family
 IPv6 (dual-stack) socket sees ``("::ffff:127.0.0.1", port, 0, 0)``, which is what
 aioquic's client expects after dialling the IPv4-mapped address.
 
-Timers: the loop wakes for timers the way a live asyncio loop on Linux does
-(``timer_granularity_s``, default 1 ms: epoll's rounding), and at once for datagram
-deliveries, which are exact. So a paced sender sends the small bursts it sends live;
-``timer_granularity_s=0`` makes every timer exact (slower, and unlike any live run).
+Timers: each host sleeps the way a live asyncio loop on Linux does, on its own
+(``timer_granularity_s``, default 1 ms: epoll's rounding): its timers run at their
+deadline rounded up to the granularity, or earlier when a datagram reaches that host
+(deliveries are exact; the host's due timers run with them). A datagram for one host
+does not wake another, as it would not wake another machine. So a paced sender sends
+the bursts it sends live; ``timer_granularity_s=0`` makes every timer exact (slower,
+and unlike any live run). Code runs "on" a host through its context
+(:data:`wtlab.net.vtime.current_host`): tasks started by :meth:`VirtualNetwork.spawn`
+and every datagram delivery carry the host they belong to.
 
 Receive batching (``rx_coalesce_s``, default 0: every datagram is delivered exactly at
 its arrival time), as under a NIC's interrupt moderation: a datagram reaching a socket
