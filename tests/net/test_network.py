@@ -296,3 +296,42 @@ def test_stepped_rows_equal_the_trace_rows():
             else:
                 assert row[col] == value, col
     net.close()
+
+
+def test_a_datagram_wakes_only_the_host_it_reaches():
+    # The client streams datagrams to the server every 0.1 ms. The server's 0.3 ms timer
+    # runs with the first datagram after its deadline; the client's own 0.3 ms timer
+    # sleeps its whole (epoll-rounded) millisecond, since nothing reaches the client.
+    net = VirtualNetwork(make_path(rate_bps=1e9, rtt_s=0.0), timer_granularity_s=0.001)
+    loop = net.loop
+    fired: dict[str, float] = {}
+    arrivals: list[float] = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            arrivals.append(loop.time())
+
+    async def server():
+        await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 9000))
+        loop.call_later(0.0003, lambda: fired.setdefault("server", loop.time()))
+
+    async def client():
+        transport, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=("127.0.0.1", 9000))
+        loop.call_later(0.0003, lambda: fired.setdefault("client", loop.time()))
+        for _ in range(12):
+            await asyncio.sleep(0)  # sends happen at whole client wake-ups...
+            transport.sendto(b"x" * 100)
+            # ...so pace them with exact events, not with the client's rounded timers
+            fut = loop.create_future()
+            loop.call_exact_at(loop.time() + 0.0001, fut.set_result, None)
+            await fut
+
+    net.spawn(server())
+    net.spawn(client(), host=net.add_client())
+    net.run(until=0.005)
+    after = [t for t in arrivals if t >= 0.0003]
+    assert fired["server"] == pytest.approx(after[0], abs=1e-8)
+    assert fired["server"] < 0.0005
+    assert fired["client"] == pytest.approx(0.001, abs=1e-8)
+    net.close()
