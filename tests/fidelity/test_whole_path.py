@@ -18,6 +18,7 @@ import pytest
 
 from wtlab.net.emulate import emulate, jain_index
 from wtlab.net.link import LinkSpec
+from wtlab.net.loss import Periodic
 from wtlab.net.path import Path
 
 MSS = 1200  # aioquic's max_datagram_size: the "segment" of Mathis' and RFC 9438's formulas
@@ -33,36 +34,54 @@ def path(rate_bps, rtt_s, *, loss=None, buffer_bdp=1.0, seed=1):
 # NewReno lands at 0.93 / 0.84 / 0.79 of it on this path, because with random (not periodic)
 # loss several losses can hit one window. 60 virtual seconds is 40-90 loss epochs of a
 # 10-17 packet window; at 30 s the ratio still scattered 0.76-1.19 across seeds 1-4.
-# Measured (seed 1, 60 s, 1 ms timer granularity): 0.825 / 0.825 / 0.829.
+# p counts packets, and under a window limit aioquic sends a short packet to fill the last
+# bytes of the window (mean 1050-1130 bytes here), so the formula's segment is checked both
+# as the 1200-byte MSS and as the mean packet actually sent.
+# Measured (seed 1, 60 s, 1 ms per-host timer granularity): per MSS 0.838 / 0.834 / 0.813,
+# per packet sent 0.890 / 0.908 / 0.929; at 1% seeds 2-4 gave 0.96 / 0.93 / 1.02 per MSS.
 @pytest.mark.parametrize("p", [0.005, 0.01, 0.02])
 def test_reno_goodput_follows_mathis(p):
     res = emulate(path(10e6, 0.1, loss=p), cc="reno", until_s=60.0)
     m = res.metrics(from_s=2.0).iloc[0]
-    mathis_bps = MSS * 8 / 0.1 * 1.22 / math.sqrt(p)
-    ratio = m.goodput_bps / mathis_bps
+    per_second = 8 / 0.1 * 1.22 / math.sqrt(p)  # Mathis, bit/s per byte of segment
+    ratio_mss = m.goodput_bps / (MSS * per_second)
+    ratio_packet = m.goodput_bps / (m.mean_packet_bytes * per_second)
     print(f"reno p={p}: goodput {m.goodput_bps / 1e6:.3f} Mbit/s, Mathis "
-          f"{mathis_bps / 1e6:.3f}, ratio {ratio:.3f}")
-    assert 0.75 <= ratio <= 1.25
+          f"{MSS * per_second / 1e6:.3f}, ratio {ratio_mss:.3f} (per packet sent "
+          f"{ratio_packet:.3f}, mean packet {m.mean_packet_bytes:.0f} B)")
+    assert 0.75 <= ratio_mss <= 1.25
+    assert 0.75 <= ratio_packet <= 1.25
     # the link delivered the loss rate we asked for (the formula's p), within sampling error
     assert m.loss_rate == pytest.approx(p, rel=0.5)
 
 
-# RFC 9438 section 5.1: CUBIC's average window ~ 1.054 * RTT^0.75 / p^0.75 packets where CUBIC
-# (not its Reno-friendly region) governs: at RTT 200 ms and p = 0.1% that is 56 packets
-# against 38.6 for the Reno-friendly estimate, and the path (10 Mbit/s, BDP 208 packets)
-# does not cap it. 60 s covers ~12 cubic epochs (K ~ 3.6 s). +-25% as the issue asks; the
-# formula assumes deterministic loss, random loss makes epochs longer on average, hence >1.
-# Measured: 61.8 packets, ratio 1.103.
+# RFC 9438 section 5.1: CUBIC's average window ~ 1.054 * RTT^0.75 / p^0.75 packets under the
+# deterministic loss model it is derived for (one loss every 1/p packets: Periodic), where
+# CUBIC (not its Reno-friendly region) governs: at RTT 200 ms and p = 0.1% that is 56
+# packets against 38.6 for the Reno-friendly estimate, and the path (10 Mbit/s, BDP 208
+# packets) does not cap it. The first loss comes 1000 packets into slow start (cwnd ~570
+# packets), and each epoch then takes off only 30%: the window reaches its steady
+# sawtooth (W_max ~48 x 1200 B) by ~20 s, so the mean is taken over [20, 40] s, ~5 epochs
+# of a cycle that repeats exactly. The window counted in packets sent (mean ~1010 B, see
+# the Reno test) is the formula's unit, as p counts those packets.
+# Measured: per packet sent 0.941, per 1200-byte MSS 0.804. (Under Bernoulli loss with the
+# same p the ratio depends on the seed, 0.95-1.67 over seeds 1-4 in 60 s runs: the long
+# loss-free gaps of random loss let the cubic grow far, which is not the formula's model.)
 def test_cubic_average_window_follows_rfc9438():
     rtt_s, p = 0.2, 0.001
-    res = emulate(path(10e6, rtt_s, loss=p), cc="cubic", until_s=60.0)
-    m = res.metrics(from_s=12.0).iloc[0]
+    res = emulate(path(10e6, rtt_s, loss=Periodic(p)), cc="cubic", until_s=40.0)
+    m = res.metrics(from_s=20.0).iloc[0]
     ref = 1.054 * rtt_s ** 0.75 / p ** 0.75
     assert ref > 1.22 / math.sqrt(p)  # the formula applies here
-    ratio = m.mean_cwnd_packets / ref
-    print(f"cubic: mean window {m.mean_cwnd_packets:.1f} packets, RFC 9438 {ref:.1f}, "
-          f"ratio {ratio:.3f}")
+    window_packets = m.mean_cwnd_packets * MSS / m.mean_packet_bytes
+    ratio = window_packets / ref
+    print(f"cubic: mean window {window_packets:.1f} packets sent "
+          f"({m.mean_cwnd_packets:.1f} x {MSS} B), RFC 9438 {ref:.1f}, ratio {ratio:.3f} "
+          f"(per MSS {m.mean_cwnd_packets / ref:.3f})")
     assert 0.75 <= ratio <= 1.25
+    assert 0.75 <= m.mean_cwnd_packets / ref <= 1.25
+    # steady state: the losses in the window are the periodic ones, no buffer overflow
+    assert m.loss_rate == pytest.approx(p, rel=0.2)
 
 
 # BBR on a constant 20 Mbit/s, 40 ms path with a 2-BDP buffer (so the buffer does not bound

@@ -8,7 +8,7 @@ import pytest
 
 from wtlab import ConfigError
 from wtlab.net.link import Buffer, Link
-from wtlab.net.loss import Bernoulli, DropIndices, GilbertElliott
+from wtlab.net.loss import Bernoulli, DropIndices, GilbertElliott, Periodic
 
 RATE = 10e6
 SER_1250 = 1250 * 8 / RATE  # 1 ms
@@ -148,6 +148,19 @@ def test_gilbert_elliott_partial_loss_states():
     n = 300_000
     lost = sum(1 for i in range(n) if not link.transmit(i * 1e-6, 100))
     assert lost / n == pytest.approx(model.mean_loss, rel=0.12)
+
+
+def test_periodic_loss_drops_one_packet_in_every_1_over_p():
+    link = Link(rate_bps=1e12, loss=Periodic(0.01), seed=1)
+    lost = [i for i in range(1000) if not link.transmit(i * 1e-6, 1200)]
+    assert lost == list(range(99, 1000, 100))  # the last of each 100, whatever the seed
+    early = Link(rate_bps=1e12, loss=Periodic(0.25, phase=0), seed=7)
+    assert [bool(early.transmit(i * 1e-6, 100)) for i in range(8)] == [False, True, True,
+                                                                        True] * 2
+    assert Periodic(0.003).every == 333 and Periodic(0.003).mean_loss == pytest.approx(1 / 333)
+    for bad in (dict(p=0), dict(p=1.5), dict(p=0.1, phase=10)):
+        with pytest.raises(ConfigError):
+            Periodic(**bad)
 
 
 def test_wire_loss_uses_capacity():

@@ -25,7 +25,7 @@ in real time between a live client and server on loopback.
 """
 
 from wtlab.net.link import Buffer, CoDel, Link, LinkSpec, LinkStats
-from wtlab.net.loss import Bernoulli, DropIndices, GilbertElliott
+from wtlab.net.loss import Bernoulli, DropIndices, GilbertElliott, Periodic
 from wtlab.net.path import Path
 from wtlab.net.traces import MahimahiTrace
 
@@ -42,7 +42,7 @@ _LAZY = {
 }
 
 __all__ = ["Bernoulli", "Buffer", "CoDel", "DropIndices", "GilbertElliott", "Link", "LinkSpec",
-           "LinkStats", "MahimahiTrace", "Path", *_LAZY]
+           "LinkStats", "MahimahiTrace", "Path", "Periodic", *_LAZY]
 
 
 def __getattr__(name: str):

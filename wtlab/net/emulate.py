@@ -20,6 +20,9 @@ Metrics (:func:`flow_metrics`) are computed from the sender's trace rows in a wi
 * ``wire_bps``: the same plus ``overhead_bytes`` per packet (what the link carried);
   ``utilisation`` = aggregate ``wire_bps`` / capacity;
 * ``mean_cwnd_packets``: time-weighted mean congestion window, in ``mss_bytes`` units;
+* ``mean_packet_bytes``: mean size of the packets sent in the window (aioquic fills the
+  last bytes of a window with a short packet, so under a window limit this is below
+  ``mss_bytes``: divide by it to count windows in packets as a loss rate counts them);
 * ``mean_rtt_s`` / ``min_rtt_s`` / ``mean_queueing_delay_s``: RTT samples in the window,
   queueing delay = mean RTT minus the path's propagation RTT;
 * ``loss_rate``: packets declared lost / packets sent in the window.
@@ -155,7 +158,9 @@ def flow_metrics(df: pd.DataFrame, from_s: float, to_s: float, *,
         acked = win & (kind == "packet_acked")
         acked_bytes = float(df["bytes"].to_numpy()[acked].sum())
         n_acked = int(acked.sum())
-        sent = int((win & (kind == "packet_sent")).sum())
+        sent_rows = win & (kind == "packet_sent")
+        sent = int(sent_rows.sum())
+        mean_packet = float(df["bytes"].to_numpy()[sent_rows].mean()) if sent else float("nan")
         lost = int((win & (kind == "packet_lost")).sum())
         rtt_rows = win & (kind == "rtt_sample")
         rtts = df["latest_rtt_s"].to_numpy()[rtt_rows].astype(float)
@@ -171,6 +176,7 @@ def flow_metrics(df: pd.DataFrame, from_s: float, to_s: float, *,
             "mean_rtt_s": mean_rtt,
             "min_rtt_s": float(np.nanmin(rtts)) if len(rtts) else float("nan"),
             "mean_queueing_delay_s": (mean_rtt - rtt_s) if rtt_s is not None else float("nan"),
+            "mean_packet_bytes": mean_packet,
             "packets_sent": sent, "packets_lost": lost,
             "loss_rate": lost / sent if sent else float("nan"),
         })

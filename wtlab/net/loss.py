@@ -1,4 +1,5 @@
-"""Random loss models for a link: Bernoulli and Gilbert-Elliott.
+"""Loss models for a link: Bernoulli and Gilbert-Elliott (random), Periodic (the
+response functions' assumption) and DropIndices.
 
 A loss model here is an immutable description (safe to share between links and
 runs); the per-link state (the Gilbert-Elliott channel state, the random
@@ -146,7 +147,54 @@ class DropIndices:
         return {"model": "drop_indices", "indices": sorted(self.indices)}
 
 
-LossModel = Bernoulli | GilbertElliott | DropIndices
+@dataclass(frozen=True)
+class Periodic:
+    """Lose one packet in every ``round(1 / p)``, evenly spaced (deterministic).
+
+    The loss pattern the classic response functions are derived under: Mathis et al.'s
+    ``1.22 / sqrt(p)`` for Reno and RFC 9438's ``1.054 * RTT^0.75 / p^0.75`` for CUBIC
+    both assume one loss every ``1/p`` packets. Random (Bernoulli) loss with the same
+    ``p`` gives Reno less and CUBIC more than the formulas (its long loss-free gaps let
+    the cubic grow far). ``phase`` (0-based) is the index of the first packet lost within
+    each period (default: the last one).
+    """
+
+    p: float
+    phase: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (0 < self.p <= 1):
+            raise ConfigError(f"Periodic loss p={self.p!r} must be in (0, 1]")
+        if self.phase is not None and not (0 <= self.phase < self.every):
+            raise ConfigError(f"Periodic phase={self.phase!r} must be in 0..{self.every - 1}")
+
+    @property
+    def every(self) -> int:
+        """Packets per period (one of them is lost)."""
+        return max(1, round(1 / self.p))
+
+    def make(self, rng: random.Random) -> Callable[[float, int], bool]:
+        every = self.every
+        phase = every - 1 if self.phase is None else self.phase
+        count = [0]
+
+        def lose(now: float, size_bytes: int) -> bool:
+            i = count[0]
+            count[0] = i + 1
+            return i % every == phase
+
+        return lose
+
+    @property
+    def mean_loss(self) -> float:
+        return 1 / self.every
+
+    def describe(self) -> dict:
+        return {"model": "periodic", "p": self.p, "every": self.every, "phase": self.phase,
+                "mean_loss": self.mean_loss}
+
+
+LossModel = Bernoulli | GilbertElliott | DropIndices | Periodic
 
 
 def as_loss_model(value: object, name: str = "loss") -> object | None:
