@@ -10,6 +10,9 @@ updates the connection; transmission is deferred by one loop iteration and
 deferred again while more datagrams keep arriving (at most ``RX_BATCH``
 times), so a burst of ACKs or data is absorbed before one transmit fills the
 window. Application writes in the same iteration are coalesced the same way.
+A datagram that only brings data whose ACK aioquic has already scheduled
+triggers no transmit at all, and a transmit the pacer would refuse is not
+attempted (:meth:`Endpoint._paced_out`): neither would build a packet.
 """
 
 from __future__ import annotations
@@ -175,11 +178,10 @@ class Endpoint:
         self._deferrals = 0
         if not self._dirty and (self._rx_count == self._rx_at_tx
                                 or self._only_an_ack_is_due_later()):
-            # Nothing arrived and nothing was written since the last transmit (a timer
-            # already sent what was due), or
-            # only data arrived since the last transmit, nothing was acked or lost, and
-            # aioquic already scheduled the ACK (1 ms after the first unacked packet):
-            # a transmit now would build empty packets. Its ACK timer sends it all.
+            # A transmit now would build empty packets: nothing arrived and nothing was
+            # written since the last one (a timer sent what was due meanwhile), or only
+            # data arrived, nothing was acked or lost, and aioquic has already scheduled
+            # its ACK (1 ms after the first unacked packet), whose timer sends it all.
             self._arm_timer()
             return
         self.transmit()
