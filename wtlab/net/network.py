@@ -86,8 +86,6 @@ from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_PN, NO_STREAM
 SERVER_HOST = "127.0.0.1"
 IP_UDP_OVERHEAD_BYTES = 28  # IPv4 (20) + UDP (8)
 
-_current_host = current_host  # the host whose code runs (timers, sockets it binds)
-
 
 def _norm_ip(host: str) -> str:
     """IPv4 text of an address given as IPv4 or IPv4-mapped IPv6."""
@@ -505,7 +503,7 @@ class VirtualNetwork:
         if local_addr is not None:
             lhost = local_addr[0]
             port = int(local_addr[1] or 0)
-            cur = _current_host.get()
+            cur = current_host.get()
             if lhost in (None, "", "::", "0.0.0.0"):
                 pass
             elif cur is not None and port == 0 and (lhost == "::1" or lhost.startswith("127.")
@@ -521,7 +519,7 @@ class VirtualNetwork:
             if not family:
                 family = socket.AF_INET6 if ":" in str(local_addr[0]) else socket.AF_INET
         if host is None:
-            host = _current_host.get() or SERVER_HOST
+            host = current_host.get() or SERVER_HOST
         remote = None
         if remote_addr is not None:
             rhost = _norm_ip(self._names.get(remote_addr[0], remote_addr[0]))
@@ -645,7 +643,9 @@ class VirtualNetwork:
                 addr = ("::ffff:" + src_addr[0], src_addr[1], 0, 0)
             else:
                 addr = src_addr
-            ctx = self._host_ctx.get(host) or self._context_of(host)
+            ctx = self._host_ctx.get(host)
+            if ctx is None:
+                ctx = self._context_of(host)
             try:
                 ctx.run(ep._protocol.datagram_received, data, addr)
             except BaseException as exc:  # noqa: BLE001 - surfaced by run()/step()

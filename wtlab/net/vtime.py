@@ -123,10 +123,9 @@ class _VirtualSelector(selectors.BaseSelector):
 class _Host:
     """One host's sleep: its timers (a heap of (deadline, seq, handle)) and its wake-up."""
 
-    __slots__ = ("key", "timers", "wake", "wake_at")
+    __slots__ = ("timers", "wake", "wake_at")
 
-    def __init__(self, key: Any) -> None:
-        self.key = key
+    def __init__(self) -> None:
         self.timers: list[tuple[float, int, events.TimerHandle]] = []
         self.wake: events.TimerHandle | None = None  # the exact callback that wakes it
         self.wake_at = math.inf  # when it should wake (the handle may be earlier: lazy)
@@ -191,7 +190,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         key = current_host.get() if context is None else context.get(current_host)
         host = self._hosts.get(key)
         if host is None:
-            host = self._hosts[key] = _Host(key)
+            host = self._hosts[key] = _Host()
         self._timer_seq += 1
         timers = host.timers
         heapq.heappush(timers, (when, self._timer_seq, timer))
