@@ -9,6 +9,9 @@ What is measured, for each contender (its own client against its own server):
 - ``setup``: QUIC handshake + extended CONNECT until the session is usable [ms];
 - ``open+echo``: open a bidirectional stream, send 1 byte + FIN, read the echo
   to its FIN, on an established session [ms, median of ``echo_ops`` per run];
+- ``pingpong1k``: on one bidirectional stream, write 1 KB and read the 1 KB
+  echo back, ``pingpongs`` times in a row [ms per round trip, median]; every
+  round has a 3 s deadline, so a stack that stalls reports the round it stalled at;
 - ``bulk``: one stream, client to server, ``bulk_mb`` MB, timed until the server
   reports having read it all [MB/s, 1 MB = 1e6 bytes];
 - ``msg64``: 64-byte writes on one stream, client to server, until the server
@@ -50,6 +53,7 @@ MSG = b"m" * 64
 METRICS = {
     "setup": ("ms", False),
     "open+echo": ("ms", False),
+    "pingpong1k": ("ms", False),
     "bulk": ("MB/s", True),
     "msg64": ("msg/s", True),
     "dgram64": ("dgram/s", True),
@@ -59,14 +63,17 @@ METRICS = {
 # Targets from issue 2: (metric, versus, minimum ratio of medians, "better" direction).
 TARGETS = [
     ("bulk", "raw", 1.0), ("msg64", "raw", 1.0),
+    ("pingpong1k", "raw", 1 / 1.1),  # issue 12: a 1 KB round trip at most 1.1x raw aioquic's
     ("bulk", "pywebtransport", 2.0), ("msg64", "pywebtransport", 4.0),
 ]
 
 
 def sizes(quick: bool) -> dict:
     if quick:
-        return dict(setup_n=5, echo_ops=100, bulk_mb=10, msgs=50_000, dgrams=20_000)
-    return dict(setup_n=10, echo_ops=300, bulk_mb=100, msgs=200_000, dgrams=50_000)
+        return dict(setup_n=5, echo_ops=100, bulk_mb=10, msgs=50_000, dgrams=20_000,
+                    pingpongs=1000)
+    return dict(setup_n=10, echo_ops=300, bulk_mb=100, msgs=200_000, dgrams=50_000,
+                pingpongs=3000)
 
 
 # =========================================================================== clients
@@ -109,6 +116,19 @@ class RawAdapter:
         st = s.open_bidi()
         st.write(data, end_stream=True)
         return await st.read_all()
+
+    async def pingpong(self, s, n: int, data: bytes) -> list[float]:
+        st = s.open_bidi()
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            st.write(data)
+            got = bytearray()
+            while len(got) < len(data):
+                got += await _round_deadline(st.read(), i)
+            times.append(time.perf_counter() - t0)
+        st.write_eof()
+        return times
 
     async def send_bulk(self, s, total: int) -> bytes:
         st = s.open_bidi()
@@ -171,6 +191,17 @@ class PwtAdapter:
         st = await s.create_bidirectional_stream()
         await st.write(data=data, end_stream=True)
         return await st.read_all()
+
+    async def pingpong(self, s, n: int, data: bytes) -> list[float]:
+        st = await s.create_bidirectional_stream()
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            await st.write(data=data, wait_flush=False)
+            await _round_deadline(st.readexactly(n=len(data)), i)
+            times.append(time.perf_counter() - t0)
+        await st.write(data=b"", end_stream=True)
+        return times
 
     async def send_bulk(self, s, total: int) -> bytes:
         st = await s.create_bidirectional_stream()
@@ -237,6 +268,17 @@ class WtlabAdapter:
         st.write_eof()
         return await st.read()
 
+    async def pingpong(self, s, n: int, data: bytes) -> list[float]:
+        st = await s.open_bidi()
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            st.write(data)
+            await _round_deadline(st.readexactly(len(data)), i)
+            times.append(time.perf_counter() - t0)
+        st.write_eof()
+        return times
+
     async def send_bulk(self, s, total: int) -> bytes:
         st = await s.open_bidi()
         chunk = b"\0" * BULK_CHUNK
@@ -301,6 +343,26 @@ async def op_echo(ad, n: int) -> dict:
     return {"value": statistics.median(times)}
 
 
+PINGPONG_ROUND_S = 3.0
+
+
+async def _round_deadline(aw, i: int):
+    """``aw`` within PINGPONG_ROUND_S, or a TimeoutError naming the round that stalled."""
+    try:
+        return await asyncio.wait_for(aw, PINGPONG_ROUND_S)
+    except TimeoutError:
+        raise TimeoutError(f"round trip {i} got no echo within {PINGPONG_ROUND_S} s "
+                           "(the stack stalled)") from None
+
+
+async def op_pingpong(ad, n: int) -> dict:
+    data = b"p" * 1024
+    async with ad.session("/echo") as s:
+        times = await ad.pingpong(s, n, data)
+    return {"value": statistics.median(times[10:] or times) * 1e3,
+            "max_ms": max(times) * 1e3}
+
+
 def _check_report(raw: bytes, expect_bytes: int) -> dict:
     report = json.loads(raw)
     if report["bytes"] != expect_bytes:
@@ -344,6 +406,8 @@ async def run_op(ad, req: dict) -> dict:
         return await op_setup(ad, req["n"])
     if op == "open+echo":
         return await op_echo(ad, req["n"])
+    if op == "pingpong1k":
+        return await op_pingpong(ad, req["n"])
     if op == "bulk":
         return await op_bulk(ad, req["mb"])
     if op == "msg64":
@@ -514,6 +578,7 @@ def requests_for(sz: dict) -> dict[str, dict]:
     return {
         "setup": {"op": "setup", "n": sz["setup_n"]},
         "open+echo": {"op": "open+echo", "n": sz["echo_ops"]},
+        "pingpong1k": {"op": "pingpong1k", "n": sz["pingpongs"]},
         "bulk": {"op": "bulk", "mb": sz["bulk_mb"]},
         "msg64": {"op": "msg64", "n": sz["msgs"]},
         "dgram64": {"op": "dgram64", "n": sz["dgrams"]},
@@ -547,6 +612,7 @@ def orchestrate(args) -> int:
           "'reno', pywebtransport aioquic 'cubic'", flush=True)
     results: dict[str, dict[str, list[float]]] = {m: {c: [] for c in contenders} for m in metrics}
     extras: dict[str, dict[str, list[dict]]] = {m: {c: [] for c in contenders} for m in metrics}
+    errors = 0
     with tempfile.TemporaryDirectory(prefix="wtlab-bench-") as tmpdir:
         tmp = Path(tmpdir)
         cert = make_cert(tmp)
@@ -558,6 +624,7 @@ def orchestrate(args) -> int:
                         res = pairs[c][1].request(reqs[metric])
                         if "error" in res:
                             print(f"  run {run} {metric} {c}: ERROR {res['error']}", flush=True)
+                            errors += c == "wtlab"
                             results[metric][c].append(float("nan"))
                         else:
                             results[metric][c].append(res["value"])
@@ -589,7 +656,9 @@ def orchestrate(args) -> int:
         med = summarize(results["open+echo"]["wtlab"]).median
         print(f"  open+echo wtlab median {med:.3f} ms (target < 1 ms: "
               f"{'met' if med < 1 else 'MISSED'})")
-    return 0
+    if errors:
+        print(f"\nFAILED: {errors} wtlab run(s) ended in an error (see above)")
+    return 1 if errors else 0
 
 
 def profile(args) -> int:

@@ -23,7 +23,6 @@ from typing import Any
 
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from wtlab.errors import (
@@ -35,6 +34,7 @@ from wtlab.errors import (
 )
 from wtlab.transport import protocol as P
 from wtlab.transport.driver import (
+    Connection,
     Endpoint,
     attach_controller,
     check_idle_timeout,
@@ -175,7 +175,7 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
         family, addr = socket.AF_INET, (addr_host, port)
         local = ("127.0.0.1", 0) if ip.is_loopback else ("0.0.0.0", 0)
 
-    quic = QuicConnection(configuration=config)
+    quic = Connection(configuration=config)
     attach_controller(quic, controller, recorder, flow)
     wt = P.WebTransportConnection(quic, dialect=dialect)
     transport, proto = await loop.create_datagram_endpoint(

@@ -10,9 +10,33 @@ updates the connection; transmission is deferred by one loop iteration and
 deferred again while more datagrams keep arriving (at most ``RX_BATCH``
 times), so a burst of ACKs or data is absorbed before one transmit fills the
 window. Application writes in the same iteration are coalesced the same way.
-A datagram that only brings data whose ACK aioquic has already scheduled
-triggers no transmit at all, and a transmit the pacer would refuse is not
-attempted (:meth:`Endpoint._paced_out`): neither would build a packet.
+
+**The liveness invariant.** After every entry into the driver (a datagram, an
+application call, a timer), whatever the connection holds to send (stream data,
+datagrams, ACKs, flow-control credit, probes, a close) leaves either through a
+transmit already scheduled on the loop or through the connection's timer, armed
+at ``quic.get_timer()``. A transmit is skipped only where one of these holds,
+and each keeps the invariant by construction:
+
+1. *Nothing new* (``_tx_tick``): nothing was handed to aioquic (``Connection.
+   tx_wanted`` is False: every aioquic call that queues something to send sets
+   it, see :class:`Connection`) and no datagram arrived since the last
+   ``datagrams_to_send``. That call built all it could; what it left waits for
+   cwnd or amplification credit (which only a datagram brings) or for a time
+   (pacing, ACK delay, loss detection), and the timer is armed at that time.
+2. *Only an ACK is due later* (:meth:`Endpoint._only_an_ack_is_due_later`): no
+   local send, the datagrams brought only stream data or datagrams (no other
+   event), nothing was acknowledged or declared lost, and aioquic already set
+   its ACK timer (``ack_at``, at most ``max_ack_delay`` away). Whatever those
+   packets make sendable (the ACK, flow-control credit, a PATH_RESPONSE) leaves
+   when that timer fires; the timer is armed before returning.
+3. *Paced out* (:meth:`Endpoint._paced_out`): aioquic's own first check in
+   ``_write_application`` would refuse to build; this sets ``_pacing_at`` as
+   aioquic does, so the timer fires when the pacer allows the next packet.
+
+Deferrals (``RX_BATCH``, ``READY_DEFER``) are bounded, so a scheduled transmit
+always runs within a few loop iterations. ``tests/transport/test_liveness.py``
+checks the invariant on random event sequences and live exchanges.
 """
 
 from __future__ import annotations
@@ -44,6 +68,55 @@ H3_NO_ERROR = 0x100
 # Session close codes the server uses when a limit is exceeded.
 CLOSE_STREAM_LIMIT = 0x4C01
 CLOSE_BUFFER_LIMIT = 0x4C02
+
+
+class Connection(QuicConnection):
+    """aioquic's ``QuicConnection`` that notes when something is handed to it to send.
+
+    ``tx_wanted`` is set by every public call that queues data or frames, and
+    cleared by the driver when it calls ``datagrams_to_send``; the driver's skip
+    rules read it (see the module docstring). Code that writes to a stream's
+    sender directly (the stream fast path in :mod:`wtlab.transport.session`)
+    sets it too.
+    """
+
+    tx_wanted = True
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self.tx_wanted = True
+        super().send_stream_data(stream_id, data, end_stream)
+
+    def send_datagram_frame(self, data: bytes) -> None:
+        self.tx_wanted = True
+        super().send_datagram_frame(data)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        self.tx_wanted = True
+        super().reset_stream(stream_id, error_code)
+
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        self.tx_wanted = True
+        super().stop_stream(stream_id, error_code)
+
+    def send_ping(self, uid: int) -> None:
+        self.tx_wanted = True
+        super().send_ping(uid)
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        self.tx_wanted = True
+        super().close(*args, **kwargs)
+
+    def change_connection_id(self) -> None:
+        self.tx_wanted = True
+        super().change_connection_id()
+
+    def request_key_update(self) -> None:
+        self.tx_wanted = True
+        super().request_key_update()
+
+    def connect(self, *args: Any, **kwargs: Any) -> None:
+        self.tx_wanted = True
+        super().connect(*args, **kwargs)
 
 
 def make_controller(congestion_control: Any, max_datagram_size: int, recorder: Any, flow: int):
@@ -102,7 +175,6 @@ class Endpoint:
         self._rx_mark = 0
         self._rx_at_tx = -1  # _rx_count at the last transmit
         self._deferrals = 0
-        self._dirty = True  # something besides received data may need sending
         self._bif_at_tx = 0
         self.handshake: asyncio.Future = self.loop.create_future()
         self.settings: asyncio.Future = self.loop.create_future()
@@ -142,7 +214,7 @@ class Endpoint:
         self.process_events()
         self._rx_count += 1
         if self._tx_handle is None:
-            if not self._dirty and self._only_an_ack_is_due_later():
+            if not self.quic.tx_wanted and self._only_an_ack_is_due_later():
                 # data only, its ACK already scheduled: nothing to send before that timer
                 # (an application write in response schedules its own transmit)
                 self._arm_timer()
@@ -157,7 +229,8 @@ class Endpoint:
         self._last_rx_time = now
 
     def schedule_transmit(self) -> None:
-        self._dirty = True
+        """Transmit within a few loop iterations (call after handing aioquic anything)."""
+        self.quic.tx_wanted = True
         if self._tx_handle is None and not self.terminated:
             self._rx_mark = self._rx_count
             self._tx_handle = self.loop.call_soon(self._tx_tick)
@@ -176,7 +249,7 @@ class Endpoint:
             return
         self._tx_handle = None
         self._deferrals = 0
-        if not self._dirty and (self._rx_count == self._rx_at_tx
+        if not self.quic.tx_wanted and (self._rx_count == self._rx_at_tx
                                 or self._only_an_ack_is_due_later()):
             # A transmit now would build empty packets: nothing arrived and nothing was
             # written since the last one (a timer sent what was due meanwhile), or only
@@ -207,7 +280,7 @@ class Endpoint:
             return
         quic = self.quic
         sendto = self._sendto
-        self._dirty = False
+        quic.tx_wanted = False
         self._rx_at_tx = self._rx_count
         now = self.loop.time()
         if not self._paced_out(now):
@@ -286,11 +359,11 @@ class Endpoint:
                     self.on_cid_retired(self, ev.connection_id)
             else:
                 if t is not StreamDataReceived and t is not DatagramFrameReceived:
-                    self._dirty = True
+                    quic.tx_wanted = True  # e.g. a reset or a handshake step: answer now
                 for wev in handle(ev):
                     tw = type(wev)
                     if tw is not P.StreamData and tw is not P.DatagramReceived:
-                        self._dirty = True
+                        quic.tx_wanted = True
                     dispatch[tw](wev)
             ev = quic.next_event()
         if self._close_waiters:

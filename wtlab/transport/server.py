@@ -40,7 +40,6 @@ from urllib.parse import parse_qs
 from aioquic.buffer import Buffer
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import (
     QuicPacketType,
     encode_quic_version_negotiation,
@@ -54,6 +53,7 @@ from wtlab.transport.client import MAX_DATAGRAM_FRAME_SIZE, QUIC_MAX_DATA, QUIC_
 from wtlab.transport.driver import (
     CLOSE_BUFFER_LIMIT,
     CLOSE_STREAM_LIMIT,
+    Connection,
     Endpoint,
     attach_controller,
     check_idle_timeout,
@@ -283,7 +283,7 @@ class Server:
 
     # ---------------------------------------------------------- connections
     def _new_endpoint(self, original_dcid: bytes) -> Endpoint:
-        quic = QuicConnection(configuration=self.quic_config,
+        quic = Connection(configuration=self.quic_config,
                               original_destination_connection_id=original_dcid)
         flow = self._next_flow
         self._next_flow += 1

@@ -110,11 +110,13 @@ class Stream:
                     return self._awaitable
                 wts.sent_bytes += n
             sender = self._sender
+            quic = ep.quic
             if sender is None:
-                ep.quic.send_stream_data(self.stream_id, data)
-                self._sender = ep.quic._streams[self.stream_id].sender
+                quic.send_stream_data(self.stream_id, data)
+                self._sender = quic._streams[self.stream_id].sender
             else:  # aioquic's own checks passed on the first write; skip them per message
                 sender.write(data)
+                quic.tx_wanted = True  # the driver's liveness invariant (see driver.py)
             session._bytes_sent += n
             if ep._tx_handle is None:
                 ep.schedule_transmit()
@@ -597,6 +599,8 @@ class Session:
             "datagrams_received": self._datagrams_received,
             "datagrams_dropped": self._datagrams_dropped,
             "datagrams_send_dropped": self._datagrams_send_dropped,
+            # datagrams handed over but not yet sent (the connection's queue, all sessions)
+            "datagrams_queued": len(ep.quic._datagrams_pending),
             "buffered_bytes": self._buffered,
             "flow_control_stalls": self.flow_control_stalls,
             "closed": self.closed,
