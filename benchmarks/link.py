@@ -168,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packets", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--relay", action="store_true", help="also measure the live relay")
+    ap.add_argument("--quick", action="store_true", help="20k packets x 3 rounds")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.packets, args.rounds = min(args.packets, 20_000), min(args.rounds, 3)
     table = models()
     rates: dict[str, list[float]] = {name: [] for name in table}
     # empty loop cost, to show what the harness itself costs
