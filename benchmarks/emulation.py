@@ -95,7 +95,7 @@ def simulated_per_wall(rate_bps: float, sim_s: float) -> float:
 
 def fidelity() -> None:
     """The ratios tests/fidelity asserts on, printed (same paths, seeds and windows)."""
-    from wtlab.net.emulate import jain_index
+    from wtlab.trace.metrics import jain_index
 
     for p in (0.005, 0.01, 0.02):
         m = emulate(_path(10e6, 0.1, loss=p), cc="reno", until_s=60.0).metrics(from_s=2.0)

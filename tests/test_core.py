@@ -33,7 +33,7 @@ def test_recorder_roundtrip_types():
     assert math.isnan(df["srtt_s"].iloc[0])
     assert df["extra"].iloc[1] == '{"trigger": "time_threshold"}'
     assert df["extra"].iloc[0] is None
-    assert rec.nbytes == 64 * 3
+    assert rec.nbytes == 68 * 3
 
 
 def test_recorder_t0_and_chunks():

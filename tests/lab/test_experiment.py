@@ -23,17 +23,26 @@ def test_stepper_walks_event_by_event(engine):
         assert times == sorted(times)
         lost = s.step(kinds="packet_lost")
         assert lost["kind"] == "packet_lost" and lost["time_s"] >= times[-1]
-        changed = s.step(kinds="cwnd_changed")  # the reduction that first loss caused
-        assert changed["cwnd"] == pytest.approx(lost["cwnd"] / 2, abs=1200)
-        assert changed["state"] == "recovery"
+        # the row contract: the loss row shows the state after Reno's reduction, which is
+        # what the stepped controller shows too
+        trace = s.trace()
+        at = trace.index[(trace["kind"] == "packet_lost")][0]
+        before = trace.loc[:at - 1, "cwnd"].dropna().iloc[-1]
+        assert lost["cwnd"] == pytest.approx(before / 2, abs=1200)
+        assert lost["state"] == "recovery"
+        cc = s.controllers[0]
+        assert (cc.cwnd, cc.ssthresh, cc.state) == (lost["cwnd"], lost["ssthresh"],
+                                                    lost["state"])
+        changed = s.step(kinds="cwnd_changed")  # the same reduction, as its own row
+        assert changed["cwnd"] == lost["cwnd"] and changed["state"] == "recovery"
     finally:
         s.close()
 
 
 def test_model_runs_are_deterministic_for_a_seed():
-    a = Experiment(path=PATH, cc="cubic", seed=5).run(3.0).trace
-    b = Experiment(path=PATH, cc="cubic", seed=5).run(3.0).trace
-    c = Experiment(path=PATH, cc="cubic", seed=6).run(3.0).trace
+    a = Experiment(path=PATH, cc="cubic", seed=5).run(3.0).trace()
+    b = Experiment(path=PATH, cc="cubic", seed=5).run(3.0).trace()
+    c = Experiment(path=PATH, cc="cubic", seed=6).run(3.0).trace()
     assert _hash(a) == _hash(b)
     assert _hash(a) != _hash(c)
 
@@ -42,8 +51,8 @@ def test_model_and_emulation_agree_on_reno_under_loss():
     # 20 s at 1 % loss on a 50 ms path is ~40 loss events per run: enough for the two
     # engines' goodputs to settle within 25 % of each other (seed noise is ~10 % here).
     exp = Experiment(path=PATH, cc="reno", seed=3)
-    model = exp.run(20.0).summary()["goodput_mbps"]
-    emu = exp.replace(engine="emulate").run(20.0).summary()["goodput_mbps"]
+    model = exp.run(20.0).summary()["goodput_bps"]
+    emu = exp.replace(engine="emulate").run(20.0).summary()["goodput_bps"]
     assert model == pytest.approx(emu, rel=0.25)
 
 
@@ -52,10 +61,16 @@ def test_compare_table_and_figures():
     t = cmp.table
     assert list(t["cc"]) == ["reno", "bbr"]
     # BBR does not read random loss as congestion: it keeps far more of the link.
-    assert t.set_index("cc").loc["bbr", "goodput_mbps"] > 2 * t.set_index("cc").loc[
-        "reno", "goodput_mbps"]
-    assert "mathis_mbps" in t and "cubic_response_mbps" in t
-    assert t["capacity_mbps"].iloc[0] == pytest.approx(10.0)
+    assert t.set_index("cc").loc["bbr", "goodput_bps"] > 2 * t.set_index("cc").loc[
+        "reno", "goodput_bps"]
+    assert "mathis_bps" in t and "cubic_response_bps" in t
+    assert t["capacity_bps"].iloc[0] == pytest.approx(10e6)
+    assert "jain_index" not in t  # one flow per run: no fairness to speak of
+    # the analytic overlays use goodput's own packet size (the payload of a full packet)
+    assert t["payload_per_packet_bytes"].iloc[0] == 1160
+    tr = cmp.trace()
+    assert set(tr["cc"].astype(str)) == {"reno", "bbr"} and len(tr) == sum(
+        len(r.trace()) for r in cmp.results.values())
     fig = cmp.figure()
     assert len(fig.data) >= 3 and len(cmp.trace_figure().data) >= 4
     labels = [a.text for a in fig.layout.annotations]
@@ -72,7 +87,7 @@ def test_user_controller_runs_in_both_engines():
     wtlab.cc.register("fixed-test", Fixed)
     for engine in ("model", "emulate"):
         r = Experiment(path=PATH, cc="fixed-test", seed=1, engine=engine).run(2.0)
-        assert (r.trace["cwnd"].dropna() == 12000).all()  # the base window, never changed
+        assert (r.trace()["cwnd"].dropna() == 12000).all()  # the base window, never changed
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -99,7 +114,7 @@ def test_emulation_is_deterministic_across_processes():
 
     code = ("import pandas as pd; from wtlab.lab import Experiment; "
             "df = Experiment(path=dict(rate_bps=10e6, rtt_s=0.04, loss=0.01), cc='cubic', "
-            "seed=3, engine='emulate').run(1.5).trace; "
+            "seed=3, engine='emulate').run(1.5).trace(); "
             "print(len(df), int(pd.util.hash_pandas_object(df.drop(columns=['extra']), "
             "index=False).sum()))")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

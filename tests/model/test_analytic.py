@@ -26,7 +26,7 @@ def _wire_rate_bps(acked) -> float:
 def test_reno_follows_mathis(loss_p):
     # 10 Mbit/s, 100 ms; a 120 s run has 150+ loss events even at 0.5% (about 0.2 s wall)
     path = {"rate_bps": 10e6, "rtt_s": 0.1, "loss": loss_p, "buffer_bdp": 1.0}
-    goodputs = [wtlab.model.run(path, cc="reno", duration_s=120, seed=s, record=False)
+    goodputs = [wtlab.model.run(path, cc="reno", duration_s=120, seed=s)
                 .goodput_bps for s in (1, 2)]
     ratio = sum(goodputs) / 2 / mathis_goodput_bps(PAYLOAD, 0.1, loss_p)
     print(f"reno p={loss_p:.3f}: goodput/mathis = {ratio:.3f}")
@@ -43,7 +43,8 @@ def test_saturating_flow_fills_the_link(cc):
     rate = _wire_rate_bps(late)
     print(f"{cc}: link utilisation after 2 s = {rate / 20e6:.4f}")
     assert rate / 20e6 >= 0.98
-    assert r.metrics["link_utilisation"] >= 0.93  # whole run, start-up included
+    assert r.summary()["utilisation"] >= 0.93  # whole run, start-up included
+    assert r.metrics(from_s=2.0)["utilisation"].iloc[0] >= 0.98  # wtlab.trace.metrics agrees
 
 
 def test_buffer_bdp_rule_for_reno():
@@ -109,9 +110,9 @@ def test_bbr_fills_the_link_without_a_standing_queue():
 
 def test_bbr_keeps_the_rate_under_loss_where_cubic_collapses():
     path = {"rate_bps": "20mbit", "rtt_s": "40ms", "loss": "2%", "buffer_bdp": 1.0}
-    bbr = wtlab.model.run(path, cc="bbr", duration_s=10, seed=1, record=False)
-    cubic = wtlab.model.run(path, cc="cubic", duration_s=10, seed=1, record=False)
-    b, c = (x.metrics["link_utilisation"] for x in (bbr, cubic))
+    bbr = wtlab.model.run(path, cc="bbr", duration_s=10, seed=1)
+    cubic = wtlab.model.run(path, cc="cubic", duration_s=10, seed=1)
+    b, c = (x.summary()["utilisation"] for x in (bbr, cubic))
     print(f"2% loss: bbr {b:.3f}, cubic {c:.3f} of capacity")
     assert b >= 0.70
     assert c < 0.30
@@ -125,5 +126,5 @@ def test_eight_mixed_flows_share_a_small_buffer_efficiently():
     late = df[(df["kind"] == "packet_acked") & (df["time_s"] >= 2.0)]
     util = _wire_rate_bps(late) / 50e6
     print(f"8 mixed flows, 0.25 BDP: aggregate utilisation {util:.3f}, "
-          f"Jain {r.metrics['jain_index']:.3f}")
+          f"Jain {r.summary()['jain_index']:.3f}")
     assert util >= 0.85

@@ -20,7 +20,10 @@ def test_symmetric_path_rtt_bdp_and_buffers():
     assert p.bdp_bytes == pytest.approx(50_000)
     assert p.down.delay_s == p.up.delay_s == pytest.approx(0.02)
     assert p.down.buffer_bytes == p.up.buffer_bytes == 50_000
-    assert p.down.spec.loss.p == 0.01 and p.up.spec.loss.p == 0.01
+    # loss on the data direction (down) only; ACK-path loss is its own option
+    assert p.down.spec.loss.p == 0.01 and p.up.spec.loss is None
+    q = Path.symmetric(rate_bps="10mbit", rtt_s="40ms", loss="1%", ack_loss="0.5%", seed=7)
+    assert q.down.spec.loss.p == 0.01 and q.up.spec.loss.p == 0.005
     assert wtlab.Path is Path
 
 
@@ -84,7 +87,7 @@ def test_unseeded_path_records_a_seed_that_replays_it():
 
 
 def test_link_spec_seed_is_kept_and_links_can_be_shared():
-    spec = LinkSpec(rate_bps=1e6, loss=0.1, seed=123)
+    spec = LinkSpec(rate_bps=1e6, loss="10%", seed=123)
     assert Path(down=spec, seed=1).down.seed == 123
     link = Link(rate_bps=1e6, seed=4)
     p = Path(down=link, up=LinkSpec(rate_bps=1e6))
@@ -153,3 +156,25 @@ def test_parse_errors_name_the_flag(func, text, needle):
     with pytest.raises(ConfigError, match=needle) as info:
         func(text, "--x")
     assert str(info.value).startswith("--x: ")
+
+
+@pytest.mark.parametrize("spec, words", [
+    (dict(rate=10e6), ["'rate'", "rate_bps", "ack_loss", "buffer_bdp"]),
+    (dict(buffer_bytes=1000), ["'buffer_bytes'", "valid keys"]),
+    (dict(ecn=True), ["'ecn'", "valid keys"]),
+    (dict(rate_bps=10e6, loss=0.5), ["loss=0.5", "50%", "'0.5%'"]),
+    (dict(rate_bps=10e6, rtt_s=80), ["80 seconds", "'80ms'"]),
+    (dict(rate_bps=10), ["10 bit/s", "'10mbit'"]),
+])
+def test_a_path_spec_that_does_not_say_what_it_means_is_refused(spec, words):
+    with pytest.raises(ConfigError) as err:
+        Path.from_spec(spec)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_loss_reads_fractions_and_percent_strings():
+    assert Path.from_spec(dict(rate_bps=1e6, loss="50%")).down_spec.loss.p == 0.5
+    assert Path.from_spec(dict(rate_bps=1e6, loss="0.5%")).down_spec.loss.p == 0.005
+    assert Path.from_spec(dict(rate_bps=1e6, loss=0.05)).down_spec.loss.p == 0.05
+    assert Path.from_spec(dict(rate_bps=1e6, rtt_s="80s")).rtt_s == 80.0

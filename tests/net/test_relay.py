@@ -119,7 +119,7 @@ async def test_loss_and_trace_through_the_relay():
     target = sink_t.get_extra_info("sockname")
     try:
         path = Path(down=LinkSpec(rate_bps=1e8),
-                    up=LinkSpec(trace=TRACES / "12mbps.trace", loss=0.1), seed=3)
+                    up=LinkSpec(trace=TRACES / "12mbps.trace", loss="10%"), seed=3)
         async with Relay(target, path=path) as relay:
             client_t = await _blast(relay.address, sink, count, 1472)
             up = relay.path.up

@@ -60,7 +60,7 @@ def test_replay_with_another_controller_is_deterministic(recorded):
     assert list(cmp.index) == ["recorded", "replayed"]
     assert cmp.loc["replayed", "cc"] == "bbr"
     # the replayed path has the recorded base RTT
-    assert cmp.loc["replayed", "mean_rtt_s"] >= a.derived.min_rtt_s * 0.95
+    assert cmp.loc["replayed", "rtt_mean_s"] >= a.derived.min_rtt_s * 0.95
     # and the controller really changed: BBR's trace has its states
     states = set(a.trace()["state"].astype(str))
     assert states & {"startup", "drain", "probe_bw"}

@@ -18,6 +18,7 @@ from tests.reliability.scenario import (
 )
 from tests.transport.conftest import running_server
 from wtlab.net.link import LinkSpec
+from wtlab.net.loss import Bernoulli
 from wtlab.net.path import Path
 from wtlab.net.relay import Relay
 
@@ -68,7 +69,7 @@ async def test_every_mode_delivers_on_clean_loopback(kw):
         assert (sent["latency_s"] > 0).all()
 
 
-def _lossy_path(seed: int, loss: float = 0.10, delay: str = "5ms") -> Path:
+def _lossy_path(seed: int, loss: object = "10%", delay: str = "5ms") -> Path:
     spec = dict(rate_bps="50mbit", delay_s=delay, loss=loss, reorder_p=0.05,
                 reorder_delay_s="4ms", duplicate_p=0.03)
     return Path(down=LinkSpec(**spec), up=LinkSpec(**spec), seed=seed)
@@ -128,7 +129,7 @@ async def test_partial_never_late_and_every_expiry_reported(kw):
     server = ServerSide(dict(kw))
     # RTT 40 ms: a message whose first copy is lost is recovered after about 65 ms, so a
     # 60 ms lifetime makes (at least) the lost ones expire
-    res, _ = await _through_relay(server, _lossy_path(seed=5, loss=0.15, delay="20ms"), n=n,
+    res, _ = await _through_relay(server, _lossy_path(seed=5, loss="15%", delay="20ms"), n=n,
                                   size=size, gap_s=0.002, **kw)
     assert res.error is None and res.resolved
     ids = message_ids(res.received)
@@ -160,8 +161,8 @@ async def test_partial_never_late_and_every_expiry_reported(kw):
 async def test_unreliable_delivers_about_one_minus_p():
     n, p = 600, 0.10
     server = ServerSide(dict(mode="unreliable"))
-    path = Path(down=LinkSpec(rate_bps="50mbit", delay_s="5ms", loss=p),
-                up=LinkSpec(rate_bps="50mbit", delay_s="5ms", loss=p), seed=11)
+    path = Path(down=LinkSpec(rate_bps="50mbit", delay_s="5ms", loss=Bernoulli(p)),
+                up=LinkSpec(rate_bps="50mbit", delay_s="5ms", loss=Bernoulli(p)), seed=11)
     res, _ = await _through_relay(server, path, n=n, size=lambda i: 1000, gap_s=0.0005,
                                   mode="unreliable")
     got = len(set(message_ids(res.received)))

@@ -18,13 +18,14 @@ from tests.reliability.scenario import (
     sent_rows,
 )
 from wtlab.net.link import LinkSpec
+from wtlab.net.loss import Bernoulli
 from wtlab.net.network import VirtualNetwork
 from wtlab.net.path import Path
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def lossy(seed: int = 1, *, loss=0.10, outages=(), delay="10ms") -> Path:
+def lossy(seed: int = 1, *, loss="10%", outages=(), delay="10ms") -> Path:
     spec = dict(rate_bps="20mbit", delay_s=delay, loss=loss, reorder_p=0.05,
                 reorder_delay_s="5ms", duplicate_p=0.03, buffer="1bdp", outages=outages)
     if not loss:
@@ -85,7 +86,7 @@ def test_reliable_modes_in_virtual_time_at_10pct_loss(kw):
 ], ids=lambda kw: "-".join(str(v) for v in kw.values()))
 def test_partial_modes_in_virtual_time(kw):
     n = 300
-    res, _ = run_virtual(lossy(seed=4, loss=0.15), ServerSide(dict(kw)), n=n,
+    res, _ = run_virtual(lossy(seed=4, loss="15%"), ServerSide(dict(kw)), n=n,
                          size=lambda i: 300, gap_s=0.002, **kw)
     assert res.error is None and res.resolved
     sent = sent_rows(res.client)
@@ -104,8 +105,8 @@ def test_partial_modes_in_virtual_time(kw):
 
 def test_unreliable_in_virtual_time_delivers_about_one_minus_p():
     n, p = 1000, 0.10
-    path = Path(down=LinkSpec(rate_bps="20mbit", delay_s="10ms", loss=p),
-                up=LinkSpec(rate_bps="20mbit", delay_s="10ms", loss=p), seed=9)
+    path = Path(down=LinkSpec(rate_bps="20mbit", delay_s="10ms", loss=Bernoulli(p)),
+                up=LinkSpec(rate_bps="20mbit", delay_s="10ms", loss=Bernoulli(p)), seed=9)
     res, _ = run_virtual(path, ServerSide(dict(mode="unreliable")), n=n,
                          size=lambda i: 1000, gap_s=0.001, mode="unreliable")
     got = len(set(message_ids(res.received)))
@@ -159,7 +160,7 @@ def test_virtual_time_runs_are_deterministic():
     kw = dict(mode="partial", transport="datagram", lifetime=0.05, ordered=True)
     runs = []
     for _ in range(2):
-        res, _ = run_virtual(lossy(seed=8, loss=0.15), ServerSide(dict(kw)), n=150,
+        res, _ = run_virtual(lossy(seed=8, loss="15%"), ServerSide(dict(kw)), n=150,
                              size=lambda i: 300, gap_s=0.002, **kw)
         runs.append((res.client[["message_id", "status", "done_s"]],
                      res.server[["message_id", "status", "done_s"]]))

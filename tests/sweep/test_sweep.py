@@ -232,7 +232,7 @@ def test_emulate_engine_runs_the_full_stack(tmp_path):
                       progress=False)
     assert (res.ran, res.failed) == (2, 0), res.failures
     s = res.summary.set_index("algo")
-    assert (s["acked_bps"] > 4e6).all() and (s["acked_bps"] < 10e6).all()
+    assert (s["goodput_packet_bps"] > 4e6).all() and (s["goodput_packet_bps"] < 10e6).all()
     df = datasets.load(tmp_path / "emu")
     assert {"packet_sent", "packet_acked", "cwnd_changed"} <= set(df["kind"].astype(str))
     meta = summary(tmp_path / "emu")

@@ -15,11 +15,11 @@ def _hand_trace() -> Recorder:
     rec = Recorder()
     rec.event(0.0, "cwnd_changed", cwnd=10_000)
     for i in range(10):  # 10 x 1000 bytes over 0.0 .. 0.9 s
-        rec.event(i * 0.1, "packet_sent", pn=i, bytes=1000)
+        rec.event(i * 0.1, "packet_sent", pn=i, bytes=1000, payload_bytes=900)
     rec.event(0.5, "cwnd_changed", cwnd=20_000)
     for i, rtt in zip(range(8), [0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.1, 0.2], strict=True):
         rec.event(0.1 * i + 0.05, "rtt_sample", latest_rtt_s=rtt)
-        rec.event(0.1 * i + 0.05, "packet_acked", pn=i, bytes=1000)
+        rec.event(0.1 * i + 0.05, "packet_acked", pn=i, bytes=1000, payload_bytes=900)
     rec.event(0.95, "packet_lost", pn=8, bytes=1000)
     rec.event(0.95, "packet_lost", pn=9, bytes=1000)
     rec.event(1.0, "pto_expired")
@@ -47,20 +47,22 @@ def test_summary_matches_hand_computation():
     assert (r["packets_acked"], r["bytes_acked"], r["packets_lost"], r["bytes_lost"]) == (
         8, 8000, 2, 2000)
     assert r["loss_rate"] == pytest.approx(0.2)
-    assert r["duration_s"] == pytest.approx(1.0)
-    assert r["goodput_bps"] == pytest.approx(64_000) and r["send_rate_bps"] == \
-        pytest.approx(80_000)
+    assert (r["start_s"], r["end_s"]) == (0.0, 1.0)
+    # goodput: acknowledged payload over the window [0, 1] s; packet basis by its name
+    assert r["goodput_bps"] == pytest.approx(8 * 900 * 8 / 1.0)
+    assert r["goodput_packet_bps"] == pytest.approx(64_000)
+    assert r["payload_per_packet_bytes"] == 900
     rtts = np.array([0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.1, 0.2], dtype=np.float32).astype(float)
     assert r["rtt_mean_s"] == pytest.approx(rtts.mean())
     assert r["rtt_p95_s"] == pytest.approx(np.percentile(rtts, 95))
     assert r["rtt_min_s"] == pytest.approx(0.1)
     assert r["jitter_s"] == pytest.approx(np.abs(np.diff(rtts)).mean())
-    assert r["cwnd_mean_bytes"] == pytest.approx(15_000)  # 10k for 0.5 s, 20k for 0.5 s
+    assert r["mean_cwnd_bytes"] == pytest.approx(15_000)  # 10k for 0.5 s, 20k for 0.5 s
     assert (r["cwnd_min_bytes"], r["cwnd_max_bytes"], r["cwnd_last_bytes"]) == (
         10_000, 20_000, 20_000)
     assert r["pto_count"] == 1
     assert r["messages_retransmitted"] == 2
-    assert r["bytes_received"] == 400 and r["receive_rate_bps"] == pytest.approx(400 * 8 / 1.0)
+    assert r["bytes_received"] == 400 and r["packets_received"] == 1
     assert (r["messages_sent"], r["messages_delivered"], r["messages_expired"]) == (4, 3, 1)
     assert r["message_latency_p50_s"] == pytest.approx(0.2)  # latencies 0.1, 0.3, 0.2
     assert r["message_latency_max_s"] == pytest.approx(0.3)
@@ -79,7 +81,7 @@ def test_messages_and_per_stream():
     assert set(by) == {4, 8, None}
     assert (by[4].messages_sent, by[4].messages_delivered, by[4].messages_expired) == (2, 1, 1)
     assert by[4].message_bytes_delivered == 500
-    assert by[4].goodput_bps == pytest.approx(500 * 8 / 0.6)  # first 0.0, last 0.6
+    assert by[4].delivered_bps == pytest.approx(500 * 8 / 0.6)  # first 0.0, last 0.6
     assert by[8].stream_bytes_received == 100 and by[8].message_latency_mean_s == \
         pytest.approx(0.2)
     assert by[None].messages_delivered == 1 and by[None].message_bytes_sent == 300
@@ -99,7 +101,7 @@ def test_timeseries_bins():
     ts = PerformanceMonitor(_hand_trace()).timeseries(0.5)
     assert ts["time_s"].tolist() == [0.0, 0.5, 1.0]
     assert ts["sent_bps"].tolist() == pytest.approx([5000 * 8 / 0.5, 5000 * 8 / 0.5, 0])
-    assert ts["goodput_bps"].tolist() == pytest.approx([5000 * 8 / 0.5, 3000 * 8 / 0.5, 0])
+    assert ts["goodput_bps"].tolist() == pytest.approx([4500 * 8 / 0.5, 2700 * 8 / 0.5, 0])
     assert ts["packets_lost"].tolist() == [0, 2, 0]
     assert ts["cwnd_bytes"].tolist() == [10_000, 20_000, 20_000]
     assert ts["messages_delivered"].tolist() == [1, 1, 0]
@@ -117,7 +119,9 @@ def test_real_trace_monitor_agrees_with_rows(live_run):
     assert s["packets_lost"] == (df["kind"] == "packet_lost").sum()
     assert 0 < s["rtt_p50_s"] <= s["rtt_p95_s"] < 1.0
     ts = PerformanceMonitor(rec).timeseries(0.05)
-    assert ts["goodput_bps"].sum() * 0.05 / 8 == pytest.approx(s["bytes_acked"])
+    acked = df[df["kind"] == "packet_acked"]
+    assert ts["goodput_bps"].sum() * 0.05 / 8 == pytest.approx(acked["payload_bytes"].sum())
+    assert 0 < acked["payload_bytes"].sum() < s["bytes_acked"]  # payload is inside packets
     assert ts["cwnd_bytes"].dropna().between(s["cwnd_min_bytes"], s["cwnd_max_bytes"]).all()
 
 

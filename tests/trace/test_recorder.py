@@ -52,7 +52,7 @@ def test_len_is_cheap_and_exact_across_chunks():
         rec.append(i * 1e-4, 0, 0, 0, i, -1, 1200, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         if i in (0, 16_383, 16_384, 19_999):
             assert len(rec) == i + 1
-    assert rec.nbytes == 64 * 20_000 and len(rec._chunks) == 1
+    assert rec.nbytes == 68 * 20_000 and len(rec._chunks) == 1
 
 
 def test_views():

@@ -38,7 +38,7 @@ def test_compare_widget_runs_each_controller():
                       duration_s=2)
     c = w.run()
     assert list(c.table["cc"]) == ["reno", "bbr"]
-    assert "goodput_mbps" in w.table.value
+    assert "goodput (Mbit/s)" in w.table.value
     assert len(w.bars.data) >= 1 and _xs(w.traces) > 0
 
 

@@ -13,6 +13,7 @@ class Packet:
     packet_number: int
     sent_bytes: int
     sent_time: float
+    payload_bytes: int | None = None  # application payload among sent_bytes (None: unknown)
 
 
 __all__ = ["HINTS", "Controller", "Packet", "RttStats", "create", "get", "names",

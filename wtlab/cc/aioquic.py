@@ -26,6 +26,10 @@ classes, so other connections in the process are untouched):
   and ``_detect_loss`` are wrapped (instance attributes) to record
   ``ack_received`` (``extra``: ranges and ack delay), ``packet_sent`` of packets
   that are not in flight, ``pto_expired`` and the trigger of each loss.
+* Each sent packet gets ``payload_bytes`` (STREAM and DATAGRAM frame data it
+  carries), read off its delivery handlers; ``quic._write_datagram_frame`` is
+  wrapped to add a no-op handler carrying a DATAGRAM frame's length, since
+  aioquic keeps none for datagrams.
 * ``_detect_loss`` also steps a few ulps past a loss timer that a clock hit
   exactly (virtual time does): aioquic otherwise re-arms the timer at the same
   float and a driver that trusts ``get_timer()`` spins forever.
@@ -43,7 +47,9 @@ kind               detail
 packet_sent        every packet; ``extra`` is None for an ack-eliciting
                    in-flight packet, else ``{"ack_eliciting": ..,
                    "in_flight": ..}``
-ack_received       one per ACK frame; pn = largest acknowledged; ``extra``:
+ack_received       one per ACK frame that newly acknowledged packets, after
+                   it was handled; pn = largest acknowledged; bytes /
+                   payload_bytes = what it newly acknowledged; ``extra``:
                    ``{"ranges": [[first, last], ...], "ack_delay_s": ..,
                    "epoch": ..}``
 rtt_sample         one per RTT sample (RTT columns hold aioquic's estimator)
@@ -77,6 +83,7 @@ from aioquic.quic.recovery import (
     QuicPacketPacer,
     QuicPacketRecovery,
 )
+from aioquic.quic.stream import QuicStreamSender
 
 from wtlab.cc.base import Controller, create, names, on_register
 from wtlab.cc.base import get as get_controller
@@ -88,9 +95,24 @@ __all__ = ["AIOQUIC_PREFIX", "ControllerPacer", "ControllerShim", "attach"]
 
 AIOQUIC_PREFIX = "wtlab-"
 
-_EXTRA_TRIGGER_PACKET = '{"trigger": "packet_threshold"}'
-_EXTRA_TRIGGER_TIME = '{"trigger": "time_threshold"}'
-_EXTRA_TRIGGER_PTO = '{"trigger": "pto"}'
+_ON_DATA_DELIVERY = QuicStreamSender.on_data_delivery
+
+
+def _datagram_delivered(delivery: Any, length: int) -> None:
+    """A no-op delivery handler that marks a DATAGRAM frame of ``length`` bytes."""
+
+
+def payload_bytes(packet: Any) -> int:
+    """STREAM (not CRYPTO) and DATAGRAM frame data carried by an aioquic sent packet."""
+    n = 0
+    for handler, args in packet.delivery_handlers:
+        if getattr(handler, "__func__", None) is _ON_DATA_DELIVERY:
+            if handler.__self__._stream_id is not None:  # CRYPTO streams have no id
+                n += args[1] - args[0]
+        elif handler is _datagram_delivered:
+            n += args[0]
+    return n
+
 _EXTRA_SENT = {
     (False, False): '{"ack_eliciting": false, "in_flight": false}',
     (False, True): '{"ack_eliciting": false, "in_flight": true}',
@@ -137,6 +159,8 @@ class ControllerShim(QuicCongestionControl):
         self.loss_space: Any = None  # the space _detect_loss is looking at, for loss triggers
         self.in_pto = False  # inside a PTO expiry: expired packets are "lost" by PTO
         self.counters = ConnectionCounters()
+        self.frame_bytes = 0  # packet and payload bytes newly acked by the current ACK frame
+        self.frame_payload = 0
 
     # aioquic reads these three; they are the controller's outputs.
     @property
@@ -169,6 +193,7 @@ class ControllerShim(QuicCongestionControl):
     def on_packet_sent(self, *, packet: Any) -> None:
         if self._acked:
             self.flush()
+        packet.payload_bytes = payload_bytes(packet)
         self.controller.on_packet_sent(packet.sent_time, packet)
 
     def on_packet_acked(self, *, now: float, packet: Any) -> None:
@@ -177,6 +202,8 @@ class ControllerShim(QuicCongestionControl):
         c = self.counters
         c.packets_acked += 1
         c.bytes_acknowledged += packet.sent_bytes
+        self.frame_bytes += packet.sent_bytes
+        self.frame_payload += packet.payload_bytes
 
     def on_rtt_measurement(self, *, now: float, rtt: float) -> None:
         stats = self.rtt
@@ -208,20 +235,15 @@ class ControllerShim(QuicCongestionControl):
         c.packets_lost += len(packets)
         c.bytes_lost += sum(p.sent_bytes for p in packets)
         controller = self.controller
-        rec = controller.recorder
-        if rec is None:
+        if controller.recorder is None:
             controller.on_packets_lost(now, packets)
         else:
-            row = len(rec)
-            controller.on_packets_lost(now, packets)
             space = self.loss_space
             threshold = (space.largest_acked_packet - K_PACKET_THRESHOLD
                          if space is not None else -1)
-            # The base class writes one packet_lost row per packet, in order, first.
-            for packet in packets:
-                rec.set_extra(row, _EXTRA_TRIGGER_PACKET if packet.packet_number <= threshold
-                              else _EXTRA_TRIGGER_TIME)
-                row += 1
+            controller.on_packets_lost(now, packets, [
+                "packet_threshold" if p.packet_number <= threshold else "time_threshold"
+                for p in packets])
         if self.pacer is not None:
             self.pacer.refresh()
 
@@ -230,17 +252,13 @@ class ControllerShim(QuicCongestionControl):
             self.flush()
         packets = list(packets)
         controller = self.controller
-        controller.on_packets_discarded(packets)
         if self.in_pto:
             c = self.counters
             c.packets_lost += len(packets)
             c.bytes_lost += sum(p.sent_bytes for p in packets)
-        rec = controller.recorder
-        if rec is not None and self.in_pto:
-            for packet in packets:
-                controller._record(self._last_now, schema.K_PACKET_LOST, packet.packet_number,
-                                   packet.sent_bytes)
-                rec.set_extra(len(rec) - 1, _EXTRA_TRIGGER_PTO)
+            controller.on_packets_probed_lost(self._last_now, packets)
+        else:
+            controller.on_packets_discarded(packets)
 
     def on_persistent_congestion(self) -> None:
         self.controller.on_persistent_congestion_detected(self._last_now)
@@ -362,18 +380,21 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
     orig_on_packet_sent = recovery.on_packet_sent
 
     def on_ack_received(*, ack_rangeset: Any, ack_delay: float, now: float, space: Any) -> None:
-        if rec is not None:
+        shim._last_now = now
+        shim.frame_bytes = shim.frame_payload = 0
+        orig_on_ack_received(ack_rangeset=ack_rangeset, ack_delay=ack_delay, now=now,
+                             space=space)
+        shim.flush()
+        if rec is not None and shim.frame_bytes:
+            # after the frame was handled (row contract: state after the event)
             largest = ack_rangeset.bounds().stop - 1
-            controller._record(now, schema.K_ACK_RECEIVED, largest, 0)
+            controller._record(now, schema.K_ACK_RECEIVED, largest, shim.frame_bytes,
+                               shim.frame_payload)
             ranges = ",".join(f"[{r.start}, {r.stop - 1}]" for r in ack_rangeset)
             epoch = _epoch_name(space, recovery)
             rec.set_extra(len(rec) - 1,
                           f'{{"ranges": [{ranges}], "ack_delay_s": {ack_delay!r}, '
                           f'"epoch": "{epoch}"}}')
-        shim._last_now = now
-        orig_on_ack_received(ack_rangeset=ack_rangeset, ack_delay=ack_delay, now=now,
-                             space=space)
-        shim.flush()
 
     def _detect_loss(*, now: float, space: Any) -> None:
         shim.loss_space = space
@@ -432,7 +453,8 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
                     rec.set_extra(len(rec) - 1, _EXTRA_SENT[(False, True)])
             else:
                 controller._record(packet.sent_time, schema.K_PACKET_SENT,
-                                   packet.packet_number, packet.sent_bytes)
+                                   packet.packet_number, packet.sent_bytes,
+                                   payload_bytes(packet))
                 rec.set_extra(len(rec) - 1, _EXTRA_SENT[(packet.is_ack_eliciting, False)])
 
         recovery.on_packet_sent = on_packet_sent  # type: ignore[method-assign]
@@ -461,6 +483,16 @@ def _wrap_connection(quic: Any, controller: Controller, shim: ControllerShim, md
         return datagrams
 
     quic.datagrams_to_send = datagrams_to_send
+
+    orig_write_datagram_frame = quic._write_datagram_frame
+
+    def _write_datagram_frame(builder: Any, data: bytes, frame_type: Any) -> bool:
+        done = orig_write_datagram_frame(builder=builder, data=data, frame_type=frame_type)
+        # aioquic keeps no delivery handler for DATAGRAM frames: mark the packet's payload
+        builder._packet.delivery_handlers.append((_datagram_delivered, (len(data),)))
+        return done
+
+    quic._write_datagram_frame = _write_datagram_frame
 
     orig_receive_datagram = quic.receive_datagram
     counters = shim.counters

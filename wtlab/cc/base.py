@@ -10,8 +10,9 @@ the controller never reads a clock. After any call its outputs are readable:
 * ``state`` (a short name, e.g. ``"slow_start"``), ``bytes_in_flight``.
 
 Packets are any objects with ``packet_number``, ``sent_bytes`` and ``sent_time``
-attributes (aioquic's ``QuicSentPacket`` is one, so the live adapter passes them
-through without copying). Controllers that need more per-packet state (BBR's
+attributes, and optionally ``payload_bytes`` (the application payload they carry,
+recorded in the trace; wtlab's aioquic adapter sets it on aioquic's
+``QuicSentPacket``, which it passes through without copying). Controllers that need more per-packet state (BBR's
 delivery-rate sampling) keep it themselves, keyed by packet number.
 
 Driver contract, in the order a driver calls things:
@@ -20,9 +21,10 @@ Driver contract, in the order a driver calls things:
 * ``on_packets_acked(now, packets, rtt)`` once per ACK frame with the newly
   acknowledged in-flight packets (ascending packet number) and the connection's
   :class:`~wtlab.cc.rtt.RttStats` after this ACK's RTT sample;
-* ``on_packets_lost(now, packets)`` with the packets declared lost by that ACK
-  or by a loss timer, then ``on_persistent_congestion(now)`` if RFC 9002
-  section 7.6 says so;
+* ``on_packets_lost(now, packets, triggers)`` with the packets declared lost by
+  that ACK or by a loss timer and, per packet, why (``"packet_threshold"``,
+  ``"time_threshold"``; recorded in the rows' ``extra``), then
+  ``on_persistent_congestion_detected(now)`` if RFC 9002 section 7.6 says so;
 * ``on_packets_discarded(packets)`` for packets removed from flight without a
   congestion signal (discarded packet-number spaces);
 * ``on_app_limited(now)`` when the sender had nothing to send although cwnd allowed.
@@ -58,6 +60,10 @@ K_CWND_CHANGED: int = schema.K_CWND_CHANGED  # type: ignore[attr-defined]
 K_STATE_CHANGED: int = schema.K_STATE_CHANGED  # type: ignore[attr-defined]
 K_PACING_CHANGED: int = schema.K_PACING_CHANGED  # type: ignore[attr-defined]
 K_PERSISTENT_CONGESTION: int = schema.K_PERSISTENT_CONGESTION  # type: ignore[attr-defined]
+
+#: ``extra`` of packet_lost rows, by trigger (RFC 9002's names)
+LOSS_TRIGGER_EXTRA = {t: f'{{"trigger": "{t}"}}' for t in ("packet_threshold", "time_threshold",
+                                                             "pto")}
 
 K_INITIAL_WINDOW_PACKETS = 10  # RFC 9002 section 7.2 (10 x max_datagram_size, capped)
 K_MINIMUM_WINDOW_PACKETS = 2
@@ -208,12 +214,14 @@ class Controller:
         ss = self.ssthresh
         pacing = self.pacing_rate_bps
         cwnd = self.cwnd
+        payload = getattr(packet, "payload_bytes", None)
         rec.append(now, K_PACKET_SENT, code, self.flow, packet.packet_number, NO_STREAM, nbytes,
                    cwnd if cwnd < NO_BYTES_U32 else NO_BYTES_U32 - 1,
                    bif if 0 <= bif < NO_BYTES_U32 else 0,
                    NO_BYTES_U32 if ss is None else ss if ss < NO_BYTES_U32 else NO_BYTES_U32 - 1,
                    srtt, min_rtt, latest, var, NAN if pacing is None else pacing,
-                   self.delivery_rate_bps() if self._has_rate else NAN)
+                   self.delivery_rate_bps() if self._has_rate else NAN,
+                   NO_BYTES_U32 if payload is None else payload)
 
     def on_packets_acked(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
         self.rtt = rtt
@@ -255,25 +263,31 @@ class Controller:
             pacing = self.pacing_rate_bps
             cwnd = self.cwnd
             bif = self.bytes_in_flight
+            payload = getattr(packet, "payload_bytes", None)
             append(now, K_PACKET_ACKED, code, flow, packet.packet_number, NO_STREAM,
                    packet.sent_bytes, cwnd if cwnd < NO_BYTES_U32 else NO_BYTES_U32 - 1,
                    bif if 0 <= bif < NO_BYTES_U32 else 0,
                    NO_BYTES_U32 if ss is None else ss if ss < NO_BYTES_U32 else NO_BYTES_U32 - 1,
-                   srtt, min_rtt, latest, var, NAN if pacing is None else pacing, rate)
+                   srtt, min_rtt, latest, var, NAN if pacing is None else pacing, rate,
+                   NO_BYTES_U32 if payload is None else payload)
         self.on_ack_frame(now, packets, rtt)
         self._log_changes(now)
 
-    def on_packets_lost(self, now: float, packets: Sequence[PacketInfo]) -> None:
+    def on_packets_lost(self, now: float, packets: Sequence[PacketInfo],
+                        triggers: Sequence[str] | str | None = None) -> None:
+        """Packets declared lost (with a congestion signal); ``triggers``: per packet (or
+        one for all) ``"packet_threshold"`` / ``"time_threshold"``, recorded in ``extra``.
+
+        The rows are written after the controller's response, so a reduction shows in
+        the first ``packet_lost`` row (the trace's row contract).
+        """
         if not packets:
             return
-        rec = self.recorder
         largest_sent = 0.0
         for packet in packets:
             self.bytes_in_flight -= packet.sent_bytes
             if packet.sent_time > largest_sent:
                 largest_sent = packet.sent_time
-            if rec is not None:
-                self._record(now, K_PACKET_LOST, packet.packet_number, packet.sent_bytes)
         self.on_loss(now, packets)
         if not self.in_recovery(largest_sent):
             # RFC 9002 7.3.2: one reduction per recovery period.
@@ -282,8 +296,21 @@ class Controller:
             self.on_congestion_event(now, largest_sent)
             if self.RECOVERY_STATE is not None:
                 self.state = self.RECOVERY_STATE
-        if rec is not None:
+        if self.recorder is not None:
+            self._record_lost(now, packets, triggers)
             self._log_changes(now)
+
+    def _record_lost(self, now: float, packets: Sequence[PacketInfo],
+                     triggers: Sequence[str] | str | None) -> None:
+        rec = self.recorder
+        set_extra = rec.set_extra
+        for i, packet in enumerate(packets):
+            self._record(now, K_PACKET_LOST, packet.packet_number, packet.sent_bytes,
+                         getattr(packet, "payload_bytes", None))
+            trigger = triggers if triggers is None or isinstance(triggers, str) else triggers[i]
+            if trigger is not None:
+                set_extra(len(rec) - 1, LOSS_TRIGGER_EXTRA.get(trigger)
+                          or f'{{"trigger": "{trigger}"}}')
 
     def on_persistent_congestion_detected(self, now: float) -> None:
         self.on_persistent_congestion(now)
@@ -298,8 +325,16 @@ class Controller:
             self._log_changes(now)
 
     def on_packets_discarded(self, packets: Iterable[PacketInfo]) -> None:
+        """Packets leave flight without a congestion signal (a discarded space)."""
         for packet in packets:
             self.bytes_in_flight -= packet.sent_bytes
+
+    def on_packets_probed_lost(self, now: float, packets: Sequence[PacketInfo]) -> None:
+        """Packets a PTO declared lost (RFC 9002 6.2.4: their data is resent in the probe;
+        no congestion signal). Recorded as ``packet_lost`` rows with trigger ``pto``."""
+        self.on_packets_discarded(packets)
+        if self.recorder is not None and packets:
+            self._record_lost(now, packets, "pto")
 
     def on_app_limited(self, now: float) -> None:
         """The sender had window to spare but nothing to send (or flow control blocked it).
@@ -357,7 +392,8 @@ class Controller:
         self._code_rec, self._code_state, self._code = rec, state, code
         return code
 
-    def _record(self, now: float, kind: int, pn: int, nbytes: int) -> None:
+    def _record(self, now: float, kind: int, pn: int, nbytes: int,
+                payload_bytes: int | None = None) -> None:
         rec = self.recorder
         st = self.state
         if st is self._code_state and rec is self._code_rec:
@@ -378,7 +414,8 @@ class Controller:
                    bif if 0 <= bif < NO_BYTES_U32 else 0,
                    NO_BYTES_U32 if ss is None else ss if ss < NO_BYTES_U32 else NO_BYTES_U32 - 1,
                    srtt, min_rtt, latest, var, NAN if pacing is None else pacing,
-                   self.delivery_rate_bps() if self._has_rate else NAN)
+                   self.delivery_rate_bps() if self._has_rate else NAN,
+                   NO_BYTES_U32 if payload_bytes is None else payload_bytes)
 
     def _log_changes(self, now: float) -> None:
         """Record cwnd_changed / state_changed / pacing_changed when they changed."""

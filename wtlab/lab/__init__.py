@@ -1,5 +1,8 @@
-"""Experiments, comparisons, analytic references, replay and sweeps."""
+"""Experiments, comparisons, analytic references, replay and sweeps.
 
-from wtlab.lab.experiment import Comparison, Experiment, Result, Stepper, compare, flow_metrics
+Figures (goodput, utilisation, mean cwnd, ...) come from :mod:`wtlab.trace.metrics`.
+"""
 
-__all__ = ["Comparison", "Experiment", "Result", "Stepper", "compare", "flow_metrics"]
+from wtlab.lab.experiment import Comparison, Experiment, Result, Stepper, compare
+
+__all__ = ["Comparison", "Experiment", "Result", "Stepper", "compare"]

@@ -57,9 +57,13 @@ def cubic_window(t_s: np.ndarray | float, w_max: float, beta: float = CUBIC_BETA
     return c * (np.asarray(t_s) - k) ** 3 + w_max
 
 
-def jain_fairness(throughputs: list[float] | np.ndarray) -> float:
-    """Jain's index (sum x)^2 / (n sum x^2): 1 is perfectly fair, 1/n is one flow taking all."""
-    x = np.asarray(throughputs, dtype=float)
-    if len(x) == 0 or not np.any(x):
-        return float("nan")
-    return float(x.sum() ** 2 / (len(x) * (x**2).sum()))
+def reference_rates_bps(mss_bytes: float, rtt_s: float, loss_p: float) -> dict[str, float]:
+    """Analytic goodputs for a path with random loss ``loss_p``, in the unit of ``mss_bytes``.
+
+    ``mathis_bps`` (Reno) and ``cubic_response_bps`` (RFC 9438's average window x MSS per
+    RTT). Give the MSS of the goodput they sit next to (payload per packet for
+    ``goodput_bps``: ``metrics()["payload_per_packet_bytes"]``), so both count alike.
+    """
+    return {"mathis_bps": mathis_goodput_bps(mss_bytes, rtt_s, loss_p),
+            "cubic_response_bps": cubic_response_window_packets(rtt_s, loss_p) * mss_bytes * 8
+            / rtt_s if loss_p > 0 else math.inf}

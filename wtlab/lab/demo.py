@@ -22,8 +22,12 @@ import pandas as pd
 
 import wtlab
 from wtlab.lab.experiment import Experiment, compare
+from wtlab.lab.plots import display_table
 
 LIVE_BULK_BYTES = 20_000_000
+DEMO_COLUMNS = ["cc", "goodput_bps", "utilisation", "rtt_p95_s", "queueing_delay_mean_s",
+                "loss_rate"]
+REFERENCE_COLUMNS = ["mathis_bps", "cubic_response_bps"]
 
 
 async def live_demo(bulk_bytes: int = LIVE_BULK_BYTES, cc: str = "cubic") -> pd.DataFrame:
@@ -70,7 +74,8 @@ async def live_demo(bulk_bytes: int = LIVE_BULK_BYTES, cc: str = "cubic") -> pd.
             stream.write_eof()
             received = await task
             elapsed = time.perf_counter() - t0
-            rows.append({"measurement": f"bulk echo {bulk_bytes / 1e6:.0f} MB ({cc})",
+            rows.append({"measurement": f"bulk echo {bulk_bytes / 1e6:.0f} MB ({cc}): bytes "
+                         "echoed per second, timed by the application",
                          "value": received * 8 / elapsed / 1e6, "unit": "Mbit/s"})
             stats = session.stats()
             rows.append({"measurement": "smoothed RTT", "value": stats.get("srtt_s", float("nan"))
@@ -108,10 +113,15 @@ def write_report(out_dir: Path, live: pd.DataFrame, comparisons: dict) -> Path:
     runs = []
     for label, cmp in comparisons.items():
         parts.append(f"<h2>Emulated path, {label}</h2><p>10 Mbit/s, 50 ms RTT, 1 BDP drop-tail "
-                     "buffer, virtual time (fast flow model); goodput counts acknowledged bytes."
-                     + (" Mathis' prediction for Reno beside it." if "loss" in label else "")
+                     "buffer (loss on the data direction), virtual time (fast flow model). "
+                     "Goodput counts the acknowledged application payload; utilisation what "
+                     "the link carried (packets with their IP/UDP headers) over its capacity "
+                     "(definitions: wtlab.trace.metrics)."
+                     + (" Mathis' law and RFC 9438's response at the same packet size beside "
+                        "it." if "loss" in label else "")
                      + "</p>")
-        parts.append(cmp.table.to_html(index=False, float_format=lambda v: f"{v:.3g}"))
+        parts.append(display_table(cmp.table).to_html(index=False,
+                                                      float_format=lambda v: f"{v:.3g}"))
         fig = cmp.trace_figure()
         fig.update_layout(title=f"cwnd, rates and RTT ({label})")
         parts.append(fig.to_html(full_html=False, include_plotlyjs=include_js))
@@ -143,7 +153,9 @@ def cli_main(argv: list[str]) -> int:
     comparisons = emulated_demo(args.duration)
     for label, cmp in comparisons.items():
         print(f"-- {label}")
-        print(cmp.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(display_table(cmp.table[DEMO_COLUMNS + [c for c in REFERENCE_COLUMNS
+                                                      if c in cmp.table]])
+              .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     report = write_report(out_dir, live, comparisons)
     print(f"\nreport: {report}\ndataset: {out_dir / 'dataset'} (pandas, DuckDB, Dask read it;"
           " see its README.md)")

@@ -3,8 +3,13 @@
 >>> from wtlab.lab import Experiment, compare
 >>> exp = Experiment(path=dict(rate_bps=10e6, rtt_s=0.05, loss=0.01), cc="cubic", seed=1)
 >>> result = exp.run(5.0)                      # doctest: +SKIP
->>> result.metrics                             # per-flow goodput, RTT, loss   # doctest: +SKIP
+>>> result.metrics()                           # per-flow goodput, RTT, loss   # doctest: +SKIP
 >>> table = compare(exp, ccs=["reno", "cubic", "bbr"], duration_s=5.0).table  # doctest: +SKIP
+
+Every result here (a run, a comparison, a stepper) answers the same three calls:
+``trace()`` (the event DataFrame; a comparison's has a ``cc`` column),
+``metrics(from_s=None, to_s=None)`` (one row per flow) and ``summary()`` (run-level
+figures). The figures are :mod:`wtlab.trace.metrics`'s, the same in every engine.
 
 Two engines run the same controller objects and write the same trace schema:
 
@@ -27,25 +32,21 @@ import pandas as pd
 from wtlab import cc as cc_registry
 from wtlab.errors import ConfigError
 from wtlab.lab import analytic
+from wtlab.trace import metrics as M
 from wtlab.trace.recorder import Recorder, row_dicts
 
 ENGINES = ("model", "emulate")
 
 
+DEFAULT_PATH = {"rate_bps": 10e6, "rtt_s": 0.05, "buffer_bdp": 1.0}
+
+
 def make_path(path: Any, seed: int):
-    """A fresh :class:`wtlab.net.Path` from a Path, a dict of ``Path.symmetric`` arguments or None."""
+    """A fresh :class:`wtlab.net.Path` from a Path, a dict of ``Path.symmetric`` arguments
+    or None (10 Mbit/s, 50 ms, 1 BDP); unknown keys raise ConfigError naming the valid ones."""
     from wtlab.net.path import Path
 
-    if path is None:
-        return Path.symmetric(rate_bps=10e6, rtt_s=0.05, buffer_bdp=1.0, seed=seed)
-    if isinstance(path, Path):
-        return path.new(seed=seed)
-    if isinstance(path, Mapping):
-        return Path.symmetric(**{**dict(path), "seed": seed})
-    raise ConfigError(
-        f"path={path!r}: give a wtlab.net.Path, a dict of Path.symmetric arguments "
-        "(rate_bps, rtt_s, loss, buffer_bdp, trace, ...) or None for the default 10 Mbit/s, 50 ms"
-    )
+    return Path.from_spec(path, seed=seed, default=DEFAULT_PATH)
 
 
 def _flow_ccs(cc: Any, flows: int | Sequence[Any]) -> list[Any]:
@@ -269,7 +270,16 @@ class Stepper:
         self._rows.clear()
 
     def trace(self) -> pd.DataFrame:
+        """Every event so far (the recorder's DataFrame)."""
         return self.recorder.to_pandas()
+
+    def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
+        """Per-flow figures of the run so far (:func:`wtlab.trace.metrics.flow_metrics`)."""
+        return self.result().metrics(from_s, to_s)
+
+    def summary(self, from_s: float | None = None, to_s: float | None = None) -> dict:
+        """Run-level figures of the run so far (:func:`wtlab.trace.metrics.run_metrics`)."""
+        return self.result().summary(from_s, to_s)
 
     def close(self) -> None:
         """Release the engine (the emulator's loop and tasks); the trace stays readable."""
@@ -281,39 +291,8 @@ class Stepper:
         return Result(self.experiment, self.recorder, duration_s=self.now, path=self.path)
 
 
-def flow_metrics(df: pd.DataFrame, duration_s: float, *, labels: Mapping[int, str] | None = None,
-                 base_rtt_s: float | None = None) -> pd.DataFrame:
-    """Per-flow table: goodput, RTT percentiles, queueing delay, loss rate, mean cwnd."""
-    rows = []
-    for flow, f in df.groupby("flow", observed=True, sort=True):
-        kinds = f["kind"]
-        acked = f[kinds == "packet_acked"]
-        sent = int((kinds == "packet_sent").sum())
-        lost = int((kinds == "packet_lost").sum())
-        goodput_bytes = int(acked["bytes"].sum())  # acknowledged packet bytes, any engine
-        rtt = f.loc[kinds == "rtt_sample", "latest_rtt_s"].dropna().to_numpy(dtype=float)
-        if not len(rtt):
-            rtt = acked["latest_rtt_s"].dropna().to_numpy(dtype=float)
-        cwnd = f["cwnd"].dropna().to_numpy(dtype=float)
-        row = {
-            "flow": int(flow),
-            "cc": (labels or {}).get(int(flow), f"flow {flow}"),
-            "goodput_mbps": goodput_bytes * 8 / duration_s / 1e6 if duration_s > 0 else math.nan,
-            "mean_rtt_ms": float(np.mean(rtt) * 1e3) if len(rtt) else math.nan,
-            "p95_rtt_ms": float(np.percentile(rtt, 95) * 1e3) if len(rtt) else math.nan,
-            "loss_rate": lost / sent if sent else 0.0,
-            "packets_sent": sent,
-            "packets_lost": lost,
-            "mean_cwnd_kb": float(cwnd.mean() / 1e3) if len(cwnd) else math.nan,
-        }
-        if base_rtt_s is not None and len(rtt):
-            row["mean_queue_delay_ms"] = max(0.0, (float(np.mean(rtt)) - base_rtt_s) * 1e3)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 class Result:
-    """A finished (or paused) run: ``trace`` DataFrame, ``metrics`` table, ``plot()``."""
+    """A finished (or paused) run: ``trace()``, ``metrics()``, ``summary()``, ``plot()``."""
 
     def __init__(self, experiment: Experiment, recorder: Recorder, *, duration_s: float,
                  path: Any) -> None:
@@ -323,58 +302,84 @@ class Result:
         self.path = path
         self._trace: pd.DataFrame | None = None
 
-    @property
     def trace(self) -> pd.DataFrame:
-        if self._trace is None:
+        """Every event of the run, one row each (:mod:`wtlab.trace.schema`)."""
+        if self._trace is None or len(self._trace) != len(self.recorder):
             self._trace = self.recorder.to_pandas()
         return self._trace
 
     @property
     def capacity_bps(self) -> float:
-        """The bottleneck's capacity over this run (a trace's rate over the run's window)."""
-        trace = getattr(self.path.down_spec, "trace", None)
-        if trace is not None and self.duration_s > 0:
-            return trace.capacity_bytes(0.0, self.duration_s) * 8 / self.duration_s
-        return self.path.capacity_bps
+        """The bottleneck's capacity over the whole run."""
+        return self.path.capacity_bps_between(0.0, self.duration_s)
 
-    @property
-    def metrics(self) -> pd.DataFrame:
-        m = flow_metrics(self.trace, self.duration_s, labels=self.experiment.labels,
-                         base_rtt_s=self.path.rtt_s)
-        if len(m):
-            m["utilisation"] = m["goodput_mbps"] * 1e6 / self.capacity_bps
-        return m
+    def _window(self, from_s: float | None, to_s: float | None) -> tuple[float, float]:
+        return (0.0 if from_s is None else float(from_s),
+                self.duration_s if to_s is None else float(to_s))
 
-    def summary(self) -> dict[str, float]:
-        m = self.metrics
-        return {
-            "goodput_mbps": float(m["goodput_mbps"].sum()),
-            "utilisation": float(m["goodput_mbps"].sum() * 1e6 / self.capacity_bps),
-            "p95_rtt_ms": float(m["p95_rtt_ms"].max()),
-            "loss_rate": float(m["packets_lost"].sum() / max(1, m["packets_sent"].sum())),
-            "jain": analytic.jain_fairness(m["goodput_mbps"].to_numpy()),
-        }
+    def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
+        """One row per flow over ``[from_s, to_s]`` (default: the whole run); the columns
+        are :data:`wtlab.trace.metrics.FLOW_METRICS`."""
+        lo, hi = self._window(from_s, to_s)
+        return M.flow_metrics(self.trace(), from_s=lo, to_s=hi,
+                              capacity_bps=self.path.capacity_bps_between(lo, hi),
+                              base_rtt_s=self.path.rtt_s, labels=self.experiment.labels)
+
+    def summary(self, from_s: float | None = None, to_s: float | None = None) -> dict[str, Any]:
+        """Run-level figures (:data:`wtlab.trace.metrics.RUN_METRICS`) over the window."""
+        lo, hi = self._window(from_s, to_s)
+        flows = self.metrics(lo, hi)
+        return M.run_metrics(self.trace(), flows, from_s=lo, to_s=hi,
+                             capacity_bps=self.path.capacity_bps_between(lo, hi),
+                             base_rtt_s=self.path.rtt_s)
 
     def plot(self, **kwargs: Any):
         """A plotly figure of cwnd / bytes in flight, rates and RTT (BDP line drawn)."""
         from wtlab.lab.plots import trace_figure
 
-        return trace_figure(self.trace, labels=self.experiment.labels,
+        return trace_figure(self.trace(), labels=self.experiment.labels,
                             bdp_bytes=self.path.bdp_bytes, **kwargs)
 
     def __repr__(self) -> str:
         s = self.summary()
         return (f"<Result {self.experiment.labels} {self.duration_s:.1f}s: "
-                f"{s['goodput_mbps']:.2f} Mbit/s, p95 RTT {s['p95_rtt_ms']:.1f} ms, "
-                f"loss {s['loss_rate']:.2%}>")
+                f"goodput {s['goodput_bps'] / 1e6:.2f} Mbit/s, "
+                f"p95 RTT {s['rtt_p95_s'] * 1e3:.1f} ms, loss {s['loss_rate']:.2%}>")
 
 
 @dataclasses.dataclass
 class Comparison:
-    """Several controllers on one path: ``table`` (one row per cc), ``results``, ``figure()``."""
+    """Several controllers on one path: ``table`` (one row per cc), ``results``, figures.
+
+    ``trace()`` joins the runs' traces with a ``cc`` column; ``metrics()`` joins their
+    per-flow tables (``run`` names the run); ``summary()`` is ``table``.
+    """
 
     table: pd.DataFrame
     results: dict[str, Result]
+
+    def trace(self) -> pd.DataFrame:
+        from wtlab.trace.schema import concat
+
+        frames = []
+        for name, r in self.results.items():
+            t = r.trace().copy()
+            t["cc"] = name
+            frames.append(t)
+        out = concat(frames)
+        out["cc"] = pd.Categorical(out["cc"], categories=list(self.results))
+        return out
+
+    def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
+        frames = []
+        for name, r in self.results.items():
+            m = r.metrics(from_s, to_s)
+            m["run"] = name
+            frames.append(m)
+        return pd.concat(frames, ignore_index=True)
+
+    def summary(self) -> pd.DataFrame:
+        return self.table
 
     def figure(self):
         from wtlab.lab.plots import comparison_figure
@@ -387,7 +392,7 @@ class Comparison:
         frames = []
         labels = {}
         for i, (name, r) in enumerate(self.results.items()):
-            t = r.trace.copy()
+            t = r.trace().copy()
             t["flow"] = (t["flow"].astype(np.int64) + 100 * i).astype(np.uint16)
             frames.append(t)
             for f, lab in r.experiment.labels.items():
@@ -399,7 +404,13 @@ class Comparison:
 
 def compare(experiment: Experiment, ccs: Sequence[Any] = ("reno", "cubic", "bbr"), *,
             duration_s: float = 10.0) -> Comparison:
-    """Run ``experiment`` once per controller in ``ccs`` on identical paths (same seed)."""
+    """Run ``experiment`` once per controller in ``ccs`` on identical paths (same seed).
+
+    ``table``: one row per controller with :meth:`Result.summary`'s figures,
+    ``payload_per_packet_bytes`` and, on a lossy path, the analytic references at that
+    packet size, the unit of ``goodput_bps`` (``mathis_bps``, ``cubic_response_bps``;
+    :func:`wtlab.lab.analytic.reference_rates_bps`).
+    """
     results: dict[str, Result] = {}
     rows = []
     for c in ccs:
@@ -407,18 +418,16 @@ def compare(experiment: Experiment, ccs: Sequence[Any] = ("reno", "cubic", "bbr"
         r = experiment.replace(cc=c, flows=experiment.flows if isinstance(experiment.flows, int)
                                else len(experiment.flows)).run(duration_s)
         results[name] = r
-        s = r.summary()
-        rows.append({"cc": name, **s})
+        flows = r.metrics()
+        row = {"cc": name, **r.summary()}
+        row["payload_per_packet_bytes"] = float(flows["payload_per_packet_bytes"].max())
+        rows.append(row)
     table = pd.DataFrame(rows)
     p = next(iter(results.values())).path
-    loss = p.down_spec.loss if hasattr(p, "down_spec") else None
-    p_loss = getattr(loss, "p", loss if isinstance(loss, float) else None)
+    p_loss = getattr(p.down_spec.loss, "p", None)
     if p_loss:
-        table["mathis_mbps"] = analytic.mathis_goodput_bps(
-            experiment.max_datagram_size, p.rtt_s, p_loss) / 1e6
-        # RFC 9438's response function: average window (packets) x MSS per RTT
-        table["cubic_response_mbps"] = (
-            analytic.cubic_response_window_packets(p.rtt_s, p_loss)
-            * experiment.max_datagram_size * 8 / p.rtt_s / 1e6)
-    table["capacity_mbps"] = next(iter(results.values())).capacity_bps / 1e6
+        mss = table["payload_per_packet_bytes"].max()
+        if mss == mss:
+            for k, v in analytic.reference_rates_bps(mss, p.rtt_s, p_loss).items():
+                table[k] = v
     return Comparison(table=table, results=results)

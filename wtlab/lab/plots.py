@@ -134,33 +134,61 @@ def trace_figure(df: pd.DataFrame, *, labels: dict[int, str] | None = None,
     return fig
 
 
+# How comparison panels show a figure: (title, scale from the figure's unit)
+_DISPLAY = {"goodput_bps": ("goodput (Mbit/s)", 1e-6),
+            "goodput_packet_bps": ("goodput, whole packets (Mbit/s)", 1e-6),
+            "utilisation": ("utilisation", 1.0),
+            "rtt_p95_s": ("p95 RTT (ms)", 1e3),
+            "queueing_delay_mean_s": ("mean queueing delay (ms)", 1e3),
+            "loss_rate": ("loss rate", 1.0),
+            "jain_index": ("Jain's index", 1.0)}
+
+
 def comparison_figure(table: pd.DataFrame, *, x: str = "cc",
-                      metrics: Iterable[str] = ("goodput_mbps", "p95_rtt_ms", "loss_rate")):
-    """Bar charts of comparison metrics, one panel per metric."""
+                      metrics: Iterable[str] = ("goodput_bps", "rtt_p95_s", "loss_rate")):
+    """Bar charts of comparison figures (``compare().table`` columns), one panel each,
+    in display units (Mbit/s, ms); the goodput panel also draws the capacity and, on a
+    lossy path, the analytic references compare() computed at goodput's packet size."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     metrics = [m for m in metrics if m in table.columns]
-    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics)
+    titles = [_DISPLAY.get(m, (m, 1.0))[0] for m in metrics]
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=titles)
     for i, m in enumerate(metrics):
-        fig.add_trace(go.Bar(x=table[x].astype(str), y=table[m], name=m,
+        scale = _DISPLAY.get(m, (m, 1.0))[1]
+        fig.add_trace(go.Bar(x=table[x].astype(str), y=table[m] * scale, name=m,
                              marker={"color": _PALETTE[i % len(_PALETTE)]}), row=1, col=i + 1)
-    if "goodput_mbps" in metrics:
-        # analytic references on the goodput panel (drawn when compare() computed them)
-        col = metrics.index("goodput_mbps") + 1
-        refs = [("capacity_mbps", "capacity", "solid", "top left"),
-                ("mathis_mbps", "Mathis (Reno)", "dash", "top left"),
-                ("cubic_response_mbps", "CUBIC response (RFC 9438)", "dot", "bottom right")]
+    if "goodput_bps" in metrics:
+        col = metrics.index("goodput_bps") + 1
+        refs = [("capacity_bps", "capacity", "solid", "top left"),
+                ("mathis_bps", "Mathis (Reno)", "dash", "top left"),
+                ("cubic_response_bps", "CUBIC response (RFC 9438)", "dot", "bottom right")]
         first = table.iloc[0] if len(table) else {}
-        if ("mathis_mbps" in table.columns and "cubic_response_mbps" in table.columns
-                and np.isclose(first["mathis_mbps"], first["cubic_response_mbps"], rtol=0.01)):
+        if ("mathis_bps" in table.columns and "cubic_response_bps" in table.columns
+                and np.isclose(first["mathis_bps"], first["cubic_response_bps"], rtol=0.01)):
             # small BDP: CUBIC's Reno-friendly region is its response; one line, one label
-            refs = [refs[0], ("mathis_mbps", "Mathis = CUBIC (Reno-friendly region)", "dash",
+            refs = [refs[0], ("mathis_bps", "Mathis = CUBIC (Reno-friendly region)", "dash",
                               "top left")]
         for ref, label, dash, where in refs:
             if ref in table.columns and len(table) and np.isfinite(first[ref]):
-                fig.add_hline(y=float(first[ref]), row=1, col=col,
+                fig.add_hline(y=float(first[ref]) / 1e6, row=1, col=col,
                               line={"dash": dash, "color": "gray"}, annotation_text=label,
                               annotation_position=where)
     fig.update_layout(height=360, showlegend=False, margin={"l": 50, "r": 20, "t": 50, "b": 40})
     return fig
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` for people: bit/s columns in Mbit/s and second columns in ms, the unit in
+    each header (``goodput_bps`` -> ``goodput (Mbit/s)``); other columns unchanged."""
+    out = {}
+    for col in table.columns:
+        values = table[col]
+        if col.endswith("_bps") and pd.api.types.is_numeric_dtype(values):
+            out[f"{col[:-4]} (Mbit/s)"] = values / 1e6
+        elif col.endswith("_s") and pd.api.types.is_numeric_dtype(values):
+            out[f"{col[:-2]} (ms)"] = values * 1e3
+        else:
+            out[col] = values
+    return pd.DataFrame(out, index=table.index)

@@ -292,22 +292,30 @@ class ReplayResult:
         return self.emulation.trace()
 
     def compare(self) -> pd.DataFrame:
-        """Recorded vs replayed: goodput, mean RTT, losses, mean cwnd (one row each)."""
-        from wtlab.net.emulate import flow_metrics
+        """Recorded vs replayed, one row each: goodput, RTT, queueing delay, losses and
+        mean cwnd, as :mod:`wtlab.trace.metrics` defines them (each over its own run)."""
+        from wtlab.trace.metrics import flow_metrics
 
         rec = self.recorded[self.recorded["flow"] == self.recorded_flow]
         t0, t1 = float(rec["time_s"].min()), float(rec["time_s"].max())
-        a = flow_metrics(rec, t0, t1, rtt_s=self.derived.min_rtt_s).iloc[0]
+        base = self.derived.min_rtt_s
+        a = flow_metrics(rec, from_s=t0, to_s=t1, base_rtt_s=base).iloc[0]
         rep = self.emulation.trace()
-        b = flow_metrics(rep, 0.0, float(rep["time_s"].max()),
-                         rtt_s=self.derived.min_rtt_s).iloc[0]
-        cols = ["goodput_bps", "mean_rtt_s", "mean_queueing_delay_s", "packets_sent",
-                "packets_lost", "loss_rate", "mean_cwnd_packets"]
+        b = flow_metrics(rep, from_s=0.0, to_s=float(rep["time_s"].max()),
+                         base_rtt_s=base).iloc[0]
+        cols = ["goodput_bps", "rtt_mean_s", "queueing_delay_mean_s", "packets_sent",
+                "packets_lost", "loss_rate", "mean_cwnd_bytes"]
         out = pd.DataFrame([a[cols], b[cols]], index=["recorded", "replayed"])
         out.insert(0, "cc", [self.options.get("recorded_cc"), str(self.cc)])
-        out["summary_goodput_bps"] = [np.nan, (self.emulation.flows[0].summary or {}).get(
-            "goodput_bps", np.nan)]
         return out
+
+    def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
+        """The replayed run's per-flow figures (:meth:`EmulationResult.metrics`)."""
+        return self.emulation.metrics(from_s, to_s)
+
+    def summary(self, from_s: float | None = None, to_s: float | None = None) -> dict:
+        """The replayed run's run-level figures."""
+        return self.emulation.summary(from_s, to_s)
 
 
 def replay(recording: Any, cc: Any = "bbr", *, meta: dict | None = None,

@@ -26,13 +26,13 @@ What a user may rely on:
 * **Engines**: ``"model"`` (:mod:`wtlab.model`, fast) or ``"emulate"`` (full-stack
   aioquic over the virtual network; :func:`_run_emulate` is the one place that calls it).
 
-Summary columns (``SweepResult.summary``, :func:`summary`): the run's parameters,
-``goodput_bps`` (the engine's own measure: the model counts acknowledged payload,
-the emulator ``wtlab.net.emulate``'s acknowledged packet bytes), ``acked_bps``
-(acknowledged QUIC datagram bytes per second over the whole run, measured alike by
-both engines: compare engines with it), ``utilisation``, ``jain_index``, packet and
-loss counts, ``mean_rtt_s``, ``mean_cwnd_bytes`` (model), message latency
-percentiles (message workloads), ``realtime_factor``.
+Summary columns (``SweepResult.summary``, :func:`summary`): the run's parameters, the
+run-level figures of :mod:`wtlab.trace.metrics` over the whole run (``goodput_bps``,
+``goodput_packet_bps``, ``utilisation``, ``rtt_p95_s``, ``loss_rate``, ``jain_index``
+with several flows, ...), the flows' means of ``rtt_mean_s`` and ``mean_cwnd_bytes``
+(time-weighted), message latency percentiles (message workloads), and how the run
+went (``events``, ``realtime_factor``). Both engines compute them the same way, from
+their traces, so one table can hold both.
 
 ``trace`` chooses what each part holds: ``"full"`` (every event), ``"cwnd"`` (the
 window, RTT, loss and state rows only: a fraction of the size) or ``"none"`` (no rows;
@@ -229,30 +229,25 @@ def _workload(p: Mapping[str, Any]) -> Any:
 
 
 def _run_model(p: Mapping[str, Any]):
-    """engine="model": one run of the fast flow model -> (trace frame, metrics)."""
+    """engine="model": one run of the fast flow model -> (recorder, metrics)."""
     import wtlab.model
 
     res = wtlab.model.run(_path_args(p), cc=p["algo"], duration_s=float(p["duration_s"]),
                           flows=int(p["flows"]), workload=_workload(p),
                           ack_policy=p["ack_policy"])
-    return res.recorder, {**res.metrics, "flows": res.flows}
+    return res.recorder, _figures(res)
 
 
 def _run_emulate(p: Mapping[str, Any]):
     """engine="emulate": the full-stack emulation (aioquic + WebTransport over the virtual
-    network, ``wtlab.net.emulate.emulate``) -> (recorder, metrics).
-
-    The only place the sweep calls the emulator. Metrics come from the sender's trace
-    over the whole run (``EmulationResult.metrics``); ``acked_bps`` is measured the same
-    way as the model engine's, so the two engines can share one summary table.
-    """
+    network, ``wtlab.net.emulate.emulate``) -> (recorder, metrics). The only place the
+    sweep calls the emulator."""
     try:
         from wtlab.net.emulate import emulate
     except ImportError as exc:
         raise ConfigError("engine='emulate' needs wtlab.net.emulate (the full-stack "
                           f"emulator), which is not available here ({exc}); use "
                           "engine='model'") from None
-    from wtlab.lab.analytic import jain_fairness
     from wtlab.net.path import Path
 
     if p["ack_policy"] != "aioquic":
@@ -266,26 +261,20 @@ def _run_emulate(p: Mapping[str, Any]):
     path = Path.symmetric(**_path_args(p))
     res = emulate(path, cc=p["algo"], workload=workload, flows=int(p["flows"]),
                   until_s=duration)
-    per_flow = res.metrics(from_s=0.0, to_s=duration)
-    df = res.trace()
-    acked = df[df["kind"] == "packet_acked"]
     speed = res.speed()
-    metrics = {
-        "engine": "emulate", "duration_s": duration,
-        "goodput_bps": float(per_flow["goodput_bps"].sum()) if len(per_flow) else 0.0,
-        "acked_bps": float(acked["bytes"].sum()) * 8.0 / duration,
-        "utilisation": (float(per_flow["utilisation"].iloc[0])
-                        if "utilisation" in per_flow and len(per_flow) else math.nan),
-        "jain_index": jain_fairness(per_flow["goodput_bps"].tolist()) if len(per_flow)
-        else math.nan,
-        "packets_sent": int((df["kind"] == "packet_sent").sum()),
-        "packets_lost": int((df["kind"] == "packet_lost").sum()),
-        "events": len(df), "wall_s": res.wall_s,
-        "realtime_factor": speed.get("virtual_per_wall", math.nan),
-        "link": path.down.stats.as_dict(), "path": path.describe(),
-        "flows": per_flow.to_dict("records"),
-    }
-    return res.recorder, metrics
+    return res.recorder, _figures(res, {"engine": "emulate", "wall_s": res.wall_s,
+                                        "events": len(res.recorder),
+                                        "realtime_factor": speed.get("virtual_per_wall",
+                                                                     math.nan),
+                                        "link": res.path.down.stats.as_dict()})
+
+
+def _figures(res: Any, engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A run's figures for its dataset part and the summary: ``res.summary()`` (run level,
+    :mod:`wtlab.trace.metrics`) and ``flows`` (``res.metrics()`` as records)."""
+    out = {**res.summary(), **(engine or {})}
+    out["flows"] = res.metrics().to_dict("records")
+    return out
 
 
 _ENGINE_FUNCS = {"model": _run_model, "emulate": _run_emulate}
@@ -349,23 +338,24 @@ def _is_dask_client(executor: Any) -> bool:
         executor, "gather")
 
 
+SUMMARY_FIGURES = ("goodput_bps", "goodput_packet_bps", "utilisation", "rtt_p95_s",
+                   "queueing_delay_mean_s", "loss_rate", "jain_index", "events",
+                   "realtime_factor")
+FLOW_MEANS = ("rtt_mean_s", "mean_cwnd_bytes", "message_latency_p50_s",
+              "message_latency_p95_s")
+
+
 def _summary_row(params: Mapping[str, Any], metrics: Mapping[str, Any],
                  wall_s: float) -> dict[str, Any]:
     row = dict(params)
-    for k in ("goodput_bps", "acked_bps", "utilisation", "link_utilisation", "jain_index",
-              "packets_sent",
-              "packets_lost", "events", "realtime_factor"):
+    for k in SUMMARY_FIGURES:
         if k in metrics:
             row[k] = metrics[k]
     flows = metrics.get("flows") or []
-    if flows:
-        rtts = [f.get("mean_rtt_s", math.nan) for f in flows]
-        row["mean_rtt_s"] = sum(rtts) / len(rtts)
-        row["mean_cwnd_bytes"] = sum(f.get("mean_cwnd_bytes", math.nan) for f in flows) / len(
-            flows)
-        if "latency_p50_s" in flows[0]:
-            row["latency_p50_s"] = flows[0]["latency_p50_s"]
-            row["latency_p95_s"] = flows[0]["latency_p95_s"]
+    for k in FLOW_MEANS:
+        vals = [f[k] for f in flows if k in f]
+        if vals:
+            row[k] = sum(vals) / len(vals)
     row["run_wall_s"] = wall_s
     return row
 

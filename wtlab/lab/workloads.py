@@ -23,10 +23,13 @@ message_dropped     a datagram-carried frame never completed (video), at the end
 
 One-way latency uses the send time carried in each message: both ends must share a
 clock, which holds in virtual time and for a live server in the same process (the usual
-case in tests and notebooks). Summaries: ``goodput_bps`` (application bytes delivered,
+case in tests and notebooks). Summaries are the workload's own report of its transfer,
+timed by the application: ``transfer_rate_bps`` (application bytes delivered,
 including those of a bulk stream still arriving (``partial_bytes``), per second from
-the first send to the last arrival), ``delivered``/``sent`` counts and latency
-percentiles ``latency_p50_s``, ``latency_p95_s``, ``latency_p99_s``.
+the first send to the last arrival: not the trace's goodput, which
+:mod:`wtlab.trace.metrics` defines over a window), ``delivered``/``sent`` counts and
+the latency percentiles of what this workload calls latency (``latency_p50_s``,
+``latency_p95_s``, ``latency_p99_s``; for RequestResponse, request to full response).
 
 Workloads:
 
@@ -121,7 +124,7 @@ class WorkloadContext:
             self.recorder.event(t, "message_dropped", flow=self.flow, pn=msg_id, bytes=nbytes)
 
     def summary(self) -> dict[str, Any]:
-        """goodput, counts and latency percentiles of what was delivered so far."""
+        """Transfer rate, counts and latency percentiles of what was delivered so far."""
         out: dict[str, Any] = {"sent": self.sent, "sent_bytes": self.sent_bytes,
                                "delivered": self.delivered,
                                "delivered_bytes": self.delivered_bytes, "dropped": self.dropped}
@@ -129,12 +132,12 @@ class WorkloadContext:
             span = self.last_delivered_s - self.first_sent_s
             got = self.delivered_bytes + self.partial_bytes
             out["duration_s"] = span
-            out["goodput_bps"] = got * 8 / span if span > 0 else math.nan
+            out["transfer_rate_bps"] = got * 8 / span if span > 0 else math.nan
             if self.partial_bytes:
                 out["partial_bytes"] = self.partial_bytes
         else:
             out["duration_s"] = 0.0
-            out["goodput_bps"] = 0.0
+            out["transfer_rate_bps"] = math.nan
         lat = sorted(self.latencies_s)
         for q in (50, 95, 99):
             out[f"latency_p{q}_s"] = _percentile(lat, q)

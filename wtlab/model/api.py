@@ -11,55 +11,84 @@ from typing import Any
 from wtlab import cc as ccmod
 from wtlab.errors import ConfigError
 from wtlab.model.core import FlowModel
+from wtlab.trace import metrics as M
 
 
 @dataclass
 class ModelResult:
-    """What a model run gives back.
+    """What a model run gives back; answers ``trace()``, ``metrics()`` and ``summary()``
+    like every wtlab result (figures from :mod:`wtlab.trace.metrics`, over the trace).
 
-    * ``goodput_bps``: application payload acknowledged by ``duration_s``, all flows,
-      x 8 / ``duration_s`` (the connection set-up time counts, as for a user timing a
-      transfer from the start of the session).
-    * ``flows``: one dict per flow (``goodput_bps``, ``packets_sent``, ``packets_lost``,
-      ``mean_cwnd_bytes`` (time-weighted), ``mean_rtt_s``, ...).
-    * ``metrics``: run-level numbers (aggregate goodput, utilisation, Jain's index,
-      link drops by cause, events recorded, wall time, packets per wall-second).
+    * ``metrics(from_s=None, to_s=None)``: one row per flow (goodput, utilisation,
+      time-weighted mean cwnd, RTT percentiles, loss rate, ...), default window the
+      whole run (set-up time counts, as for a user timing a transfer from the start).
+    * ``summary(from_s=None, to_s=None)``: run-level figures plus how the engine ran
+      (``events``, ``wall_s``, ``bottleneck_packets_per_wall_s``, ``realtime_factor``,
+      ``link`` drop counts by cause).
+    * ``flows``: per flow, the model's protocol state at the end (not figures):
+      ``cc``, ``loss_by_trigger``, ``probe_packets``, ``acks_sent``, ``acks_received``,
+      ``final_cwnd_bytes``, ``final_state``, ``start_s``, ``data_start_s``, ``done_s``.
     * ``recorder``: the :class:`wtlab.trace.Recorder` with every event (``None`` if
-      ``record=False``); ``trace()`` is its DataFrame.
+      ``record=False``: then there is no trace and no figures, only ``engine``).
     """
 
-    goodput_bps: float
     duration_s: float
-    flows: list[dict[str, Any]]
-    metrics: dict[str, Any]
     recorder: Any
+    path: Any
+    flows: list[dict[str, Any]]
+    engine: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
+    _trace: Any = field(default=None, init=False, repr=False)
 
     def trace(self):
         """The run's events as a trace DataFrame (``wtlab.trace.schema``)."""
         if self.recorder is None:
-            raise ConfigError("this run was made with record=False; rerun with record=True "
-                              "to get a trace")
-        return self.recorder.to_pandas()
+            raise ConfigError("this run was made with record=False, which keeps no trace and "
+                              "so no figures; rerun with record=True")
+        if self._trace is None:
+            self._trace = self.recorder.to_pandas()
+        return self._trace
+
+    @property
+    def labels(self) -> dict[int, str]:
+        return {f["flow"]: f["cc"] for f in self.flows}
+
+    def _window(self, from_s: float | None, to_s: float | None) -> tuple[float, float]:
+        return (0.0 if from_s is None else float(from_s),
+                self.duration_s if to_s is None else float(to_s))
+
+    def metrics(self, from_s: float | None = None, to_s: float | None = None):
+        """Per-flow figures over ``[from_s, to_s]`` (:func:`wtlab.trace.metrics.flow_metrics`)."""
+        lo, hi = self._window(from_s, to_s)
+        return M.flow_metrics(self.trace(), from_s=lo, to_s=hi,
+                              capacity_bps=self.path.capacity_bps_between(lo, hi),
+                              base_rtt_s=self.path.rtt_s, labels=self.labels)
+
+    def summary(self, from_s: float | None = None, to_s: float | None = None) -> dict[str, Any]:
+        """Run-level figures over the window, plus how the engine ran (``engine``)."""
+        lo, hi = self._window(from_s, to_s)
+        out = M.run_metrics(self.trace(), self.metrics(lo, hi), from_s=lo, to_s=hi,
+                            capacity_bps=self.path.capacity_bps_between(lo, hi),
+                            base_rtt_s=self.path.rtt_s)
+        return {**out, **self.engine}
+
+    @property
+    def goodput_bps(self) -> float:
+        """``summary()["goodput_bps"]``: the whole run's goodput, all flows."""
+        return self.summary()["goodput_bps"]
 
     def __repr__(self) -> str:
-        return (f"ModelResult(goodput {self.goodput_bps / 1e6:.3f} Mbit/s over "
-                f"{self.duration_s:g} s, {len(self.flows)} flow(s), "
-                f"{self.metrics.get('events', 0)} events)")
+        return (f"ModelResult({len(self.flows)} flow(s) over {self.duration_s:g} s, "
+                f"{self.engine.get('events', 0)} events)")
 
 
 def _as_path(path: Any, seed: int | None):
     from wtlab.net.path import Path
 
-    if isinstance(path, Path):
-        return path.new(seed=seed)
-    if isinstance(path, Mapping):
-        kwargs = dict(path)
-        if seed is not None:
-            kwargs["seed"] = seed
-        return Path.symmetric(**kwargs)
-    raise ConfigError(f"path must be a wtlab.net.Path or a dict of Path.symmetric arguments, "
-                      f"not {type(path).__name__}")
+    if not isinstance(path, (Path, Mapping)):
+        raise ConfigError(f"path must be a wtlab.net.Path or a dict of Path.symmetric "
+                          f"arguments, not {type(path).__name__}")
+    return Path.from_spec(path, seed=seed)
 
 
 def _as_workload(workload: Any) -> dict[str, Any]:
@@ -157,80 +186,31 @@ def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None
 
 def _result(model: FlowModel, path: Any, data_link: Any, duration_s: float, wall_s: float,
             recorder: Any, params: dict[str, Any]) -> ModelResult:
-    from wtlab.lab.analytic import jain_fairness
-
     flows = []
-    total_payload = 0
-    packets = 0
     for fl in model.flows:
         cc = fl.cc
-        active = duration_s - fl.data_start_s
-        total_payload += fl.acked_payload_bytes
-        packets += fl.next_pn
-        lat = sorted(fl.latencies_s)
-        row = {
+        flows.append({
             "flow": fl.index,
             "cc": getattr(cc, "name", type(cc).__name__),
-            "goodput_bps": fl.acked_payload_bytes * 8.0 / duration_s,
-            "acked_payload_bytes": fl.acked_payload_bytes,
-            "packets_sent": fl.next_pn,
-            "packets_acked": fl.packets_acked,
-            "packets_lost": fl.packets_lost,
-            "loss_rate": fl.packets_lost / fl.next_pn if fl.next_pn else 0.0,
             "loss_by_trigger": dict(fl.loss_by_trigger),
-            "pto_count": fl.pto_count_total,
             "probe_packets": fl.probe_packets,
             "acks_sent": fl.acks_sent,
             "acks_received": fl.acks_received,
-            "rtt_samples": fl.rtt_samples,
-            "mean_rtt_s": fl.rtt_sum_s / fl.rtt_samples if fl.rtt_samples else math.nan,
-            "min_rtt_s": fl.rtt.min_rtt if fl.rtt.has_sample else math.nan,
-            "srtt_s": fl.rtt.smoothed_rtt if fl.rtt.has_sample else math.nan,
-            "mean_cwnd_bytes": (fl.cwnd_time_integral / (duration_s - fl.data_start_s)
-                                if active > 0 else math.nan),
             "final_cwnd_bytes": cc.cwnd,
             "final_state": cc.state,
             "start_s": fl.start_s,
             "data_start_s": fl.data_start_s,
             "done_s": fl.done_s,
-        }
-        if fl.msg_chunks is not None:
-            row.update(_latency_stats(lat, fl.messages))
-        flows.append(row)
+        })
     stats = data_link.stats
-    capacity = data_link.capacity_bps
-    goodput = total_payload * 8.0 / duration_s
-    metrics = {
+    engine = {
         "engine": "model",
         "duration_s": duration_s,
-        "goodput_bps": goodput,
-        # QUIC datagram bytes acknowledged per second (the emulator's trace-based measure)
-        "acked_bps": sum(f.packets_acked for f in model.flows) * model.max_datagram_size
-        * 8.0 / duration_s,
-        "capacity_bps": capacity,
-        "utilisation": goodput / capacity if capacity else math.nan,
-        "link_utilisation": (stats.delivered_bytes * 8.0 / (capacity * duration_s)
-                             if capacity else math.nan),
-        "jain_index": jain_fairness([f["goodput_bps"] for f in flows]),
-        "packets_sent": packets,
-        "packets_lost": sum(f["packets_lost"] for f in flows),
         "link": stats.as_dict(),
         "events": len(recorder) if recorder is not None else 0,
         "wall_s": wall_s,
         "bottleneck_packets_per_wall_s": stats.offered / wall_s if wall_s > 0 else math.inf,
         "realtime_factor": duration_s / wall_s if wall_s > 0 else math.inf,
-        "path": path.describe(),
     }
-    return ModelResult(goodput_bps=goodput, duration_s=duration_s, flows=flows,
-                       metrics=metrics, recorder=recorder, params=params)
-
-
-def _latency_stats(lat: list[float], messages: int) -> dict[str, Any]:
-    def q(x: float) -> float:
-        if not lat:
-            return math.nan
-        return lat[min(len(lat) - 1, int(x * (len(lat) - 1) + 0.5))]
-
-    return {"messages_sent": messages, "messages_delivered": len(lat),
-            "latency_p50_s": q(0.5), "latency_p95_s": q(0.95), "latency_p99_s": q(0.99),
-            "latency_mean_s": sum(lat) / len(lat) if lat else math.nan}
+    return ModelResult(duration_s=duration_s, recorder=recorder, path=path, flows=flows,
+                       engine=engine, params=params)

@@ -44,11 +44,13 @@ user may rely on:
   ``packet_sent``, ``packet_acked``, ``packet_lost`` (``extra``: the trigger,
   ``packet_threshold`` / ``time_threshold`` / ``pto``, as wtlab's aioquic adapter
   writes it), ``cwnd_changed``, ``state_changed``, ``pacing_changed``,
-  ``persistent_congestion``; from the model, one ``ack_received`` per ACK frame
-  (pn = largest acknowledged, bytes = newly acknowledged payload; no ranges in
-  ``extra``, to stay cheap), ``rtt_sample``, ``pto_expired`` (``extra``:
-  ``pto_count``), ``app_limited``, and for the message workload
-  ``message_sent`` / ``message_delivered`` (pn = message id).
+  ``persistent_congestion``; from the model, ``rtt_sample``, one ``ack_received``
+  per ACK frame that acknowledged something new, after the frame was handled (pn =
+  largest acknowledged, bytes / payload_bytes = what it newly acknowledged; no
+  ranges in ``extra``, to stay cheap), ``pto_expired`` (``extra``: ``pto_count``),
+  ``app_limited``, and for the message workload ``message_sent`` /
+  ``message_delivered`` (pn = message id). Rows follow the trace's row contract
+  (:mod:`wtlab.trace.schema`), as the emulator's do.
 
 Differences from the emulator, on purpose: RTT samples go through
 :class:`wtlab.cc.RttStats` (RFC 9002) where aioquic keeps its own estimator
@@ -94,10 +96,6 @@ _K_SENT = schema.K_PACKET_SENT
 _K_RTT = schema.K_RTT_SAMPLE
 _K_ACK_RECEIVED = schema.K_ACK_RECEIVED
 _K_PTO = schema.K_PTO_EXPIRED
-_K_LOST = schema.K_PACKET_LOST
-_TRIGGER_PACKET = '{"trigger": "packet_threshold"}'
-_TRIGGER_TIME = '{"trigger": "time_threshold"}'
-_TRIGGER_PTO = '{"trigger": "pto"}'
 _K_APP_LIMITED = schema.K_APP_LIMITED
 _K_MSG_SENT = schema.K_MESSAGE_SENT
 _K_MSG_DELIVERED = schema.K_MESSAGE_DELIVERED
@@ -356,7 +354,7 @@ class FlowModel:
 
     # ------------------------------------------------------------------ recording
     def _record(self, t: float, fl: Flow, kind: int, pn: int, nbytes: int,
-                stream_id: int = NO_STREAM) -> None:
+                stream_id: int = NO_STREAM, payload_bytes: int = NO_BYTES_U32) -> None:
         rec = self.recorder
         cc = fl.cc
         state = cc.state
@@ -377,7 +375,7 @@ class FlowModel:
                    0 if bif < 0 else bif if bif < _U32_MAX else _U32_MAX,
                    NO_BYTES_U32 if ss is None else ss if ss < _U32_MAX else _U32_MAX,
                    srtt, min_rtt, latest, var, NAN if pacing is None else pacing,
-                   cc.delivery_rate_bps())
+                   cc.delivery_rate_bps(), payload_bytes)
 
     def _account_cwnd(self, fl: Flow, now: float) -> None:
         # time-weighted mean cwnd, integrated piecewise between events
@@ -771,34 +769,10 @@ class FlowModel:
             fl.rtt_sum_s += rtt.latest_rtt
         cc = fl.cc
         rec = self.recorder
-        if rec is not None:
-            # rows in the emulator's order: ack_received, rtt_sample, packet_acked...,
-            # cwnd_changed; the first two share the state columns
-            state = cc.state
-            code = self._state_codes.get(state)
-            if code is None:
-                code = self._state_codes[state] = rec.state_code(state)
-            ss = cc.ssthresh
-            pacing = cc.pacing_rate_bps
-            cwnd = cc.cwnd
-            bif = cc.bytes_in_flight
-            cwnd = cwnd if cwnd < _U32_MAX else _U32_MAX
-            bif = 0 if bif < 0 else bif if bif < _U32_MAX else _U32_MAX
-            ss = NO_BYTES_U32 if ss is None else ss if ss < _U32_MAX else _U32_MAX
-            pacing = NAN if pacing is None else pacing
-            rate = cc.delivery_rate_bps()
-            if rtt.has_sample:
-                srtt, min_rtt, lat, var = rtt.smoothed_rtt, rtt.min_rtt, rtt.latest_rtt, rtt.rttvar
-            else:
-                srtt = min_rtt = lat = var = NAN
-            append = rec.append
-            flow = fl.index
-            if self.record_acks:
-                append(now, _K_ACK_RECEIVED, code, flow, largest, NO_STREAM, nbytes, cwnd, bif,
-                       ss, srtt, min_rtt, lat, var, pacing, rate)
-            if largest_pkt is not None:
-                append(now, _K_RTT, code, flow, -1, NO_STREAM, 0, cwnd, bif, ss, srtt, min_rtt,
-                       lat, var, pacing, rate)
+        if rec is not None and largest_pkt is not None:
+            # rows in the emulator's order: rtt_sample, packet_acked..., [packet_lost...],
+            # cwnd_changed, ack_received (written after the frame was handled)
+            self._record(now, fl, _K_RTT, -1, 0)
         # time-weighted cwnd (see _account_cwnd), then the controller
         if now > fl.cwnd_last_t:
             fl.cwnd_time_integral += fl.cwnd_last * (now - fl.cwnd_last_t)
@@ -812,6 +786,9 @@ class FlowModel:
             self._detect_loss(now, fl)
         else:
             fl.loss_time = None
+        if rec is not None and self.record_acks:
+            self._record(now, fl, _K_ACK_RECEIVED, largest, sum(map(_size_of, acked)),
+                         payload_bytes=nbytes)
         if sent:
             # re-arm the loss timer (inlined _arm_timer for the common PTO case)
             if fl.loss_time is not None:
@@ -881,21 +858,17 @@ class FlowModel:
             fl.msg_queue.extendleft(reversed(retx_chunks))  # retransmissions first, oldest first
         cc = fl.cc
         self._account_cwnd(fl, now)
-        if not congestion:
-            cc.on_packets_discarded(lost)
+        if not congestion:  # a PTO's probe resends the data: lost, but no congestion signal
+            cc.on_packets_probed_lost(now, lost)
             return
         fl.packets_lost += len(lost)
         persistent = self._in_persistent_congestion(fl, lost)
-        rec = self.recorder
-        row = len(rec) if rec is not None else 0
-        cc.on_packets_lost(now, lost)
-        if rec is not None:
-            # the controller writes one packet_lost row per packet, in order, first
-            # (wtlab's aioquic adapter relies on the same); add each row's trigger
-            for p in lost:
-                rec.set_extra(row, _TRIGGER_PACKET if p.packet_number <= packet_threshold
-                              else _TRIGGER_TIME)
-                row += 1
+        if self.recorder is None:
+            cc.on_packets_lost(now, lost)
+        else:
+            cc.on_packets_lost(now, lost, [
+                "packet_threshold" if p.packet_number <= packet_threshold else "time_threshold"
+                for p in lost])
         if persistent:
             cc.on_persistent_congestion_detected(now)
         self._account_cwnd(fl, now)
@@ -971,9 +944,6 @@ class FlowModel:
         oldest = next(iter(fl.sent.values()))
         fl.loss_by_trigger["pto"] += 1
         self._declare_lost(now, fl, [oldest], congestion=False)
-        if rec is not None:  # as the emulator's trace has it: "lost" by PTO, no congestion
-            self._record(now, fl, _K_LOST, oldest.packet_number, oldest.sent_bytes)
-            rec.set_extra(len(rec) - 1, _TRIGGER_PTO)
         fl.cc.on_pto_expired(now, fl.pto_count)
         fl.probe_pending = True
         self._try_send(now, fl)
@@ -1026,3 +996,4 @@ class FlowModel:
 
 _pn_key = attrgetter("packet_number")
 _payload_of = attrgetter("payload_bytes")
+_size_of = attrgetter("sent_bytes")

@@ -5,11 +5,12 @@ client) both ways, the emulator's being aioquic + wtlab's WebTransport client
 and server over :class:`wtlab.net.network.VirtualNetwork`, and measures both
 traces the same way:
 
-* **goodput**: bytes of ``packet_acked`` rows per second (QUIC datagram bytes,
-  the same 1200-byte packets on both sides) over a window that starts
-  ``warmup_s`` after each engine's first full-size data packet (the emulator
-  spends a few RTTs in the QUIC + HTTP/3 + WebTransport handshakes first, the
-  model one RTT) and lasts ``duration_s - warmup_s``;
+* **goodput** and **loss**: :func:`wtlab.trace.metrics.flow_metrics` of each trace
+  (``goodput_bps``: acknowledged application payload per second;
+  ``goodput_packet_bps``: whole packets) over a window that starts ``warmup_s``
+  after each engine's first full-size data packet (the emulator spends a few RTTs
+  in the QUIC + HTTP/3 + WebTransport handshakes first, the model one RTT) and
+  lasts ``duration_s - warmup_s``;
 * **cwnd trajectory**: the controller's window as a step function sampled every
   millisecond from the data start, averaged in ``bin_s`` bins; compared by the
   ratio of the bins' means, the ratio of their standard deviations (the size of
@@ -31,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from wtlab.trace.metrics import flow_metrics
 
 FULL_SIZE_BYTES = 1200
 
@@ -71,7 +74,7 @@ def run_model(path_args: dict[str, Any], cc: str, duration_s: float, seed: int
     import wtlab.model
 
     r = wtlab.model.run(path_args, cc=cc, duration_s=duration_s, seed=seed)
-    m = r.metrics
+    m = r.engine
     return r.trace(), {"wall_s": m["wall_s"], "bottleneck_packets": m["link"]["offered"],
                        "packets_per_wall_s": m["bottleneck_packets_per_wall_s"],
                        "link": m["link"]}
@@ -84,13 +87,6 @@ def data_start_s(df: pd.DataFrame, flow: int = 0) -> float:
     if sent.empty:
         raise ValueError("the trace has no full-size data packet")
     return float(sent["time_s"].iloc[0])
-
-
-def acked_rate_bps(df: pd.DataFrame, t1: float, t2: float, flow: int = 0) -> float:
-    """Bytes of packet_acked rows of ``flow`` in [t1, t2), x 8 / (t2 - t1)."""
-    a = df[(df["kind"] == "packet_acked") & (df["flow"] == flow) & (df["time_s"] >= t1)
-           & (df["time_s"] < t2)]
-    return float(a["bytes"].sum()) * 8.0 / (t2 - t1)
 
 
 def cwnd_bins(df: pd.DataFrame, t1: float, t2: float, bin_s: float, flow: int = 0,
@@ -136,9 +132,11 @@ def compare(path_args: dict[str, Any], cc: str = "cubic", duration_s: float = 5.
         s = data_start_s(df)
         t1, t2 = s + warmup_s, s + warmup_s + length
         out[f"{name}_data_start_s"] = s
-        out[f"{name}_goodput_bps"] = acked_rate_bps(df, t1, t2)
-        out[f"{name}_lost"] = int(((df["kind"] == "packet_lost") & (df["time_s"] >= t1)
-                                   & (df["time_s"] < t2)).sum())
+        m = flow_metrics(df[df["flow"] == 0], from_s=t1, to_s=t2).iloc[0]
+        out[f"{name}_goodput_bps"] = float(m["goodput_bps"])
+        out[f"{name}_goodput_packet_bps"] = float(m["goodput_packet_bps"])
+        out[f"{name}_mean_cwnd_bytes"] = float(m["mean_cwnd_bytes"])
+        out[f"{name}_lost"] = int(m["packets_lost"])
         out[f"{name}_cwnd_bins"] = cwnd_bins(df, t1, t2, bin_s)
         out[f"{name}_wall_s"] = info["wall_s"]
         out[f"{name}_packets_per_wall_s"] = info["packets_per_wall_s"]

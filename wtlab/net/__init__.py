@@ -36,8 +36,6 @@ _LAZY = {
     "SimulationStalled": "wtlab.net.vtime",
     "emulate": "wtlab.net.emulate",
     "EmulationResult": "wtlab.net.emulate",
-    "flow_metrics": "wtlab.net.emulate",
-    "jain_index": "wtlab.net.emulate",
     "cellular_trace": "wtlab.net.cellular",
 }
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from wtlab.errors import ConfigError
-from wtlab.net.units import parse_fraction
+from wtlab.net.units import parse_fraction, parse_loss
 
 
 @dataclass(frozen=True)
@@ -198,13 +198,14 @@ LossModel = Bernoulli | GilbertElliott | DropIndices | Periodic
 
 
 def as_loss_model(value: object, name: str = "loss") -> object | None:
-    """None/0 -> None; a number or ``"1%"`` -> Bernoulli; models pass through."""
+    """None/0 -> None; a number or ``"1%"`` -> Bernoulli (see :func:`parse_loss`: bare
+    numbers of 0.1 or more need the percent form); models pass through."""
     if value is None:
         return None
     if isinstance(value, Bernoulli | GilbertElliott):
         return None if value.mean_loss == 0 and isinstance(value, Bernoulli) else value
     if isinstance(value, str | int | float) and not isinstance(value, bool):
-        p = parse_fraction(value, name)
+        p = parse_loss(value, name)
         return Bernoulli(p) if p > 0 else None
     if callable(getattr(value, "make", None)):
         return value

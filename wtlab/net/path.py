@@ -5,6 +5,8 @@ The directions may differ in everything (rate or trace, delay, loss, buffer).
 
     >>> from wtlab.net.path import Path
     >>> p = Path.symmetric(rate_bps="10mbit", rtt_s="40ms", loss="1%", buffer_bdp=1.0, seed=7)
+    >>> p.down_spec.loss is not None, p.up_spec.loss   # loss on the data direction only
+    (True, None)
     >>> p.rtt_s, p.bdp_bytes
     (0.04, 50000.0)
     >>> p.down.transmit(0.0, 1200)          # arrival time at the client
@@ -19,11 +21,18 @@ one integer makes a run repeatable; ``seed=None`` draws one and keeps it in
 
 from __future__ import annotations
 
+import inspect
 import random
+from collections.abc import Mapping
+from typing import Any
 
 from wtlab.errors import ConfigError
 from wtlab.net.link import Buffer, Link, LinkSpec, as_link_spec
 from wtlab.net.units import format_duration, parse_duration
+
+# Numbers above these are almost surely a unit slip (80 meant as ms, 10 meant as Mbit/s).
+MAX_BARE_RTT_S = 10.0
+MIN_BARE_RATE_BPS = 1000.0
 
 
 def derive_seed(seed: int, name: str) -> int:
@@ -55,23 +64,69 @@ class Path:
 
     @classmethod
     def symmetric(cls, rate_bps: float | str | None = None, rtt_s: float | str = 0.04, *,
-                  trace: object = None, loss: object = None, buffer_bdp: float | None = 1.0,
-                  buffer: object = None, jitter_s: float | str = 0.0, aqm: object = "droptail",
+                  trace: object = None, loss: object = None, ack_loss: object = None,
+                  buffer_bdp: float | None = 1.0, buffer: object = None,
+                  jitter_s: float | str = 0.0, aqm: object = "droptail",
                   reorder_p: float | str = 0.0, duplicate_p: float | str = 0.0,
                   outages: tuple = (), seed: int | None = None) -> Path:
         """Both directions alike: ``rate_bps`` (or ``trace``), one-way delay ``rtt_s / 2``.
 
         The buffer is ``buffer`` if given (``Buffer``, ``"64KB"``, ``"100p"``...),
-        else ``buffer_bdp`` x BDP (``None`` for an unlimited buffer). ``loss``
-        (a probability, ``"1%"`` or a loss model) applies to both directions.
+        else ``buffer_bdp`` x BDP (``None`` for an unlimited buffer).
+
+        ``loss`` (a probability, ``"1%"`` or a loss model; bare numbers of 0.1 or more
+        must be written in percent) applies to the **data direction**, ``down``, where
+        every wtlab workload's bulk data flows (the server sends): as in Mathis' law and
+        ns-3's usual bottleneck error model. ``ack_loss`` applies to ``up``, the
+        direction of the ACKs. Numeric ``rtt_s`` above 10 and ``rate_bps`` below 1000
+        are refused as unit slips (write ``"80s"`` / ``"500bit"`` if you mean them).
         """
+        if isinstance(rtt_s, int | float) and not isinstance(rtt_s, bool) and (
+                rtt_s > MAX_BARE_RTT_S):
+            raise ConfigError(
+                f"rtt_s={rtt_s!r} is {rtt_s:g} seconds: RTTs are given in seconds. Did you mean "
+                f"{rtt_s:g} ms (rtt_s={rtt_s / 1000:g} or '{rtt_s:g}ms')? Write '{rtt_s:g}s' for "
+                "a round trip that long")
+        if isinstance(rate_bps, int | float) and not isinstance(rate_bps, bool) and (
+                0 < rate_bps < MIN_BARE_RATE_BPS):
+            raise ConfigError(
+                f"rate_bps={rate_bps!r} is {rate_bps:g} bit/s: rates are given in bit/s. Did you "
+                f"mean {rate_bps:g} Mbit/s (rate_bps={rate_bps:g}e6 or '{rate_bps:g}mbit')? "
+                f"Write '{rate_bps:g}bit' for a link that slow")
         rtt = parse_duration(rtt_s, "rtt_s")
         if buffer is None and buffer_bdp is not None:
             buffer = Buffer(bdp=buffer_bdp)
-        spec = LinkSpec(rate_bps=rate_bps, trace=trace, delay_s=rtt / 2.0, jitter_s=jitter_s,
-                        loss=loss, outages=tuple(outages), reorder_p=reorder_p,
-                        duplicate_p=duplicate_p, buffer=buffer, aqm=aqm)
-        return cls(down=spec, up=spec, seed=seed)
+        common = dict(rate_bps=rate_bps, trace=trace, delay_s=rtt / 2.0, jitter_s=jitter_s,
+                      outages=tuple(outages), reorder_p=reorder_p, duplicate_p=duplicate_p,
+                      buffer=buffer, aqm=aqm)
+        down = LinkSpec(loss=loss, **common)
+        up = LinkSpec(loss=ack_loss, **common)
+        return cls(down=down, up=up, seed=seed)
+
+    @classmethod
+    def from_spec(cls, spec: Path | Mapping[str, Any] | None, *, seed: int | None = None,
+                  default: Mapping[str, Any] | None = None) -> Path:
+        """A fresh Path from a Path (``spec.new(seed)``), a dict of :meth:`symmetric`
+        arguments or None (``default``); unknown keys raise ConfigError listing the
+        valid ones."""
+        if isinstance(spec, Path):
+            return spec.new(seed=seed)
+        if spec is None:
+            spec = dict(default or {})
+        if not isinstance(spec, Mapping):
+            raise ConfigError(
+                f"path={spec!r}: give a wtlab.net.Path, a dict of Path.symmetric arguments "
+                f"({', '.join(PATH_KEYS)}) or None")
+        unknown = [k for k in spec if k not in PATH_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"path: unknown key{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; valid keys: {', '.join(PATH_KEYS)} "
+                "(see Path.symmetric)")
+        kwargs = dict(spec)
+        if seed is not None:
+            kwargs["seed"] = seed
+        return cls.symmetric(**kwargs)
 
     @property
     def bdp_bytes(self) -> float:
@@ -87,6 +142,14 @@ class Path:
         """Capacity of the down direction (the trace's mean for a trace-driven link)."""
         return self.down.capacity_bps
 
+    def capacity_bps_between(self, from_s: float, to_s: float) -> float:
+        """Capacity of the down direction over ``[from_s, to_s]``: the constant rate, or a
+        trace's mean rate over that window (the figure utilisation divides by)."""
+        trace = getattr(self.down_spec, "trace", None)
+        if trace is not None and to_s > from_s:
+            return trace.capacity_bytes(from_s, to_s) * 8 / (to_s - from_s)
+        return self.capacity_bps
+
     def new(self, seed: int | None = None) -> Path:
         """A fresh path with the same specs, empty queues, at time 0 (same seed unless given)."""
         return Path(down=self.down_spec, up=self.up_spec, seed=self.seed if seed is None else seed)
@@ -100,3 +163,7 @@ class Path:
     def __repr__(self) -> str:
         return (f"Path(rtt {format_duration(self.rtt_s)}; down: {self.down_spec.summary()}; "
                 f"up: {self.up_spec.summary()}; seed={self.seed})")
+
+
+#: the keys a path dict may hold (the arguments of Path.symmetric)
+PATH_KEYS: tuple[str, ...] = tuple(inspect.signature(Path.symmetric).parameters)

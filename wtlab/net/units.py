@@ -14,6 +14,9 @@ and fractions in [0, 1]. Strings carry a unit:
   ``"512kbit"``; ``k``/``M``/``G`` are powers of 1000, ``Ki``/``Mi``/``Gi`` of
   1024. A bare number string is bytes.
 * fractions: ``"1%"``, ``"0.5 %"``, ``"0.01"``.
+* loss probabilities (:func:`parse_loss`): as fractions, except that a bare number
+  of 0.1 or more must be written in percent (``loss=0.5`` is refused: is it 50 %
+  or half a percent? write ``"50%"`` or ``"0.5%"``).
 
 Every parser takes ``name`` (e.g. ``"--rate"`` or ``"rate_bps"``) and raises
 :class:`wtlab.ConfigError` naming it, with the accepted forms.
@@ -153,6 +156,27 @@ def parse_fraction(value: str | float | int, name: str = "fraction") -> float:
     if not (0.0 <= number <= 1.0):
         raise ConfigError(f"{name}: {value!r} is outside [0, 1] (0%..100%); write e.g. {examples}")
     return number
+
+
+LOSS_NUMBER_LIMIT = 0.1  # bare numbers at or above this need the percent form
+
+
+def parse_loss(value: str | float | int, name: str = "loss") -> float:
+    """A packet-loss probability in [0, 1]: a fraction (``0.01``) or percent (``"1%"``).
+
+    A bare number (or number string) of 0.1 or more raises :class:`~wtlab.ConfigError`:
+    ``loss=0.5`` meant as half a percent would silently drop half the packets. Write
+    such rates in percent (``"50%"``), or pass ``Bernoulli(0.5)`` to say it explicitly.
+    """
+    p = parse_fraction(value, name)
+    is_percent = isinstance(value, str) and value.strip().endswith("%")
+    if p >= LOSS_NUMBER_LIMIT and not is_percent:
+        raise ConfigError(
+            f"{name}={value!r} would drop {p:.0%} of packets; loss probabilities of "
+            f"{LOSS_NUMBER_LIMIT:g} or more must be written in percent: {name}='{p * 100:g}%' "
+            f"if you mean it, or {name}='{p:g}%' for {p:g} percent "
+            "(Bernoulli(p) also says it explicitly)")
+    return p
 
 
 def format_rate(rate_bps: float) -> str:

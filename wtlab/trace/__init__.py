@@ -1,6 +1,6 @@
 """Trace recording, DataFrame views, export and import.
 
-* :class:`Recorder` collects events (64-byte packed records); ``to_pandas()`` gives the
+* :class:`Recorder` collects events (68-byte packed records); ``to_pandas()`` gives the
   tidy table described in :mod:`wtlab.trace.schema`; :func:`merge` joins runs.
 * :mod:`wtlab.trace.export`: Parquet (with run metadata) and CSV, written atomically.
 * :mod:`wtlab.trace.qlog`: qlog JSON / JSON-SEQ out (IETF or legacy 0.3 names) and in

@@ -366,6 +366,7 @@ _COL_READ = {  # column -> converter for values found in the wtlab member / fiel
     "pn": lambda v, w: _int(v, w),
     "stream_id": lambda v, w: _int(v, w, -(1 << 31), (1 << 31) - 1),
     "bytes": lambda v, w: _int(v, w),
+    "payload_bytes": lambda v, w: _int(v, w, 0, _U32),
     "cwnd": lambda v, w: _int(v, w, 0, _U32),
     "bytes_in_flight": lambda v, w: _int(v, w, 0, _U32),
     "ssthresh": lambda v, w: _int(v, w, 0, _U32),
@@ -515,7 +516,7 @@ class _Builder:
         self.raw.append(cur if cur is not None and time_s == cur[0] / cur[1] else None)
         c["kind"].append(kind)
         c["flow"].append(values.get("flow", flow))
-        for col in ("pn", "stream_id", "cwnd", "bytes_in_flight", "ssthresh"):
+        for col in schema.INT_COLUMNS:
             c[col].append(values.get(col, pd.NA))
         c["bytes"].append(values.get("bytes", 0))
         for col in schema.FLOAT32_COLUMNS:

@@ -1,6 +1,6 @@
 """Recorder: append-only, columnar event log; DataFrames on demand.
 
-Each event is packed into one 64-byte record (``wtlab.trace.schema.RECORD``) and
+Each event is packed into one 68-byte record (``wtlab.trace.schema.RECORD``) and
 appended to a bytearray; nothing else is allocated per event, so recording does
 not change the timing it measures. ``to_pandas()`` builds the tidy table of
 DESIGN.md in one vectorised step.
@@ -11,7 +11,7 @@ Two ways to write:
   friendly, keyword based; use it anywhere that is not per packet.
 * ``rec.append(t, kind_code, state_code, flow, pn, stream_id, nbytes, cwnd,
   bytes_in_flight, ssthresh, srtt, min_rtt, latest_rtt, rttvar, pacing_bps,
-  delivery_bps)``: positional, sentinels already applied (``NO_PN``,
+  delivery_bps[, payload_bytes])``: positional, sentinels already applied (``NO_PN``,
   ``NO_STREAM``, ``NO_BYTES_U32``, NaN); for per-packet hot paths.
 
 Field ranges (the packed record's): ``flow`` 0..65535, ``pn`` int64 (-1 means NA),
@@ -55,7 +55,7 @@ from wtlab.trace.schema import (
     STATE_NAMES,
 )
 
-_CHUNK_BYTES = 1 << 20  # freeze the write buffer every 16384 events (bounded over-allocation)
+_CHUNK_BYTES = RECORD.size << 14  # freeze the write buffer every 16384 events
 
 
 def _u32(value: int | None) -> int:
@@ -167,19 +167,20 @@ class Recorder:
     def append(self, t: float, kind: int, state: int, flow: int, pn: int, stream_id: int,
                nbytes: int, cwnd: int, bytes_in_flight: int, ssthresh: int, srtt: float,
                min_rtt: float, latest_rtt: float, rttvar: float, pacing_bps: float,
-               delivery_bps: float) -> None:
+               delivery_bps: float, payload_bytes: int = NO_BYTES_U32) -> None:
         """Append one event, positional and pre-encoded (the hot path)."""
         buf = self._buf
         buf += self._pack(t - self.t0, kind, state, flow, pn, stream_id, nbytes, cwnd,
                           bytes_in_flight, ssthresh, srtt, min_rtt, latest_rtt, rttvar,
-                          pacing_bps, delivery_bps)
+                          pacing_bps, delivery_bps, payload_bytes)
         if len(buf) >= _CHUNK_BYTES:
             self._chunks.append(bytes(buf))
-            self._n_frozen += len(buf) // 64
+            self._n_frozen += len(buf) // RECORD.size
             self._buf = bytearray()
 
     def event(self, t: float, kind: str, *, flow: int = 0, pn: int | None = None,
-              stream_id: int | None = None, bytes: int = 0, cwnd: int | None = None,
+              stream_id: int | None = None, bytes: int = 0, payload_bytes: int | None = None,
+              cwnd: int | None = None,
               bytes_in_flight: int | None = None, ssthresh: int | None = None,
               srtt_s: float | None = None, min_rtt_s: float | None = None,
               latest_rtt_s: float | None = None, rttvar_s: float | None = None,
@@ -205,6 +206,7 @@ class Recorder:
                 NAN if rttvar_s is None else rttvar_s,
                 NAN if pacing_rate_bps is None else pacing_rate_bps,
                 NAN if delivery_rate_bps is None else delivery_rate_bps,
+                _u32(payload_bytes),
             )
         except (struct.error, TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(
@@ -301,6 +303,7 @@ class Recorder:
             arr["state"] = [rec.state_code(s) for s in state] if n else []
             for col, sentinel, lo, hi in (
                     ("pn", NO_PN, 0, (1 << 63) - 1), ("stream_id", NO_STREAM, 0, (1 << 31) - 1),
+                    ("payload_bytes", NO_BYTES_U32, 0, NO_BYTES_U32 - 1),
                     ("cwnd", NO_BYTES_U32, 0, NO_BYTES_U32 - 1),
                     ("bytes_in_flight", NO_BYTES_U32, 0, NO_BYTES_U32 - 1),
                     ("ssthresh", NO_BYTES_U32, 0, NO_BYTES_U32 - 1)):
@@ -430,6 +433,7 @@ def records_to_frame(rec: np.ndarray, kinds: list[str], states: list[str],
         "pn": nullable(rec["pn"], NO_PN),
         "stream_id": nullable(rec["stream_id"], NO_STREAM),
         "bytes": rec["bytes"].astype(np.int64),
+        "payload_bytes": nullable(rec["payload_bytes"], NO_BYTES_U32),
         "cwnd": nullable(rec["cwnd"], NO_BYTES_U32),
         "bytes_in_flight": nullable(rec["bytes_in_flight"], NO_BYTES_U32),
         "ssthresh": nullable(rec["ssthresh"], NO_BYTES_U32),

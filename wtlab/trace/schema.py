@@ -1,4 +1,4 @@
-"""The trace schema: one row per event, tidy and typed.
+"""The trace schema: one row per event, tidy and typed, with one meaning per row kind.
 
 Columns (units in the names; integer byte counts; NA where an event has no value):
 
@@ -10,7 +10,9 @@ flow               uint16       flow / connection id within the run
 kind               category     event kind (``EVENT_KINDS`` plus any imported ones)
 pn                 Int64        packet number, or message id for message_* events
 stream_id          Int64        QUIC stream id (stream and message events)
-bytes              int64        bytes the event concerns (packet size, message size, ...)
+bytes              int64        bytes the event concerns (see the row contract below)
+payload_bytes      Int64        application payload among ``bytes`` (packet and ACK rows;
+                                NA where the source does not say, e.g. some imported qlog)
 cwnd               Int64        congestion window after the event, bytes
 bytes_in_flight    Int64        bytes in flight after the event
 ssthresh           Int64        slow-start threshold after the event, bytes (NA: infinite)
@@ -24,7 +26,46 @@ state              category     controller state name after the event
 extra              object       JSON text with event details the columns do not hold, or None
 =================  ===========  ==========================================================
 
-In memory each event is one packed 64-byte record (see ``RECORD``).
+The row contract
+----------------
+
+Every engine (live aioquic, the emulator's aioquic, the fast model) writes these rows
+with these meanings, so rows of one kind can be compared across engines
+(``tests/trace/test_row_contract.py`` checks it on one scenario run by both):
+
+* **State columns are after the event.** ``cwnd``, ``bytes_in_flight``, ``ssthresh``,
+  ``state``, ``pacing_rate_bps`` and ``delivery_rate_bps`` are the controller's values
+  once the event has been handled; the RTT columns hold the RTT estimator after any
+  sample the event carried. A stepped controller therefore shows what its last row
+  shows (rows written at one instant show each event's own after-state; the controller
+  object has handled the whole instant).
+* ``packet_sent``: one per QUIC packet; ``bytes`` = the packet's size (the UDP payload:
+  QUIC header, frames and AEAD tag); ``payload_bytes`` = STREAM and DATAGRAM frame data
+  it carries (the application's bytes, plus a few bytes of HTTP/3 and WebTransport
+  framing per stream); ``bytes_in_flight`` includes the packet.
+* ``packet_acked``: one per newly acknowledged in-flight packet, in packet-number order,
+  after the controller grew (or kept) its window for it; ``bytes``/``payload_bytes`` as
+  the packet was sent.
+* ``packet_lost``: one per packet declared lost, after the controller's response to the
+  loss (a reduction shows at once); ``extra`` = ``{"trigger": "packet_threshold" |
+  "time_threshold" | "pto"}``, passed by the driver with the packets (RFC 9002's
+  names; a PTO is not a congestion signal).
+* ``ack_received``: one per ACK frame that acknowledged something new, written after
+  the frame was handled (its RTT sample, its packets, any loss it revealed); ``pn`` =
+  largest acknowledged; ``bytes``/``payload_bytes`` = sums over the packets it newly
+  acknowledged; ``extra`` (emulator and live) = ``{"ranges": ..., "ack_delay_s": ..,
+  "epoch": ..}``.
+* ``rtt_sample``: one per RTT sample; ``latest_rtt_s`` is the sample.
+* ``cwnd_changed`` / ``state_changed`` / ``pacing_changed``: written when the value
+  changed, after the event that changed it; ``bytes`` = 0.
+* ``pto_expired`` (``extra``: ``pto_count``), ``persistent_congestion``, ``app_limited``.
+* ``link_drop`` / ``link_delivery`` (virtual network): ``bytes`` = the datagram's size.
+* ``message_*`` (reliability channels): ``pn`` = message id, ``bytes`` = message size.
+
+Figures computed from rows (goodput, utilisation, mean cwnd, ...) live in one place,
+:mod:`wtlab.trace.metrics`.
+
+In memory each event is one packed 68-byte record (see ``RECORD``).
 """
 
 from __future__ import annotations
@@ -80,9 +121,9 @@ NO_BYTES_U32 = 0xFFFFFFFF  # sentinel for NA in cwnd / bytes_in_flight / ssthres
 NAN = float("nan")
 
 # t, kind, state, flow, pn, stream_id, bytes, cwnd, bytes_in_flight, ssthresh,
-# srtt, min_rtt, latest_rtt, rttvar, pacing_rate_bps, delivery_rate_bps
-RECORD = struct.Struct("<dBBHqiIIIIffffff")
-assert RECORD.size == 64
+# srtt, min_rtt, latest_rtt, rttvar, pacing_rate_bps, delivery_rate_bps, payload_bytes
+RECORD = struct.Struct("<dBBHqiIIIIffffffI")
+assert RECORD.size == 68
 
 RECORD_DTYPE = np.dtype(
     [
@@ -102,6 +143,7 @@ RECORD_DTYPE = np.dtype(
         ("rttvar_s", "<f4"),
         ("pacing_rate_bps", "<f4"),
         ("delivery_rate_bps", "<f4"),
+        ("payload_bytes", "<u4"),
     ]
 )
 assert RECORD_DTYPE.itemsize == RECORD.size
@@ -113,6 +155,7 @@ COLUMNS: tuple[str, ...] = (
     "pn",
     "stream_id",
     "bytes",
+    "payload_bytes",
     "cwnd",
     "bytes_in_flight",
     "ssthresh",
@@ -147,6 +190,7 @@ DTYPES: dict[str, str] = {
     "pn": "Int64",
     "stream_id": "Int64",
     "bytes": "int64",
+    "payload_bytes": "Int64",
     "cwnd": "Int64",
     "bytes_in_flight": "Int64",
     "ssthresh": "Int64",
@@ -159,10 +203,10 @@ DTYPES: dict[str, str] = {
     "state": "category",
     "extra": "object",
 }
-INT_COLUMNS = ("pn", "stream_id", "cwnd", "bytes_in_flight", "ssthresh")
+INT_COLUMNS = ("pn", "stream_id", "payload_bytes", "cwnd", "bytes_in_flight", "ssthresh")
 FLOAT32_COLUMNS = ("srtt_s", "min_rtt_s", "latest_rtt_s", "rttvar_s", "pacing_rate_bps",
                    "delivery_rate_bps")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: payload_bytes; the row contract of the module docstring
 
 
 def empty_frame():

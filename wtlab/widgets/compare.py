@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 import wtlab.cc
 from wtlab.lab.experiment import Comparison, Experiment, compare
-from wtlab.lab.plots import comparison_figure, trace_figure
+from wtlab.lab.plots import comparison_figure, display_table, trace_figure
 from wtlab.widgets._common import refresh_figure, table_html
 
 
@@ -41,7 +41,7 @@ class CompareWidget:
                                       duration_s=self.duration.value)
         finally:
             self.run_button.disabled = False
-        self.table.value = table_html(self.comparison.table)
+        self.table.value = table_html(display_table(self.comparison.table))
         refresh_figure(self.bars, self.comparison.figure())
         refresh_figure(self.traces, self.comparison.trace_figure())
         return self.comparison
@@ -53,7 +53,7 @@ class CompareWidget:
 def _empty_table():
     import pandas as pd
 
-    return pd.DataFrame({"cc": [], "goodput_mbps": [], "p95_rtt_ms": [], "loss_rate": []})
+    return pd.DataFrame({"cc": [], "goodput_bps": [], "rtt_p95_s": [], "loss_rate": []})
 
 
 def _empty_trace():

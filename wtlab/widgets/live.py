@@ -42,6 +42,7 @@ import pandas as pd
 
 import wtlab.cc
 from wtlab.errors import ConfigError, WtlabError
+from wtlab.trace.metrics import run_metrics
 from wtlab.widgets.replay import TraceView, columns_of_records
 
 CHUNK_BYTES = 64 * 1024
@@ -192,10 +193,14 @@ class LiveWidget:
 
                     record_workload(self.recorder, Bulk(size_bytes=max(1, self._sent),
                                                         direction="up"))
+                # goodput as everywhere (wtlab.trace.metrics): the sending end's acknowledged
+                # payload; this end sends the bulk of the data only in "sink" mode
+                goodput = (run_metrics(self.recorder.to_pandas(), to_s=None)["goodput_bps"]
+                           if mode == "sink" else float("nan"))
                 self.summary = {
                     "url": url, "cc": cc, "mode": mode, "sent_bytes": self._sent,
                     "received_bytes": self._received, "duration_s": elapsed,
-                    "goodput_mbps": self._sent * 8 / elapsed / 1e6 if elapsed > 0 else 0.0,
+                    "goodput_bps": goodput,
                     **_answer_fields(mode, answer),
                     **{k: session.stats().get(k) for k in ("srtt_s", "cwnd", "controller")},
                 }
@@ -276,9 +281,11 @@ class LiveWidget:
             self.status.value = f"<b>session failed:</b> {html.escape(str(exc))}"
             return
         s = self.summary
-        self.status.value = (f"done: {s['sent_bytes'] / 1e6:.1f} MB in {s['duration_s']:.2f} s "
-                             f"({s['goodput_mbps']:.1f} Mbit/s) · received "
-                             f"{s['received_bytes'] / 1e6:.1f} MB · {n:,} events")
+        rate = (f" (goodput {s['goodput_bps'] / 1e6:.1f} Mbit/s)"
+                if s.get("goodput_bps", float("nan")) == s.get("goodput_bps") else "")
+        self.status.value = (f"done: {s['sent_bytes'] / 1e6:.1f} MB in {s['duration_s']:.2f} s"
+                             f"{rate} · received {s['received_bytes'] / 1e6:.1f} MB · "
+                             f"{n:,} events")
 
     def _guard(self, fn: Any, *args: Any) -> Any:
         try:
