@@ -138,16 +138,15 @@ class _ModelEngine:
     """Adapter of the fast flow model to the stepper."""
 
     def __init__(self, exp: Experiment, recorder: Recorder) -> None:
-        from wtlab.model.core import FlowModel
+        from wtlab.model.api import build
 
-        self.path = make_path(exp.path, exp.seed)
-        ccs = [cc_registry.create(c, max_datagram_size=exp.max_datagram_size,
-                                  recorder=recorder, flow=i)
-               for i, c in enumerate(_flow_ccs(exp.cc, exp.flows))]
-        self.controllers = ccs
-        self.sim = FlowModel(self.path.down, self.path.up, ccs, base_rtt_s=self.path.rtt_s,
-                             recorder=recorder, max_datagram_size=exp.max_datagram_size,
-                             workload=_workload_dict(exp.workload))
+        # the same construction as wtlab.model.run: one door, one model
+        built = build(make_path(exp.path, exp.seed), [c for c in _flow_ccs(exp.cc, exp.flows)],
+                      recorder=recorder, max_datagram_size=exp.max_datagram_size,
+                      workload=_workload_dict(exp.workload))
+        self.path = built.path
+        self.sim = built.model
+        self.controllers = [fl.cc for fl in self.sim.flows]
 
     @property
     def now(self) -> float:

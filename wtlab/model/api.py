@@ -104,11 +104,7 @@ def _as_workload(workload: Any) -> dict[str, Any]:
 
 def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None = None,
         flows: int = 1, recorder: Any = None, *, record: bool = True,
-        workload: Any = "bulk", direction: str = "down", max_datagram_size: int = 1200,
-        overhead_bytes: int = 40, ack_size_bytes: int = 40, ip_overhead_bytes: int = 28,
-        ack_policy: str = "aioquic",
-        setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
-        record_acks: bool = True, cc_kwargs: Mapping[str, Any] | None = None) -> ModelResult:
+        **options: Any) -> ModelResult:
     """Run ``flows`` flows over ``path`` for ``duration_s`` virtual seconds.
 
     ``path``: a :class:`wtlab.net.Path` (a fresh copy is used, ``path.new(seed)``, so
@@ -120,12 +116,42 @@ def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None
     "size_bytes": N}`` (N bytes per flow), or ``{"kind": "messages", "rate_hz": R,
     "size_bytes": S}`` (one S-byte message every 1/R s, latency per message).
     ``recorder``: a Recorder to fill (``None``: a new one; ``record=False``: none).
-    See :mod:`wtlab.model.core` for the protocol model. Same inputs, same result.
+    The other options (``max_datagram_size``, ``ack_policy``, ``setup_rtts``,
+    ``start_times_s``, ``cc_kwargs``, ...) are :func:`build`'s. See
+    :mod:`wtlab.model.core` for the protocol model. Same inputs, same result.
     """
-    from wtlab.trace import Recorder
-
     if not (isinstance(duration_s, (int, float)) and duration_s > 0 and math.isfinite(duration_s)):
         raise ConfigError(f"duration_s={duration_s!r} must be a positive number of seconds")
+    built = build(path, cc, seed, flows, recorder, record=record, **options)
+    built.params["duration_s"] = float(duration_s)
+    t0 = time.perf_counter()
+    built.model.run(float(duration_s))
+    wall_s = time.perf_counter() - t0
+    return _result(built.model, built.path, built.data_link, float(duration_s), wall_s,
+                   built.recorder, built.params)
+
+
+@dataclass
+class Built:
+    """A model ready to run: what :func:`build` returns."""
+
+    model: FlowModel
+    path: Any
+    data_link: Any
+    recorder: Any
+    params: dict[str, Any]
+
+
+def build(path: Any, cc: Any = "cubic", seed: int | None = None, flows: int = 1,
+          recorder: Any = None, *, record: bool = True, workload: Any = "bulk",
+          direction: str = "down", max_datagram_size: int = 1200, overhead_bytes: int = 40,
+          ack_size_bytes: int = 40, ip_overhead_bytes: int = 28, ack_policy: str = "aioquic",
+          setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
+          record_acks: bool = True, cc_kwargs: Mapping[str, Any] | None = None) -> Built:
+    """The model of :func:`run`, not yet run (``Experiment``'s stepper advances it by hand);
+    the arguments are :func:`run`'s."""
+    from wtlab.trace import Recorder
+
     if not isinstance(flows, int) or isinstance(flows, bool) or flows < 1:
         raise ConfigError(f"flows={flows!r} must be a positive integer")
     if direction not in ("down", "up"):
@@ -170,18 +196,14 @@ def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None
                       ip_overhead_bytes=ip_overhead_bytes,
                       ack_policy=ack_policy, setup_rtts=setup_rtts,
                       start_times_s=start_times_s, workload=wl, record_acks=record_acks)
-    params = {"cc": names if len(names) > 1 else names[0], "duration_s": float(duration_s),
-              "flows": len(controllers), "seed": p.seed, "workload": wl,
+    params = {"cc": names if len(names) > 1 else names[0], "flows": len(controllers), "seed": p.seed, "workload": wl,
               "direction": direction, "ack_policy": ack_policy,
               "max_datagram_size": max_datagram_size, "setup_rtts": setup_rtts}
     if recorder is not None:
         recorder.meta.update({"engine": "model", "algorithm": params["cc"],
                               "path": p.describe(), "workload": wl, "seed": p.seed,
                               "params": {k: v for k, v in params.items() if k != "workload"}})
-    t0 = time.perf_counter()
-    model.run(float(duration_s))
-    wall_s = time.perf_counter() - t0
-    return _result(model, p, data_link, float(duration_s), wall_s, recorder, params)
+    return Built(model=model, path=p, data_link=data_link, recorder=recorder, params=params)
 
 
 def _result(model: FlowModel, path: Any, data_link: Any, duration_s: float, wall_s: float,
