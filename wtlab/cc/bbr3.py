@@ -67,7 +67,9 @@ class BBR3(BBR):
     name = "bbr3"
 
     def __init__(self, *, seed: int | None = 0, **kwargs: Any) -> None:
-        super().__init__(seed=seed, **kwargs)
+        # BBRv1's Linux additions (wtlab.cc.bbr VARIANTS) are not BBRv3's: it has its own
+        # ACK-aggregation estimate and pacing margin, as draft-ietf-ccwg-bbr specifies.
+        super().__init__(seed=seed, variant="draft00", **kwargs)
         mds = self.max_datagram_size
         self.bw_hi = [0.0, 0.0]  # max_bw filter: this cycle and the previous one (bytes/s)
         self.bw_shortterm = INF
