@@ -237,3 +237,14 @@ def test_linux_adds_the_ack_aggregation_allowance_to_cwnd():
     # both keep the link busy here (the buffer is 2 BDP); the allowance is what lets
     # Linux's BBR keep sending through the silences between releases
     assert sim.goodput_bps(3.0, 8.0) >= dsim.goodput_bps(3.0, 8.0) * 0.98
+
+
+def test_each_linux_addition_switches_on_its_own():
+    cc = create("bbr", ack_aggregation=False)
+    assert cc.variant == "linux" and not cc.ack_aggregation and cc.pacing_margin == 0.01
+    cc = create("bbr-draft00", ack_aggregation=True, pacing_margin=0.0)
+    assert cc.ack_aggregation and not cc.recovery_round_restart
+    with pytest.raises(ConfigError, match="pacing_margin"):
+        create("bbr", pacing_margin=1)
+    with pytest.raises(ConfigError, match="ack_aggregation"):
+        create("bbr", ack_aggregation="on")

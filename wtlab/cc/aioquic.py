@@ -43,7 +43,8 @@ classes, so other connections in the process are untouched):
   detection time). The RFC's rationale (as many packets as TCP sends with tail
   loss probes and an RTO before collapsing) is about the PTOs the sender had
   while it was sending; the samples that measured the outage itself must not
-  stretch it. ``persistent_congestion`` rows carry ``{"span_s", "duration_s"}``.
+  stretch it. ``persistent_congestion`` rows carry ``{"span_s", "duration_s"}``
+  (the send-time span of the run of lost packets, and the duration it exceeded).
 * ``_detect_loss`` also steps a few ulps past a loss timer that a clock hit
   exactly (virtual time does): aioquic otherwise re-arms the timer at the same
   float and a driver that trusts ``get_timer()`` spins forever.
@@ -496,8 +497,11 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
         previous = None
         start = None
         duration = 0.0
+        end = None  # set once the run's span exceeds the duration
         for packet in packets:
             if previous is not None and packet.packet_number != previous + 1:
+                if end is not None:
+                    break  # the run that established it ends here
                 start = None
             previous = packet.packet_number
             if packet.is_ack_eliciting and packet.sent_time > first_sample:
@@ -506,10 +510,11 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
                     at_send = getattr(packet, "wtlab_pto_s", math.inf)
                     duration = K_PERSISTENT_CONGESTION_THRESHOLD * min(now_pto, at_send)
                 elif packet.sent_time - start > duration:
-                    shim.pc_detail = (f'{{"span_s": {packet.sent_time - start!r}, '
-                                      f'"duration_s": {duration!r}}}')
-                    return True
-        return False
+                    end = packet.sent_time
+        if end is None:
+            return False
+        shim.pc_detail = f'{{"span_s": {end - start!r}, "duration_s": {duration!r}}}'
+        return True
 
     recovery.on_ack_received = on_ack_received  # type: ignore[method-assign]
     recovery._detect_loss = _detect_loss  # type: ignore[method-assign]

@@ -127,23 +127,37 @@ class WindowedMax:
 
 class BBR(Controller):
     """BBRv1. Readable model: ``btlbw_bps``, ``rtprop_s``, ``pacing_gain``, ``cwnd_gain``,
-    ``cycle_index``, ``round_count``, ``filled_pipe``, ``delivery_rate_bps()``."""
+    ``cycle_index``, ``round_count``, ``filled_pipe``, ``extra_acked``,
+    ``delivery_rate_bps()``.
+
+    ``variant``: ``"linux"`` (default) or ``"draft00"``; ``ack_aggregation`` and
+    ``pacing_margin`` override that variant's choice for one piece (e.g.
+    ``create("bbr", ack_aggregation=False)`` to see what the allowance does)."""
 
     name = "bbr"
     RECOVERY_STATE = None  # BBR names its own states; recovery only modulates cwnd
     DEFAULT_VARIANT = "linux"
 
     def __init__(self, *, seed: int | None = 0, variant: str | None = None,
+                 ack_aggregation: bool | None = None, pacing_margin: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         variant = self.DEFAULT_VARIANT if variant is None else variant
         if variant not in VARIANTS:
             raise ConfigError(f"BBR variant={variant!r}: use one of {', '.join(VARIANTS)} "
                               "('linux' is tcp_bbr.c's behaviour, 'draft00' the draft's)")
+        if ack_aggregation is not None and not isinstance(ack_aggregation, bool):
+            raise ConfigError(f"ack_aggregation={ack_aggregation!r} must be True or False")
+        if pacing_margin is not None and (isinstance(pacing_margin, bool) or not isinstance(
+                pacing_margin, int | float) or not 0 <= pacing_margin < 0.5):
+            raise ConfigError(f"pacing_margin={pacing_margin!r} must be a fraction in [0, 0.5) "
+                              "(Linux: 0.01)")
         self.variant = variant
         linux = variant == "linux"
-        self.pacing_margin = LINUX_PACING_MARGIN if linux else 0.0
-        self.ack_aggregation = linux
+        # each Linux addition can be switched on its own (ack_aggregation=, pacing_margin=)
+        self.pacing_margin = float(pacing_margin if pacing_margin is not None
+                                   else LINUX_PACING_MARGIN if linux else 0.0)
+        self.ack_aggregation = linux if ack_aggregation is None else ack_aggregation
         self.recovery_round_restart = linux
         self.probe_quantum_bytes = PROBE_QUANTUM_PACKETS * self.max_datagram_size if linux else 0
         # ACK-aggregation estimate (Linux): two max slots of EXTRA_ACKED_SLOT_ROUNDS rounds

@@ -908,10 +908,13 @@ class FlowModel:
         now_pto = rtt.pto_s(self.max_ack_delay_s)
         first_sample = fl.data_start_s if self.setup_rtts > 0 else -1.0
         prev = None
-        start = None
+        start: float | None = None
         duration = 0.0
+        end = None  # set once the run's span exceeds the duration
         for p in lost:
             if prev is not None and p.packet_number != prev + 1:
+                if end is not None:
+                    break  # the run that established it ends here
                 start = None
             prev = p.packet_number
             if p.sent_time > first_sample:
@@ -920,9 +923,10 @@ class FlowModel:
                     pto = p.pto_s if p.pto_s < now_pto else now_pto
                     duration = pto * K_PERSISTENT_CONGESTION_THRESHOLD
                 elif p.sent_time - start > duration:
-                    return (f'{{"span_s": {p.sent_time - start!r}, '
-                            f'"duration_s": {duration!r}}}')
-        return None
+                    end = p.sent_time
+        if end is None or start is None:
+            return None
+        return f'{{"span_s": {end - start!r}, "duration_s": {duration!r}}}'
 
     # ------------------------------------------------------------------ timers
     def _arm_timer(self, now: float, fl: Flow) -> None:
