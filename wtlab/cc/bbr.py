@@ -419,8 +419,10 @@ class BBR(Controller):
                                 rate_Bps: float) -> None:
         """Linux's ACK-aggregation estimate (see the module docstring), in bytes."""
         acked = self._delivered_in_frame
-        if acked <= 0 or prior_delivered < 0:
-            return  # no newly acked data, or no valid rate sample (Linux skips those)
+        if acked <= 0 or rate_Bps < 0:
+            # no newly acked data, or no valid rate sample (none, or over an interval
+            # shorter than min_rtt): Linux skips those ACKs here too
+            return
         if self.round_start:
             self._extra_slot_rounds += 1
             if self._extra_slot_rounds >= EXTRA_ACKED_SLOT_ROUNDS:
