@@ -94,3 +94,63 @@ def trace_strategy(max_rows: int = 40):
 def sort_rows(df):
     """Rows in (time, flow) order: qlog keeps per-flow order, not the interleaving."""
     return df.sort_values(["time_s", "flow"], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- an ACK oracle for qlog files
+def _qlog_events(path):
+    """(path id, name, data) of every event of a qlog file, whatever its layout (a
+    deliberately plain reader, independent of wtlab's)."""
+    import json
+
+    text = open(path, encoding="utf-8-sig").read()
+    if str(path).endswith(".sqlog"):  # JSON-SEQ: RS-separated or one record per line
+        records = [json.loads(r) for r in text.replace("\x1e", "\n").split("\n") if r.strip()]
+        return [(None, e["name"], e.get("data") or {}) for e in records[1:]]
+    doc = json.loads(text)
+    out = []
+    for tr in doc["traces"]:
+        fields = tr.get("event_fields")
+        for ev in tr["events"]:
+            if fields is None:
+                out.append((None, ev["name"], ev.get("data") or {}))
+            else:
+                row = dict(zip([f.lower() for f in fields], ev, strict=True))
+                out.append((row.get("path_id"),
+                            f"{row['category']}:{row.get('event', row.get('event_type'))}",
+                            row["data"]))
+    return out
+
+
+_SPACE = {"initial": "initial", "handshake": "handshake", "0rtt": "app", "1rtt": "app",
+          "initialspace": "initial", "handshakespace": "handshake", "appdataspace": "app",
+          "application_data": "app"}
+
+
+def acked_by_file(path):
+    """{(path, space, pn): bytes} of the packets the file says were acknowledged: by its
+    ACK frames (ranges as numbers or strings; path_ack frames name their path) and by its
+    packets_acked / packet_ack events; bytes are those of the matching packet_sent."""
+    sizes, acked = {}, set()
+    for path_id, name, data in _qlog_events(path):
+        ev = name.rpartition(":")[2].lower()
+        header = data.get("header") or {}
+        ptype = str(header.get("packet_type", data.get("packet_type", "1RTT"))).lower()
+        space = _SPACE.get(ptype, "app")
+        if ev == "packet_sent":
+            pn = int(header.get("packet_number", data.get("packet_number")))
+            size = (data.get("raw") or {}).get("length", header.get("packet_size"))
+            sizes[(path_id or 0, space, pn)] = int(size)
+        elif ev == "packet_received":
+            for fr in data.get("frames") or []:
+                if "ack" not in fr.get("frame_type", "") or "acked_ranges" not in fr:
+                    continue
+                target = fr.get("path_id", path_id or 0) if space == "app" else (path_id or 0)
+                for r in fr["acked_ranges"]:
+                    lo, hi = int(r[0]), int(r[-1])
+                    acked.update((target, space, pn) for pn in range(lo, hi + 1))
+        elif ev in ("packets_acked", "packet_ack"):
+            sp = _SPACE.get(str(data.get("packet_number_space",
+                                         data.get("packet_num_space", "app"))).lower(), "app")
+            for pn in data.get("packet_numbers", [data.get("packet_num")]):
+                acked.add((path_id or 0, sp, int(pn)))
+    return {k: sizes[k] for k in acked if k in sizes}

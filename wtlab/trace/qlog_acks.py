@@ -41,7 +41,7 @@ def _space_of_extra(extra: Any, default: str = "application_data") -> tuple[str,
     ptype = header.get("packet_type", d.get("packet_type", d.get("type")))
     space = Q.SPACE_OF_TYPE.get(ptype.lower()) if isinstance(ptype, str) else None
     if space is None:
-        named = d.get("packet_number_space", d.get("space"))
+        named = d.get("packet_number_space", d.get("packet_num_space", d.get("space")))
         space = Q.SPACE_ALIASES.get(named.lower()) if isinstance(named, str) else None
     frames = d.get("frames")
     return space or default, frames if isinstance(frames, list) else []

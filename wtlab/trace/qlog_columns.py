@@ -243,7 +243,8 @@ def _events(block: bytes, conn: str | None, flows_seen: list[str]) -> pd.DataFra
     for col, field, rtt, _ in Q.METRIC_COLUMNS:
         if col in schema.FLOAT32_COLUMNS:
             std = only(_col(table, f"data.{field}"), is_metric)
-            std = pc.divide(pc.cast(std, _F), 1000.0) if rtt else pc.cast(std, _F)
+            std = pc.cast(std, _F, safe=False)  # pacing: integers from float32, exact
+            std = pc.divide(std, 1000.0) if rtt else std
             cols[col] = pc.coalesce(_col(table, f"wtlab.{col}"), std)
     cols["delivery_rate_bps"] = _col(table, "wtlab.delivery_rate_bps")
     for col in schema.FLOAT32_COLUMNS:

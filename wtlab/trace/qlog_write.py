@@ -186,7 +186,7 @@ class _ExtraInfo:
             ptype = Q.TYPE_OF_SPACE.get(d["epoch"])
         ptype = ptype if isinstance(ptype, str) and ptype else None
         self.ptype = _jstr(ptype) if ptype else None  # as a JSON literal
-        space = d.get("packet_number_space", d.get("space"))
+        space = d.get("packet_number_space", d.get("packet_num_space", d.get("space")))
         space = Q.SPACE_ALIASES.get(space.lower()) if isinstance(space, str) else None
         if space is None and ptype:
             space = Q.SPACE_OF_TYPE.get(ptype.lower())
@@ -470,8 +470,12 @@ class _Chunk:
         if col in self.int_cols:
             return self.ints(col, idx)
         v = self.f32[col][idx]
-        if rtt:
-            return pc.cast(pa.array(v.astype(np.float64) * 1000.0), pa.string())
+        if rtt:  # ms from the float32's shortest decimal (0.02 s -> 20, not 19.9999995)
+            dec = pc.cast(pc.cast(pa.array(v), pa.string()), pa.float64()).to_numpy()
+            ms = dec * 1000.0
+            exact = (ms / 1000.0).astype(np.float32) == v
+            ms = np.where(exact, ms, v.astype(np.float64) * 1000.0)  # else the exact value
+            return pc.cast(pa.array(ms), pa.string())
         return pc.cast(pa.array(v.astype(np.int64)), pa.string())  # pacing: uint64
 
     def state(self, idx: np.ndarray) -> pa.Array:
