@@ -16,7 +16,7 @@ What a user may rely on:
       pandas.read_parquet("DATASET/data")
       pyarrow.dataset.dataset("DATASET/data").to_table()
       polars.read_parquet("DATASET/data")
-      duckdb.sql("select * from 'DATASET/data/*.parquet'")
+      duckdb.sql("select * from read_parquet('DATASET/data')")
       dask.dataframe.read_parquet("DATASET/data")
 
   (``wtlab.datasets.load("DATASET")`` does the same, with filters.)
@@ -477,7 +477,7 @@ def write_card(path: str | os.PathLike, *, title: str | None = None,
               "```python", "import pandas as pd", f"df = pd.read_parquet({d!r})",
               "import pyarrow.dataset as ds", f"table = ds.dataset({d!r}).to_table()",
               "import polars as pl", f"df = pl.read_parquet({d!r})",
-              "import duckdb", f"duckdb.sql(\"select * from '{d}/*.parquet'\")",
+              "import duckdb", f"duckdb.sql(\"select * from read_parquet('{d}')\")",
               "import dask.dataframe as dd", f"ddf = dd.read_parquet({d!r})",
               "import wtlab.datasets  # with filters on parameters and trace columns",
               f"df = wtlab.datasets.load({str(root)!r}, filters={{'algo': 'cubic'}})",

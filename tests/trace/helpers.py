@@ -154,3 +154,52 @@ def acked_by_file(path):
             for pn in data.get("packet_numbers", [data.get("packet_num")]):
                 acked.add((path_id or 0, sp, int(pn)))
     return {k: sizes[k] for k in acked if k in sizes}
+
+
+# ---------------------------------------------------------------- dataset readers
+def _five_readers(data_dir):
+    """Each reader opens the folder with no options; returns {reader: (rows, dtypes)}."""
+    import dask
+    import dask.dataframe as dd
+    import duckdb
+    import pandas as pd
+    import polars as pl
+    import pyarrow.dataset as pa_ds
+
+    out = {}
+    df = pd.read_parquet(data_dir)
+    out["pandas"] = (len(df), {c: str(t) for c, t in df.dtypes.items()})
+    t = pa_ds.dataset(data_dir).to_table()
+    out["pyarrow"] = (t.num_rows, {f.name: str(f.type) for f in t.schema})
+    p = pl.read_parquet(data_dir)
+    out["polars"] = (p.height, {c: str(t) for c, t in p.schema.items()})
+    rel = duckdb.sql(f"select * from read_parquet('{data_dir}')")
+    out["duckdb"] = (duckdb.sql(f"select count(*) from read_parquet('{data_dir}')")
+                     .fetchall()[0][0],
+                     dict(zip(rel.columns, (str(t) for t in rel.types), strict=True)))
+    with dask.config.set(scheduler="synchronous"):
+        d = dd.read_parquet(str(data_dir))
+        out["dask"] = (len(d), {c: str(t) for c, t in d.dtypes.items()})
+    return out
+
+
+NUMERIC = {"pandas": ("int64", "float64"), "pyarrow": ("int64", "double"),
+           "polars": ("Int64", "Float64"), "duckdb": ("BIGINT", "DOUBLE"),
+           "dask": ("int64", "float64")}
+CATEGORY = {"pandas": "category", "pyarrow": "dictionary<values=string, indices=int32, "
+            "ordered=0>", "polars": "Categorical", "duckdb": "VARCHAR", "dask": "category"}
+
+
+def check_five_readers(root, numeric_params, text_params):
+    got = _five_readers(root / "data")
+    from wtlab import datasets
+
+    rows = len(datasets.load(root))
+    for reader, (n, types) in got.items():
+        assert n == rows, reader
+        for p in numeric_params:
+            assert types[p] in NUMERIC[reader], (reader, p, types[p])
+        for p in text_params:
+            assert types[p] == CATEGORY[reader], (reader, p, types[p])
+        assert types["kind"] == CATEGORY[reader], reader
+        assert types["time_s"] in NUMERIC[reader], reader
