@@ -80,6 +80,66 @@ def _jstr(text: str) -> str:
 
 
 # ================================================================ the trace, chunk by chunk
+class _Columns:
+    """One chunk of a trace as numpy arrays (from a DataFrame, or straight from a
+    Recorder's packed records, without building a DataFrame)."""
+
+    __slots__ = ("n", "t", "flow", "nbytes", "kind_codes", "kind_cats", "state_codes",
+                 "state_cats", "ints", "f32", "extra")
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> _Columns:
+        c = cls()
+        c.n = len(df)
+        kind = df["kind"]
+        if not isinstance(kind.dtype, pd.CategoricalDtype):
+            kind = kind.astype("category")
+        c.kind_cats = [str(x) for x in kind.cat.categories]
+        c.kind_codes = kind.cat.codes.to_numpy().astype(np.int64)
+        c.t = df["time_s"].to_numpy(np.float64)
+        c.flow = df["flow"].to_numpy(np.int64)
+        c.nbytes = df["bytes"].to_numpy(np.int64)
+        c.ints = {col: (df[col].to_numpy(np.int64, na_value=0), df[col].notna().to_numpy())
+                  for col in schema.INT_COLUMNS}
+        c.f32 = {col: df[col].to_numpy(np.float32) for col in schema.FLOAT32_COLUMNS}
+        c.state_cats = [str(x) for x in df["state"].cat.categories]
+        c.state_codes = df["state"].cat.codes.to_numpy().astype(np.int64)
+        c.extra = df["extra"].to_numpy(dtype=object)
+        return c
+
+    @classmethod
+    def from_records(cls, rec: np.ndarray, kinds: list[str], states: list[str],
+                     extra: np.ndarray) -> _Columns:
+        c = cls()
+        c.n = len(rec)
+        c.kind_cats, c.kind_codes = list(kinds), rec["kind"].astype(np.int64)
+        c.state_cats, c.state_codes = list(states), rec["state"].astype(np.int64)
+        c.t = rec["time_s"].astype(np.float64)
+        c.flow = rec["flow"].astype(np.int64)
+        c.nbytes = rec["bytes"].astype(np.int64)
+        c.ints = {}
+        for col, sentinel in (("pn", schema.NO_PN), ("stream_id", schema.NO_STREAM),
+                              ("cwnd", schema.NO_BYTES_U32),
+                              ("bytes_in_flight", schema.NO_BYTES_U32),
+                              ("ssthresh", schema.NO_BYTES_U32)):
+            v = rec[col]
+            valid = v != sentinel
+            c.ints[col] = (np.where(valid, v, 0).astype(np.int64), valid)
+        c.f32 = {col: rec[col].astype(np.float32) for col in schema.FLOAT32_COLUMNS}
+        c.extra = extra
+        return c
+
+    def select(self, mask: np.ndarray) -> _Columns:
+        c = _Columns()
+        c.n = int(mask.sum())
+        c.kind_cats, c.state_cats = self.kind_cats, self.state_cats
+        for name in ("t", "flow", "nbytes", "kind_codes", "state_codes", "extra"):
+            setattr(c, name, getattr(self, name)[mask])
+        c.ints = {k: (v[mask], ok[mask]) for k, (v, ok) in self.ints.items()}
+        c.f32 = {k: v[mask] for k, v in self.f32.items()}
+        return c
+
+
 class _Source:
     """Rows of a Recorder or a DataFrame, decoded ``CHUNK_ROWS`` at a time."""
 
@@ -97,7 +157,55 @@ class _Source:
             raise ConfigError(f"expected a wtlab Recorder or a trace DataFrame, got "
                               f"{type(trace).__name__}")
 
-    def chunks(self) -> Iterator[pd.DataFrame]:
+    def _packed(self) -> list[bytes] | None:
+        """The Recorder's packed record chunks, if it exposes them."""
+        chunks = getattr(self.rec, "_chunks", None)
+        buf = getattr(self.rec, "_buf", None)
+        if chunks is None or buf is None or not all(
+                hasattr(self.rec, a) for a in ("_kinds", "_states", "_extra")):
+            return None
+        return [*chunks, bytes(buf)]
+
+    def _record_chunks(self, packed: list[bytes]) -> Iterator[_Columns]:
+        step = CHUNK_ROWS * schema.RECORD.size
+        extras, first = self.rec._extra, 0
+
+        def build(raw: Any) -> _Columns:
+            nonlocal first
+            recs = np.frombuffer(raw, dtype=schema.RECORD_DTYPE)
+            n = len(recs)
+            extra = np.full(n, None, dtype=object)
+            if extras:
+                for i in range(first, first + n):
+                    e = extras.get(i)
+                    if e is not None:
+                        extra[i - first] = e
+            first += n
+            return _Columns.from_records(recs, self.rec._kinds, self.rec._states, extra)
+
+        carry = b""
+        for chunk in packed:  # slices of the recorder's own chunks; a carry across them
+            mv = memoryview(chunk)
+            pos = 0
+            if carry:
+                pos = min(len(mv), step - len(carry))
+                carry += bytes(mv[:pos])
+                if len(carry) < step:
+                    continue
+                yield build(carry)
+                carry = b""
+            while len(mv) - pos >= step:
+                yield build(mv[pos:pos + step])
+                pos += step
+            carry = bytes(mv[pos:])
+        if carry:
+            yield build(carry)
+
+    def chunks(self) -> Iterator[_Columns]:
+        packed = self._packed() if self.rec is not None else None
+        if packed is not None:  # straight from the packed records: no DataFrame
+            yield from self._record_chunks(packed)
+            return
         for start in range(0, self.n, CHUNK_ROWS):
             stop = min(self.n, start + CHUNK_ROWS)
             if self.rec is not None:
@@ -108,7 +216,7 @@ class _Source:
                 except (ValueError, TypeError) as exc:
                     raise ConfigError(f"the trace does not fit the trace schema ({exc})") \
                         from None
-            yield part.reset_index(drop=True)
+            yield _Columns.from_frame(part)
 
     def flows(self) -> list[int]:
         if self.df is not None:
@@ -124,7 +232,7 @@ class _Source:
                 seen.update(int(f) for f in np.unique(recs["flow"]))
         else:
             for part in self.chunks():
-                seen.update(int(f) for f in np.unique(part["flow"].to_numpy()))
+                seen.update(int(f) for f in np.unique(part.flow))
         return sorted(seen) or [0]
 
     def early_spaces(self) -> dict[tuple[int, int], str]:
@@ -240,10 +348,10 @@ class _Encoder:
             out.append(info)
         return out
 
-    def encode(self, df: pd.DataFrame, prefix: str = "", suffix: str = "") -> pa.Array:
+    def encode(self, cols: _Columns, prefix: str = "", suffix: str = "") -> pa.Array:
         """One JSON text per row, each between ``prefix`` and ``suffix``."""
-        n = len(df)
-        c = _Chunk(df, self)
+        n = cols.n
+        c = _Chunk(cols, self)
         self._affix = (prefix, suffix)
         key = (c.codes.astype(np.int64) << 32) | c.bits
         order = np.argsort(key, kind="stable")
@@ -396,24 +504,20 @@ class _Chunk:
     """One chunk's columns as numpy arrays, the shape bits of each row, and the value
     texts a group asks for."""
 
-    def __init__(self, df: pd.DataFrame, enc: _Encoder) -> None:
-        n = self.n = len(df)
-        kind = df["kind"]
-        if not isinstance(kind.dtype, pd.CategoricalDtype):
-            kind = kind.astype("category")
-        self.cats = [str(x) for x in kind.cat.categories] + [""]
-        codes = kind.cat.codes.to_numpy().astype(np.int64)
+    def __init__(self, cols: _Columns, enc: _Encoder) -> None:
+        n = self.n = cols.n
+        self.cats = [*cols.kind_cats, ""]
+        codes = cols.kind_codes.astype(np.int64)
         codes[codes < 0] = len(self.cats) - 1
         self.codes = codes
-        t = df["time_s"].to_numpy(np.float64)
+        t = cols.t
         if not np.isfinite(t).all():
             raise ConfigError("qlog needs a finite time_s on every row; drop or fix the rows "
                               "with NaN/inf times first")
         self.t = t
         self.t_ms = t * 1000.0
         inexact = (self.t_ms / 1000.0) != t
-        self.int_cols: dict[str, np.ndarray] = {"flow": df["flow"].to_numpy(np.int64),
-                                                "bytes": df["bytes"].to_numpy(np.int64)}
+        self.int_cols: dict[str, np.ndarray] = {"flow": cols.flow, "bytes": cols.nbytes}
         bits = np.zeros(n, dtype=np.int64)
 
         def setbit(mask: np.ndarray, b: int) -> None:
@@ -422,27 +526,25 @@ class _Chunk:
 
         for col, b in (("pn", _B_PN), ("stream_id", _B_SID), ("cwnd", _B_CWND),
                        ("bytes_in_flight", _B_BIF), ("ssthresh", _B_SSTH)):
-            s = df[col]
-            self.int_cols[col] = s.to_numpy(np.int64, na_value=0)
-            setbit(s.notna().to_numpy(), b)
+            values, valid = cols.ints[col]
+            self.int_cols[col] = values
+            setbit(valid, b)
         setbit(self.int_cols["bytes"] != 0, _B_BYTES)
-        self.f32: dict[str, np.ndarray] = {}
+        self.f32: dict[str, np.ndarray] = cols.f32
         for j, col in enumerate(schema.FLOAT32_COLUMNS):
-            v = df[col].to_numpy(np.float32)
-            self.f32[col] = v
+            v = self.f32[col]
             setbit(~np.isnan(v), _B_F + j)
             setbit(np.isinf(v), _B_INF + j)
         p = self.f32["pacing_rate_bps"]
         with np.errstate(invalid="ignore"):
             setbit((p >= 0) & (p == np.floor(p)) & (p < 2.0 ** 63), _B_PACING_INT)
-        state = df["state"]
-        self.st_cats = [str(x) for x in state.cat.categories]
-        st = state.cat.codes.to_numpy().astype(np.int64)
+        self.st_cats = list(cols.state_cats)
+        st = cols.state_codes.astype(np.int64)
         st[st < 0] = len(self.st_cats)
         self.st_codes = st
         self.st_lits = pa.array([_jstr(x) for x in self.st_cats] + ['""'])
         setbit(np.isin(st, [i for i, x in enumerate(self.st_cats) if x]), _B_STATE)
-        ecodes, uniques = pd.factorize(df["extra"], use_na_sentinel=True)
+        ecodes, uniques = pd.factorize(cols.extra, use_na_sentinel=True)
         self.ecodes = ecodes
         self.infos = enc._infos(uniques)
         setbit(ecodes >= 0, _B_EXTRA)
@@ -644,8 +746,8 @@ def write_qlog_to(trace: Any, fh: IO[bytes], *, flavour: str = "ietf", seq: bool
         first = True
         for part in src.chunks():
             if multi:
-                part = part[part["flow"].to_numpy() == flow].reset_index(drop=True)
-                if not len(part):
+                part = part.select(part.flow == flow)
+                if not part.n:
                     continue
             _write_array(fh, enc.encode(part, ",\n"), skip=1 if first else 0)
             first = False
