@@ -159,3 +159,25 @@ def test_legacy_names_and_integer_fields(tmp_path):
     names = {e["name"] for e in evs}
     assert {"transport:packet_sent", "transport:packets_acked", "recovery:loss_timer_updated",
             "transport:data_moved", "recovery:congestion_state_updated"} <= names
+
+
+@pytest.mark.parametrize("name", ["quicgo_string_ranges.sqlog", "quicgo_current.sqlog",
+                                  "picoquic_multipath.qlog", "draft00_uppercase.qlog",
+                                  "aioquic_03.qlog", "mvfst.qlog", "ietf_draft13.sqlog"])
+def test_other_stacks_traces_export_conforming(tmp_path, name):
+    """Imported traces (upper-case packet types, ACK ranges as text, ...) are written in
+    the draft's spelling, and still read back row for row."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    df = qlog.read_qlog(Path(__file__).parent / "data" / name)
+    for suffix in (".qlog", ".sqlog"):
+        p = qlog.write_qlog(df, tmp_path / f"t{suffix}")
+        assert qlog_draft.problems_ietf(p.read_text()) == []
+        back = qlog.read_qlog(p)
+        pd.testing.assert_frame_equal(back.sort_values(["time_s", "flow"], kind="stable")
+                                      .reset_index(drop=True),
+                                      df.drop(columns=[c for c in ("path_id",) if c in df])
+                                      .sort_values(["time_s", "flow"], kind="stable")
+                                      .reset_index(drop=True), check_categorical=False)

@@ -417,7 +417,7 @@ class _Reader:
             self.flow_info.append({"flow": f, "connection": conn, "path_id": path})
         return f
 
-    def event(self, ev: Any, where: str, conn: Any, clock: _Clock, path: Any = None) -> None:
+    def event(self, ev: Any, conn: Any, clock: _Clock, path: Any = None) -> None:
         if not isinstance(ev, Mapping):
             raise _Bad(f"an event must be an object, got {type(ev).__name__}")
         t_raw = clock.time(ev.get("time"))
@@ -656,7 +656,7 @@ def _parse_doc(reader: _Reader, doc: Any) -> Mapping[str, Any]:
             j = -1
             try:
                 for j, ev in enumerate(events):  # noqa: B007 - j locates errors
-                    reader.event(ev, "", conn, clock)
+                    reader.event(ev, conn, clock)
             except _Bad as exc:
                 raise _located(reader, exc, f"trace {i} event {j}") from None
         else:
@@ -788,7 +788,7 @@ def _parse_seq(reader: _Reader, text: str) -> Mapping[str, Any]:
                     raise TraceFormatError(f"record is not JSON ({exc.args[0]})", path=name,
                                            line=line) from None
             try:
-                reader.event(ev, "", conn, clock)
+                reader.event(ev, conn, clock)
             except _Bad as exc:
                 raise _located(reader, exc, f"record {b + k}", line) from None
     if not clock.relative:

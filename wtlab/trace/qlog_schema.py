@@ -97,6 +97,7 @@ SPACE_ALIASES = {"initial": "initial", "handshake": "handshake",
 EVENT_ALIASES = {
     "loss_timer_updated": "timer_updated",
     "metrics_updated": "recovery_metrics_updated",
-    "data_moved": "data_moved",
     "packet_ack": "packets_acked",  # mvfst: one packet per event (packet_num)
 }
+# packet type spellings seen in the wild (draft-00 upper case, mvfst RETRY) -> the draft's
+CANONICAL_TYPES = {t.lower(): t for t in PACKET_TYPES} | {"onertt": "1RTT", "zerortt": "0RTT"}

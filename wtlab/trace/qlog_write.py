@@ -293,19 +293,36 @@ class _ExtraInfo:
         if not isinstance(ptype, str) and isinstance(d.get("epoch"), str):
             ptype = Q.TYPE_OF_SPACE.get(d["epoch"])
         ptype = ptype if isinstance(ptype, str) and ptype else None
-        self.ptype = _jstr(ptype) if ptype else None  # as a JSON literal
+        # as a JSON literal; a type the draft does not name is "unknown" (Section 9.6)
+        self.ptype = _jstr(Q.CANONICAL_TYPES.get(ptype.lower(), "unknown")) if ptype else None
         space = d.get("packet_number_space", d.get("packet_num_space", d.get("space")))
         space = Q.SPACE_ALIASES.get(space.lower()) if isinstance(space, str) else None
         if space is None and ptype:
             space = Q.SPACE_OF_TYPE.get(ptype.lower())
         self.space = space
         frames = d.get("frames")
-        self.frames = json.dumps(frames, separators=(",", ":"), default=str) \
-            if isinstance(frames, list) else None
+        self.frames = json.dumps([_ack_numbers(f) for f in frames], separators=(",", ":"),
+                                 default=str) if isinstance(frames, list) else None
         trig = d.get("trigger")
         self.trigger = _jstr(trig if legacy else Q.LOSS_TRIGGERS.get(trig, trig)) \
             if isinstance(trig, str) else None
         self.ack = _ack_frame(d)
+
+
+def _ack_numbers(frame: Any) -> Any:
+    """An imported ACK frame with its numbers as numbers (quic-go once wrote them as text);
+    other frames as they were."""
+    if not (isinstance(frame, dict) and frame.get("frame_type") == "ack"):
+        return frame
+    out = dict(frame)
+    try:
+        if "acked_ranges" in out:
+            out["acked_ranges"] = [[int(x) for x in r] for r in out["acked_ranges"]]
+        if "ack_delay" in out:
+            out["ack_delay"] = float(out["ack_delay"])
+    except (TypeError, ValueError):
+        return frame
+    return out
 
 
 def _ack_frame(d: Mapping[str, Any]) -> str | None:
