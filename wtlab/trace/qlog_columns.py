@@ -63,7 +63,39 @@ def _is_wtlab_trace(trace: Any) -> bool:
     return isinstance(vp, dict) and vp.get("name") == "wtlab"
 
 
-def read_wtlab_qlog(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+class _Lines(io.RawIOBase):
+    """The events of a region of a file as lines Arrow's JSON reader takes, made on the
+    fly (no copy of the file): JSON-SEQ's RS bytes dropped, or the commas that end the
+    event lines of a JSON file."""
+
+    def __init__(self, view: memoryview, drop: bytes) -> None:
+        self.view, self.pos, self.drop = view, 0, drop
+        self.held = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        want = len(buf)
+        out = b""
+        while not out and (self.pos < len(self.view) or self.held):
+            raw = self.held + bytes(self.view[self.pos:self.pos + want])
+            self.pos += want
+            self.held = b""
+            if self.drop == b"\x1e":
+                out = raw.replace(b"\x1e", b"")
+            else:  # '},\n{' -> '}\n{'; a trailing ',' waits for the next read
+                if raw.endswith(b",") and self.pos < len(self.view):
+                    raw, self.held = raw[:-1], b","
+                out = raw.replace(b",\n", b"\n")
+        n = min(len(out), want)
+        buf[:n] = out[:n]
+        if n < len(out):  # cannot happen (never longer than asked), kept for safety
+            self.held = out[n:] + self.held
+        return n
+
+
+def read_wtlab_qlog(data: Any) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """(frame, header) of a qlog file wtlab wrote, or None (see the module docstring)."""
     try:
         if data[:1] == Q.RS.encode():
@@ -86,7 +118,7 @@ def _seq(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]]:
     common = trace.get("common_fields") or {}
     group = common.get("group_id")
     flows_seen: list[str] = []
-    df = _events(data[end + 1:].replace(Q.RS.encode(), b""), None if group is None
+    df = _events(_Lines(memoryview(data)[end + 1:], b"\x1e"), None if group is None
                  else str(group), flows_seen)
     return df, {**header, "_flows": flows_seen or ["trace 0"]}
 
@@ -111,7 +143,7 @@ def _contained(data: bytes) -> tuple[pd.DataFrame, dict[str, Any]]:
         stop = data.find(b"\n]}", line_end)
         if stop < 0:
             raise _NotMine
-        block = data[line_end + 1:stop].replace(b',\n{"time":', b'\n{"time":')
+        block = _Lines(memoryview(data)[line_end + 1:stop], b",")
         conn = str(group) if group is not None else f"trace {len(frames)}"
         frames.append(_events(block, conn, flows_seen))
         if data[stop + 3:stop + 5] == b",\n":
@@ -147,15 +179,16 @@ def _col(table: pa.Table, path: str) -> pa.Array:
     return arr
 
 
-def _events(block: bytes, conn: str | None, flows_seen: list[str]) -> pd.DataFrame:
+def _events(block: _Lines, conn: str | None, flows_seen: list[str]) -> pd.DataFrame:
     """Rows of one trace (``conn``: its group id) or of a JSON-SEQ body (``conn`` None:
     per-event ``group_id``)."""
-    if b"{" not in block[:64]:
-        if block.strip():
+    if b"{" not in bytes(block.view[:64]):
+        if bytes(block.view).strip():
             raise _NotMine
         return schema.empty_frame()
     table = pa_json.read_json(
-        io.BytesIO(block), read_options=pa_json.ReadOptions(block_size=1 << 22),
+        io.BufferedReader(block, 1 << 22),
+        read_options=pa_json.ReadOptions(block_size=1 << 22),
         parse_options=pa_json.ParseOptions(explicit_schema=_FLOATS,
                                            unexpected_field_behavior="infer"))
     table = table.combine_chunks()

@@ -548,13 +548,9 @@ def parse_qlog(text: str | bytes, *, name: str = "<qlog>",
     ``False`` never. ``df.attrs["meta"]["qlog"]`` holds the file's header fields and the
     flows found (connection key, path id).
     """
-    fast = _columnar(text)
+    fast = _fast_frame(text, derive_acks)
     if fast is not None:
-        df, header = fast
-        flows = [{"flow": int(g) if g.isdigit() else i, "connection": g, "path_id": None}
-                 for i, g in enumerate(header.pop("_flows"))]
-        df.attrs["meta"] = {"qlog": _header_meta(header, flows, True)}
-        return qlog_acks.derive_acks(df) if derive_acks is True else df
+        return fast
     text = _decode(text, name)
     stripped = text.lstrip(" \t\r\n")
     if not stripped:
@@ -602,14 +598,26 @@ def _header_meta(header: Mapping[str, Any], flows: list[dict[str, Any]], wtlab: 
     return json.loads(json.dumps(meta, default=str))
 
 
-def _columnar(text: str | bytes) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+def _fast_frame(text: Any, derive_acks: bool | str) -> pd.DataFrame | None:
+    """The frame of a file wtlab wrote, read column-wise; None: use the general reader."""
+    fast = _columnar(text)
+    if fast is None:
+        return None
+    df, header = fast
+    flows = [{"flow": int(g) if g.isdigit() else i, "connection": g, "path_id": None}
+             for i, g in enumerate(header.pop("_flows"))]
+    df.attrs["meta"] = {"qlog": _header_meta(header, flows, True)}
+    return qlog_acks.derive_acks(df) if derive_acks is True else df
+
+
+def _columnar(text: Any) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The column-wise reader for files wtlab wrote (None: use the general reader)."""
     from wtlab.trace.qlog_columns import read_wtlab_qlog
 
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if b'"name":"wtlab"' not in data[:4096]:
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if data[:3] == b"\xef\xbb\xbf":
+        data = bytes(data[3:])  # (a copy, for the rare file with a byte-order mark)
+    if b'"name":"wtlab"' not in bytes(data[:4096]):
         return None
     return read_wtlab_qlog(data)
 
@@ -801,7 +809,16 @@ def read_qlog(path: str | os.PathLike, *, derive_acks: bool | str = "auto") -> p
     :func:`parse_qlog` for ``derive_acks``."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > (1 << 20):  # large files: read in place, no copy (wtlab's own)
+                import mmap
+
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    fast = _fast_frame(mm, derive_acks)
+                    if fast is not None:
+                        return fast
+            data = p.read_bytes()
     except OSError as exc:
         raise TraceFormatError(f"cannot read qlog file ({exc.strerror})", path=str(p)) from None
     return parse_qlog(data, name=str(p), derive_acks=derive_acks)
