@@ -132,10 +132,15 @@ def _stats(xs: list[float], fmt: str = ",.0f") -> str:
             f"max {max(xs):>11{fmt}}")
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
+def _timed(fn: Callable[[], Any], cpu: list[float] | None = None) -> float:
+    """Wall seconds of ``fn()``; its CPU seconds (this process, all threads) go to ``cpu``:
+    on a shared machine wall time also counts the others' load, CPU time does not."""
+    c0, t0 = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(time.process_time() - c0)
+    return wall
 
 
 def _peak_mb(fn: Callable[[], Any]) -> float:
@@ -188,14 +193,18 @@ def _export_section(n: int, r: int, old_n: int, d: Path) -> bool:
     small = rec.to_pandas().iloc[:old_n]
     write_s: dict[str, list[float]] = {k: [] for k in writers}
     read_s: dict[str, list[float]] = {k: [] for k in readers}
+    write_cpu: dict[str, list[float]] = {k: [] for k in writers}
+    read_cpu: dict[str, list[float]] = {k: [] for k in readers}
     old_write: list[float] = []
+    old_cpu: list[float] = []
     for _ in range(r):
         for k, fn in writers.items():
-            write_s[k].append(_timed(fn))
+            write_s[k].append(_timed(fn, write_cpu[k]))
         for k, fn in readers.items():
-            read_s[k].append(_timed(fn))
+            read_s[k].append(_timed(fn, read_cpu[k]))
         if old is not None:
-            old_write.append(_timed(lambda: old.write_qlog(small, d / "old.sqlog")) / len(small))
+            old_write.append(_timed(lambda: old.write_qlog(small, d / "old.sqlog"), old_cpu)
+                             / len(small))
     m = len(rec)
     pq_w, pq_r = statistics.median(write_s["parquet"]), statistics.median(read_s["parquet"])
     for k in writers:
@@ -206,12 +215,21 @@ def _export_section(n: int, r: int, old_n: int, d: Path) -> bool:
     for k in readers:
         print(f"  read  {k:18s}: {_stats([m / x for x in read_s[k]])}   "
               f"time x{statistics.median(read_s[k]) / pq_r:5.1f} of Parquet")
+    print("  CPU seconds per million events (process time, median; not inflated by other "
+          "processes):")
+    for k in writers:
+        print(f"    write {k:18s}: {statistics.median(write_cpu[k]) / m * 1e6:6.2f}   "
+              f"read: {statistics.median(read_cpu[k]) / m * 1e6:6.2f}")
     new_per_event = statistics.median(write_s["qlog ietf .sqlog"]) / m
-    speedup = float("nan")
+    speedup = cpu_speedup = float("nan")
     if old_write:
         speedup = statistics.median(old_write) / new_per_event
+        cpu_speedup = (statistics.median(old_cpu) / len(small)) / (
+            statistics.median(write_cpu["qlog ietf .sqlog"]) / m)
         print(f"  qlog writer before issue 14 ({BEFORE}, {len(small):,} events): "
-              f"{_stats([1 / x for x in old_write])}   new/old speed x{speedup:.1f}")
+              f"{_stats([1 / x for x in old_write])}   new/old speed x{speedup:.1f} "
+              f"(CPU time x{cpu_speedup:.1f}; old: "
+              f"{statistics.median(old_cpu) / len(small) * 1e6:.1f} CPU s per million)")
     else:
         print("  qlog writer before issue 14: not available (no git history)")
     # memory: the streaming writer's peak does not grow with the trace (sizes of at
