@@ -94,3 +94,112 @@ def trace_strategy(max_rows: int = 40):
 def sort_rows(df):
     """Rows in (time, flow) order: qlog keeps per-flow order, not the interleaving."""
     return df.sort_values(["time_s", "flow"], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- an ACK oracle for qlog files
+def _qlog_events(path):
+    """(path id, name, data) of every event of a qlog file, whatever its layout (a
+    deliberately plain reader, independent of wtlab's)."""
+    import json
+
+    text = open(path, encoding="utf-8-sig").read()
+    if str(path).endswith(".sqlog"):  # JSON-SEQ: RS-separated or one record per line
+        records = [json.loads(r) for r in text.replace("\x1e", "\n").split("\n") if r.strip()]
+        return [(None, e["name"], e.get("data") or {}) for e in records[1:]]
+    doc = json.loads(text)
+    out = []
+    for tr in doc["traces"]:
+        fields = tr.get("event_fields")
+        for ev in tr["events"]:
+            if fields is None:
+                out.append((None, ev["name"], ev.get("data") or {}))
+            else:
+                row = dict(zip([f.lower() for f in fields], ev, strict=True))
+                out.append((row.get("path_id"),
+                            f"{row['category']}:{row.get('event', row.get('event_type'))}",
+                            row["data"]))
+    return out
+
+
+_SPACE = {"initial": "initial", "handshake": "handshake", "0rtt": "app", "1rtt": "app",
+          "initialspace": "initial", "handshakespace": "handshake", "appdataspace": "app",
+          "application_data": "app"}
+
+
+def acked_by_file(path):
+    """{(path, space, pn): bytes} of the packets the file says were acknowledged: by its
+    ACK frames (ranges as numbers or strings; path_ack frames name their path) and by its
+    packets_acked / packet_ack events; bytes are those of the matching packet_sent."""
+    sizes, acked = {}, set()
+    for path_id, name, data in _qlog_events(path):
+        ev = name.rpartition(":")[2].lower()
+        header = data.get("header") or {}
+        ptype = str(header.get("packet_type", data.get("packet_type", "1RTT"))).lower()
+        space = _SPACE.get(ptype, "app")
+        if ev == "packet_sent":
+            pn = int(header.get("packet_number", data.get("packet_number")))
+            size = (data.get("raw") or {}).get("length", header.get("packet_size"))
+            sizes[(path_id or 0, space, pn)] = int(size)
+        elif ev == "packet_received":
+            for fr in data.get("frames") or []:
+                if "ack" not in fr.get("frame_type", "") or "acked_ranges" not in fr:
+                    continue
+                target = fr.get("path_id", path_id or 0) if space == "app" else (path_id or 0)
+                for r in fr["acked_ranges"]:
+                    lo, hi = int(r[0]), int(r[-1])
+                    acked.update((target, space, pn) for pn in range(lo, hi + 1))
+        elif ev in ("packets_acked", "packet_ack"):
+            sp = _SPACE.get(str(data.get("packet_number_space",
+                                         data.get("packet_num_space", "app"))).lower(), "app")
+            for pn in data.get("packet_numbers", [data.get("packet_num")]):
+                acked.add((path_id or 0, sp, int(pn)))
+    return {k: sizes[k] for k in acked if k in sizes}
+
+
+# ---------------------------------------------------------------- dataset readers
+def _five_readers(data_dir):
+    """Each reader opens the folder with no options; returns {reader: (rows, dtypes)}."""
+    import dask
+    import dask.dataframe as dd
+    import duckdb
+    import pandas as pd
+    import polars as pl
+    import pyarrow.dataset as pa_ds
+
+    out = {}
+    df = pd.read_parquet(data_dir)
+    out["pandas"] = (len(df), {c: str(t) for c, t in df.dtypes.items()})
+    t = pa_ds.dataset(data_dir).to_table()
+    out["pyarrow"] = (t.num_rows, {f.name: str(f.type) for f in t.schema})
+    p = pl.read_parquet(data_dir)
+    out["polars"] = (p.height, {c: str(t) for c, t in p.schema.items()})
+    rel = duckdb.sql(f"select * from read_parquet('{data_dir}')")
+    out["duckdb"] = (duckdb.sql(f"select count(*) from read_parquet('{data_dir}')")
+                     .fetchall()[0][0],
+                     dict(zip(rel.columns, (str(t) for t in rel.types), strict=True)))
+    with dask.config.set(scheduler="synchronous"):
+        d = dd.read_parquet(str(data_dir))
+        out["dask"] = (len(d), {c: str(t) for c, t in d.dtypes.items()})
+    return out
+
+
+NUMERIC = {"pandas": ("int64", "float64"), "pyarrow": ("int64", "double"),
+           "polars": ("Int64", "Float64"), "duckdb": ("BIGINT", "DOUBLE"),
+           "dask": ("int64", "float64")}
+CATEGORY = {"pandas": "category", "pyarrow": "dictionary<values=string, indices=int32, "
+            "ordered=0>", "polars": "Categorical", "duckdb": "VARCHAR", "dask": "category"}
+
+
+def check_five_readers(root, numeric_params, text_params):
+    got = _five_readers(root / "data")
+    from wtlab import datasets
+
+    rows = len(datasets.load(root))
+    for reader, (n, types) in got.items():
+        assert n == rows, reader
+        for p in numeric_params:
+            assert types[p] in NUMERIC[reader], (reader, p, types[p])
+        for p in text_params:
+            assert types[p] == CATEGORY[reader], (reader, p, types[p])
+        assert types["kind"] == CATEGORY[reader], reader
+        assert types["time_s"] in NUMERIC[reader], reader

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pandas as pd
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from wtlab import ConfigError, datasets
 from wtlab.trace import schema
 
-from .helpers import synthetic_recorder
+from .helpers import check_five_readers, synthetic_recorder
 
 PARAMS = [
     {"algo": "cubic", "rate_mbps": 10, "loss": 0.01, "seed": 1},
@@ -37,16 +36,63 @@ def test_run_id_is_stable_and_param_order_free():
 
 def test_write_run_layout_and_resume(tmp_path):
     files = _write_three(tmp_path)
-    assert files[0] == (tmp_path / "algo=cubic" / "rate_mbps=10" / "loss=0.01" / "seed=1"
-                        / f"part-{datasets.run_id(PARAMS[0])}.parquet")
+    assert files[0] == tmp_path / "data" / f"part-{datasets.run_id(PARAMS[0])}.parquet"
     assert all(f.exists() for f in files)
     assert datasets.finished_runs(tmp_path) == {datasets.run_id(p) for p in PARAMS}
     assert datasets.finished_runs(tmp_path / "nope") == set()
-    # no temporary files left behind
+    # no temporary files left behind, and nothing but Parquet parts in data/
     assert not [f for f in tmp_path.rglob("*") if f.name.startswith(".")]
+    assert {f.suffix for f in (tmp_path / "data").iterdir()} == {".parquet"}
     # rewriting the same run replaces its file, it does not add one
     datasets.write_run(tmp_path, synthetic_recorder(5), PARAMS[0])
     assert len(list(tmp_path.rglob("*.parquet"))) == 3
+
+
+def test_parameters_are_typed_columns_of_every_part(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = _write_three(tmp_path)
+    for f, p in zip(files, PARAMS, strict=True):
+        table = pq.read_table(f)
+        sch = table.schema
+        assert sch.field("rate_mbps").type == pa.int64()
+        assert sch.field("loss").type == pa.float64()
+        assert pa.types.is_dictionary(sch.field("algo").type)
+        assert table.column("rate_mbps").to_pylist() == [p["rate_mbps"]] * len(table)
+        assert table.column("run_id").to_pylist() == [datasets.run_id(p)] * len(table)
+
+
+def test_a_parameter_keeps_one_type_in_the_dataset(tmp_path):
+    """buffer_bdp: [2, 0.5] (as YAML gives it): float64 in every part, the earlier
+    part rewritten; None fits any type; incompatible values become text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    a = datasets.write_run(tmp_path, synthetic_recorder(3), {"buffer_bdp": 2, "tag": None})
+    assert pq.read_schema(a).field("buffer_bdp").type == pa.int64()
+    b = datasets.write_run(tmp_path, synthetic_recorder(3), {"buffer_bdp": 0.5, "tag": 7})
+    c = datasets.write_run(tmp_path, synthetic_recorder(3), {"buffer_bdp": None,
+                                                             "tag": "x"})
+    for f in (a, b, c):
+        sch = pq.read_schema(f)
+        assert sch.field("buffer_bdp").type == pa.float64()
+        assert pa.types.is_dictionary(sch.field("tag").type)
+    df = datasets.load(tmp_path)
+    assert df["buffer_bdp"].dtype == "float64"
+    assert sorted(df["buffer_bdp"].dropna().unique()) == [0.5, 2.0]
+    assert set(df["tag"].dropna().astype(str)) == {"7", "x"}
+    assert pd.read_parquet(tmp_path / "data")["buffer_bdp"].dtype == "float64"
+
+
+def test_old_key_value_layout_is_refused(tmp_path):
+    from wtlab import TraceFormatError
+
+    (tmp_path / "algo=cubic").mkdir()
+    with pytest.raises(TraceFormatError, match="old key=value"):
+        datasets.finished_runs(tmp_path)
+    with pytest.raises(TraceFormatError, match="old key=value"):
+        datasets.write_run(tmp_path, synthetic_recorder(2), {"algo": "reno"})
 
 
 def test_failed_run_recorded_then_cleared(tmp_path):
@@ -138,9 +184,8 @@ def test_strings_needing_escape_round_trip(tmp_path):
     odd = df[df["path"] == "plain"]
     assert odd["flag"].eq(False).all() and odd["x"].eq(2).all()
     assert df.loc[df["path"] != "plain", "x"].isna().all()
-    glob = os.path.join(str(tmp_path), "**", "*.parquet")
-    got = duckdb.sql(f"select distinct path, x from read_parquet('{glob}', "
-                     "hive_partitioning=true) order by path").fetchall()
+    got = duckdb.sql(f"select distinct path, x from read_parquet('{tmp_path}/data') "
+                     "order by path").fetchall()
     assert got == [("plain", 2), ("trace/verizon lte=1+x", None)]
 
 
@@ -148,18 +193,21 @@ def test_duckdb_reads_dataset(tmp_path):
     duckdb = pytest.importorskip("duckdb")
     _write_three(tmp_path)
     mine = datasets.load(tmp_path)
-    glob = os.path.join(str(tmp_path), "**", "*.parquet")
     got = duckdb.sql(
-        f"select algo, rate_mbps, count(*) as n, sum(bytes) as b from read_parquet('{glob}', "
-        "hive_partitioning=true) group by algo, rate_mbps order by algo, rate_mbps").df()
-    want = (mine.groupby(["algo", "rate_mbps"], observed=True)
+        f"select algo, rate_mbps, count(*) as n, sum(bytes) as b "
+        f"from read_parquet('{tmp_path}/data') group by algo, rate_mbps "
+        "order by algo, rate_mbps").df()
+    want = (mine.assign(algo=mine["algo"].astype(str))
+            .groupby(["algo", "rate_mbps"], observed=True)
             .agg(n=("bytes", "size"), b=("bytes", "sum")).reset_index()
             .sort_values(["algo", "rate_mbps"]).reset_index(drop=True))
     assert got["algo"].tolist() == want["algo"].astype(str).tolist()
     assert got["rate_mbps"].tolist() == want["rate_mbps"].tolist()
     assert got["n"].tolist() == want["n"].tolist() and got["b"].tolist() == want["b"].tolist()
-    kinds = duckdb.sql(f"select distinct kind from read_parquet('{glob}') order by 1").df()
-    assert "packet_lost" in kinds["kind"].tolist()
+    # a numeric filter on a numeric parameter (a text '2.0' matched nothing before)
+    n = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/data') "
+                   "where loss = 0.01").fetchall()[0][0]
+    assert n == int((mine["loss"] == 0.01).sum()) > 0
 
 
 def test_dask_reads_dataset(tmp_path):
@@ -169,15 +217,12 @@ def test_dask_reads_dataset(tmp_path):
     _write_three(tmp_path)
     mine = datasets.load(tmp_path)
     with dask.config.set(scheduler="synchronous"):
-        ddf = dd.read_parquet(str(tmp_path / "**" / "*.parquet"))
+        ddf = dd.read_parquet(str(tmp_path / "data"))
         assert len(ddf) == len(mine)
         by = ddf.groupby("run_id")["bytes"].sum().compute()
+        assert ddf["rate_mbps"].dtype == "int64" and "algo" in ddf.columns
     want = mine.groupby("run_id", observed=True)["bytes"].sum()
     assert {str(k): int(v) for k, v in by.items()} == {str(k): int(v) for k, v in want.items()}
-    with dask.config.set(scheduler="synchronous"):
-        ddf2 = dd.read_parquet(str(tmp_path), dataset={"exclude_invalid_files": True})
-        assert len(ddf2) == len(mine)
-        assert "algo" in ddf2.columns
 
 
 def test_runs_table_and_column_subset(tmp_path):
@@ -213,11 +258,38 @@ def test_pandas_reads_dataset_folder(tmp_path):
     runs = [(synthetic_recorder(20, seed=i), p) for i, p in enumerate(PARAMS)]
     runs.append((plain, {"algo": "reno", "rate_mbps": 5, "loss": 0.0, "seed": 9}))
     root = datasets.write(runs, tmp_path)
-    card = (root / "README.md").read_text()
-    assert "ignore_prefixes=['README', '.', '_']" in card
-    df = pd.read_parquet(root, ignore_prefixes=["README", ".", "_"])
+    df = pd.read_parquet(root / "data")
     mine = datasets.load(root)
     assert len(df) == len(mine)
     assert set(df["algo"].astype(str)) == {"cubic", "bbr", "reno"}
     assert df.groupby("run_id", observed=True).size().to_dict() == \
         mine.groupby("run_id", observed=True).size().to_dict()
+
+
+def test_card_lists_columns_units_values_and_command(tmp_path):
+    runs = [(synthetic_recorder(20, seed=i), p) for i, p in enumerate(PARAMS)]
+    root = datasets.write(runs, tmp_path, title="Tiny", how_made="`wtlab sweep g.yaml -o t`",
+                          param_docs={"rate_mbps": "bottleneck rate"})
+    card = (root / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in card.splitlines()
+            if line.startswith("| `")}
+    for col, (unit, meaning) in datasets.COLUMN_DOCS.items():
+        assert f"`{col}`" in rows and meaning in rows[f"`{col}`"]
+        if unit:
+            assert f"| {unit} |" in rows[f"`{col}`"]
+    assert "| int64 | Mbit/s | bottleneck rate |" in rows["`rate_mbps`"]
+    assert "`loss` (float64): 0.0, 0.01" in card
+    assert "`rate_mbps` (int64): 10, 20" in card
+    assert "`wtlab sweep g.yaml -o t`" in card
+    for reader in ("pd.read_parquet", "ds.dataset", "pl.read_parquet", "duckdb.sql",
+                   "dd.read_parquet"):
+        assert reader in card
+
+
+def test_five_readers_open_a_fresh_sweep(tmp_path):
+    from wtlab.lab.sweep import sweep
+
+    root = tmp_path / "s"
+    sweep({"algo": ["reno", "bbr"], "buffer_bdp": [2, 0.5], "duration_s": [0.5],
+           "seed": [1]}, out=root, progress=False, workers=1, trace="cwnd")
+    check_five_readers(root, ["buffer_bdp", "duration_s", "seed"], ["algo"])

@@ -135,3 +135,33 @@ def test_comparison_trace_has_a_cc_column_and_metrics_a_run_column():
     m = cmp.metrics(from_s=0.5)
     assert list(m["run"]) == ["reno", "cubic"]
     assert isinstance(cmp.summary(), pd.DataFrame)
+
+
+def test_an_imported_trace_has_goodput_from_its_frames(tmp_path):
+    # another stack's qlog: packet_sent events list their frames; the STREAM and DATAGRAM
+    # lengths are the payload, and the receiver's ACK frame decides what was acknowledged
+    import json
+
+    from wtlab.trace import read_qlog
+
+    def ev(t, name, data):
+        return "\x1e" + json.dumps({"time": t, "name": name, "data": data}) + "\n"
+
+    frames = [{"frame_type": "stream", "stream_id": 0, "offset": 0, "length": 1000},
+              {"frame_type": "datagram", "length": 100}]
+    text = "\x1e" + json.dumps({"qlog_version": "0.4", "qlog_format": "JSON-SEQ",
+                                "trace": {"vantage_point": {"type": "client"}}}) + "\n"
+    for pn in range(4):
+        text += ev(pn * 10.0, "quic:packet_sent",
+                   {"header": {"packet_type": "1RTT", "packet_number": pn},
+                    "raw": {"length": 1200}, "frames": frames})
+    text += ev(50.0, "quic:packet_received",
+               {"header": {"packet_type": "1RTT", "packet_number": 7},
+                "frames": [{"frame_type": "ack", "acked_ranges": [[0, 2]]}]})
+    path = tmp_path / "other.sqlog"
+    path.write_text(text)
+    df = read_qlog(path)
+    m = M.flow_metrics(df, from_s=0.0, to_s=0.1).iloc[0]
+    assert m["packets_acked"] == 3 and m["payload_per_packet_bytes"] == 1100
+    assert m["goodput_bps"] == pytest.approx(3 * 1100 * 8 / 0.1)
+    assert m["goodput_packet_bps"] == pytest.approx(3 * 1200 * 8 / 0.1)

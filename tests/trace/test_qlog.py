@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from wtlab import ConfigError, TraceFormatError
 from wtlab.trace import Recorder, qlog
 
-from .helpers import sort_rows, synthetic_recorder, trace_strategy
+from .helpers import acked_by_file, sort_rows, synthetic_recorder, trace_strategy
 
 DATA = Path(__file__).parent / "data"
 FORMATS = [("ietf", ".qlog"), ("ietf", ".sqlog"), ("legacy", ".qlog"), ("legacy", ".sqlog")]
@@ -60,31 +61,43 @@ def test_written_names_and_headers(tmp_path):
     rec.event(0.004, "state_changed", state="recovery")
     rec.event(0.005, "message_sent", pn=1, stream_id=4, bytes=100)
     rec.event(0.006, "packet_lost", pn=2, bytes=1200, extra={"trigger": "packet_threshold"})
+    rec.event(0.007, "pacing_changed", pacing_rate_bps=2_500_000.0)
+    rec.event(0.008, "pto_expired", extra={"pto_count": 1})
     ietf = json.loads(qlog.write_qlog(rec, tmp_path / "a.qlog").read_text())
+    assert list(ietf)[:2] == ["file_schema", "serialization_format"]
     assert ietf["file_schema"] == "urn:ietf:params:qlog:file:contained"
     assert ietf["traces"][0]["event_schemas"][0] == "urn:ietf:params:qlog:events:quic-13"
-    assert ietf["traces"][0]["events"][-1]["data"]["trigger"] == "reordering_threshold"
     evs = ietf["traces"][0]["events"]
-    assert [e["name"] for e in evs] == ["quic:packet_sent", "quic:recovery_metrics_updated",
-                                        "quic:packet_lost", "quic:congestion_state_updated",
-                                        "wtlab:message_sent", "quic:packet_lost"]
+    assert [e["name"] for e in evs] == [
+        "quic:packet_sent", "quic:recovery_metrics_updated", "quic:packet_lost",
+        "quic:congestion_state_updated", "wtlab:message_sent", "quic:packet_lost",
+        "quic:recovery_metrics_updated", "quic:timer_updated"]
     assert evs[0]["data"]["header"]["packet_number"] == 0 and evs[0]["time"] == 1.0
     assert evs[1]["data"]["congestion_window"] == 13200
     assert evs[2]["data"]["trigger"] == "time_threshold"
+    assert evs[5]["data"]["trigger"] == "reordering_threshold"
     assert evs[3]["data"]["new"] == "recovery"
+    assert evs[6]["data"]["pacing_rate"] == 2500000
     old = json.loads(qlog.write_qlog(rec, tmp_path / "b.qlog", flavour="legacy").read_text())
     assert old["qlog_version"] == "0.3" and old["qlog_format"] == "JSON"
     names = [e["name"] for e in old["traces"][0]["events"]]
     assert names[:4] == ["transport:packet_sent", "recovery:metrics_updated",
                          "recovery:packet_lost", "recovery:congestion_state_updated"]
-    assert old["traces"][0]["events"][1]["data"]["cwnd"] == 13200
+    assert names[-1] == "recovery:loss_timer_updated"
+    legacy_metrics = old["traces"][0]["events"][1]["data"]
+    assert legacy_metrics == {"congestion_window": 13200, "bytes_in_flight": 0}
+    assert type(old["traces"][0]["events"][6]["data"]["pacing_rate"]) is int
     seq = (tmp_path / "c.sqlog")
     qlog.write_qlog(rec, seq)
     raw = seq.read_text()
     records = [json.loads(r) for r in raw.split("\x1e") if r.strip()]
     assert raw.startswith("\x1e") and len(records) == 1 + len(rec)
+    assert all(r.endswith("\n") and r.count("\n") == 1 for r in raw.split("\x1e")[1:])
     assert records[0]["trace"]["event_schemas"][0].startswith("urn:ietf:params:qlog:events:quic")
     assert records[0]["file_schema"] == "urn:ietf:params:qlog:file:sequential"
+    # contained JSON: one event per line, still one JSON document
+    lines = (tmp_path / "a.qlog").read_text().splitlines()
+    assert sum(line.startswith('{"time":') for line in lines) == len(rec)
 
 
 def test_write_is_atomic(tmp_path):
@@ -109,16 +122,16 @@ def test_real_aioquic_qlog_imports(live_run):
     for f in files:
         doc = json.loads(f.read_text())
         events = [e for tr in doc["traces"] for e in tr["events"]]
-        df = qlog.read_qlog(f)
-        assert len(df) >= len(events)  # packets_acked could only add rows; nothing dropped
-        assert len(df) == len(events)
+        df = qlog.read_qlog(f, derive_acks=False)
+        assert len(df) == len(events)  # one row per event: nothing dropped
         counts = df["kind"].astype(str).value_counts()
         n_sent = sum(e["name"] == "transport:packet_sent" for e in events)
         n_metrics = sum(e["name"] == "recovery:metrics_updated" for e in events)
         assert counts["packet_sent"] == n_sent > 10
         assert counts["metrics_updated"] == n_metrics
-        cwnds = [e["data"]["cwnd"] for e in events if e["name"] == "recovery:metrics_updated"]
-        got = df.loc[df["kind"] == "metrics_updated", "cwnd"].tolist()
+        cwnds = [e["data"]["cwnd"] for e in events if e["name"] == "recovery:metrics_updated"
+                 and "cwnd" in e["data"]]
+        got = df.loc[df["kind"] == "metrics_updated", "cwnd"].dropna().tolist()
         assert got == cwnds
         t = sorted(e["time"] for e in events)
         assert df["time_s"].min() == 0.0
@@ -130,10 +143,16 @@ def test_real_aioquic_qlog_imports(live_run):
         dg = df[df["kind"] == "transport:datagrams_sent"]
         assert len(dg) == sum(e["name"] == "transport:datagrams_sent" for e in events) > 0
         assert json.loads(dg["extra"].iloc[0])["count"] == 1
+        # by default, acknowledgements are what the file's own ACK frames say
+        with_acks = qlog.read_qlog(f)
+        acked = with_acks[with_acks["kind"] == "packet_acked"]
+        want = acked_by_file(f)
+        assert len(acked) == len(want) > 10
+        assert int(acked["bytes"].sum()) == sum(want.values())
 
 
 def test_aioquic_sample():
-    df = qlog.read_qlog(DATA / "aioquic_03.qlog")
+    df = qlog.read_qlog(DATA / "aioquic_03.qlog", derive_acks=False)
     assert df["kind"].astype(str).tolist() == [
         "transport:datagrams_sent", "packet_sent", "metrics_updated", "packet_received",
         "metrics_updated", "packet_lost", "metrics_updated"]
@@ -287,3 +306,103 @@ def test_ack_received_rows_become_ack_frames_qvis_reads(live_run, tmp_path):
         frame = evs[0]["data"]["frames"][0]
         assert frame["frame_type"] == "ack" and frame["acked_ranges"] == first["ranges"]
         assert frame["ack_delay"] == pytest.approx(first["ack_delay_s"] * 1000)
+
+
+def _general_reader(monkeypatch):
+    from wtlab.trace import qlog_read
+
+    monkeypatch.setattr(qlog_read, "_columnar", lambda text: None)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rec=trace_strategy(), fmt=st.sampled_from(FORMATS))
+def test_column_wise_reader_equals_the_general_one(tmp_path_factory, rec, fmt):
+    from wtlab.trace import qlog_columns, qlog_read
+
+    p = qlog.write_qlog(rec, tmp_path_factory.mktemp("q") / f"t{fmt[1]}", flavour=fmt[0])
+    data = p.read_bytes()
+    fast = qlog_read.parse_qlog(data)
+    orig = qlog_read._columnar
+    try:
+        qlog_read._columnar = lambda text: None
+        slow = qlog_read.parse_qlog(data)
+    finally:
+        qlog_read._columnar = orig
+    pd.testing.assert_frame_equal(fast, slow, check_categorical=False)
+    assert fast.attrs["meta"]["qlog"]["written_by_wtlab"]
+    # and the column-wise path did read it (it declines only what it cannot handle)
+    floats = rec.to_pandas().select_dtypes("float32").to_numpy()
+    if len(rec) and not np.isinf(floats).any():  # "inf" texts: the general reader's job
+        assert qlog_columns.read_wtlab_qlog(data) is not None
+
+
+def test_column_wise_reader_on_live_and_multi_flow(live_run, tmp_path, monkeypatch):
+    from wtlab.trace import qlog_columns
+
+    _, rec = live_run
+    for trace, formats in ((rec, FORMATS), (synthetic_recorder(100, flows=3), FORMATS[:2])):
+        for flavour, suffix in formats:
+            p = qlog.write_qlog(trace, tmp_path / f"t{suffix}", flavour=flavour)
+            assert qlog_columns.read_wtlab_qlog(p.read_bytes()) is not None
+            fast = qlog.read_qlog(p)
+            with monkeypatch.context() as m:
+                _general_reader(m)
+                slow = qlog.read_qlog(p)
+            pd.testing.assert_frame_equal(fast, slow, check_categorical=False)
+            pd.testing.assert_frame_equal(sort_rows(fast), sort_rows(trace.to_pandas()),
+                                          check_categorical=False)
+
+
+def test_writer_memory_does_not_grow_with_the_trace(tmp_path):
+    """Streaming: peak memory while writing 4x the events stays near that of 1x (the
+    Recorder is decoded chunk by chunk)."""
+    import gc
+    import tracemalloc
+
+    from wtlab.trace import qlog_write
+    from wtlab.trace.schema import K_PACKET_ACKED, K_PACKET_SENT
+
+    def peak(n: int) -> int:
+        rec = Recorder()
+        nan = float("nan")
+        for i in range(n):
+            rec.append(i * 1e-5, K_PACKET_SENT if i & 1 else K_PACKET_ACKED, 1, 0, i, -1,
+                       1200, 120000, 60000, 0xFFFFFFFF, 0.05, 0.04, 0.05, 0.01, nan, nan)
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        qlog.write_qlog(rec, tmp_path / "m.sqlog")
+        got = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        return got
+
+    chunk = qlog_write.CHUNK_ROWS
+    small, large = peak(chunk), peak(4 * chunk)
+    assert large < 1.5 * small, (small, large)
+
+
+def test_packet_types_as_they_were(live_run, tmp_path):
+    """The Initial is not 1RTT: an imported packet keeps its type; wtlab's own packets are
+    typed by the ACK frame that acknowledged them."""
+    _, rec = live_run
+    doc = json.loads(qlog.write_qlog(rec, tmp_path / "l.qlog").read_text())
+    sent = [e for e in doc["traces"][0]["events"] if e["name"] == "quic:packet_sent"]
+    assert sent[0]["data"]["header"] == {"packet_type": "initial", "packet_number": 0}
+    assert {e["data"]["header"]["packet_type"] for e in sent[5:]} == {"1RTT"}
+    imported = qlog.read_qlog(DATA / "aioquic_03.qlog")
+    again = json.loads(qlog.write_qlog(imported, tmp_path / "i.qlog").read_text())
+    types = {e["data"]["header"]["packet_number"]: e["data"]["header"]["packet_type"]
+             for e in again["traces"][0]["events"] if e["name"] == "quic:packet_sent"}
+    assert types == {0: "initial"}
+    lost = [e for e in again["traces"][0]["events"] if e["name"] == "quic:packet_lost"]
+    assert lost[0]["data"]["header"] == {"packet_type": "1RTT", "packet_number": 9}
+    acked = [e for e in again["traces"][0]["events"] if e["name"] == "quic:packets_acked"]
+    assert acked[0]["data"]["packet_number_space"] == "initial"
+    pd.testing.assert_frame_equal(qlog.read_qlog(tmp_path / "i.qlog"), imported,
+                                  check_categorical=False)
+
+
+def test_bad_arguments_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="vantage"):
+        qlog.write_qlog(synthetic_recorder(3), tmp_path / "x.qlog", vantage="satellite")
+    assert not list(tmp_path.iterdir())

@@ -18,7 +18,6 @@ Malformed files raise :class:`wtlab.TraceFormatError` naming the file and the
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path as FsPath
@@ -103,21 +102,10 @@ class MahimahiTrace:
                    name=f"constant-{rate_bps:g}bps")
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write as a Mahimahi file (atomically: temp file + rename)."""
-        fspath = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(fspath))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".trace-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write("\n".join(map(str, self.timestamps_ms)))
-                fh.write("\n")
-            os.replace(tmp, fspath)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        """Write as a Mahimahi file (atomically, mode per the umask: 0644 under 022)."""
+        from wtlab.trace.files import write_text
+
+        write_text(path, "\n".join(map(str, self.timestamps_ms)) + "\n")
 
     # properties ----------------------------------------------------------------
     @property

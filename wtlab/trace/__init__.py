@@ -2,9 +2,14 @@
 
 * :class:`Recorder` collects events (68-byte packed records); ``to_pandas()`` gives the
   tidy table described in :mod:`wtlab.trace.schema`; :func:`merge` joins runs.
-* :mod:`wtlab.trace.export`: Parquet (with run metadata) and CSV, written atomically.
-* :mod:`wtlab.trace.qlog`: qlog JSON / JSON-SEQ out (IETF or legacy 0.3 names) and in
-  (aioquic, picoquic draft-00, quic-go draft-02, current IETF drafts).
+* :mod:`wtlab.trace.export`: Parquet (with run metadata) and CSV.
+* :mod:`wtlab.trace.qlog`: qlog JSON / JSON-SEQ out, streamed (draft-ietf-quic-qlog
+  main-schema-14 / quic-events-13, or qlog 0.3 for qvis: :mod:`~wtlab.trace.qlog_write`)
+  and in (aioquic, quic-go, picoquic single and multipath, mvfst, IETF drafts:
+  :mod:`~wtlab.trace.qlog_read`, :mod:`~wtlab.trace.qlog_columns` for wtlab's own files,
+  :mod:`~wtlab.trace.qlog_acks` for acknowledgements), names in :mod:`~wtlab.trace.qlog_schema`.
+* :mod:`wtlab.trace.files`: every file wtlab writes goes through it: atomic, and with
+  the ordinary mode the umask gives.
 * :mod:`wtlab.trace.mahimahi`: Mahimahi link logs in, delivered/queued/drop views.
 * :mod:`wtlab.trace.monitor`: :class:`PerformanceMonitor`, per-flow and per-stream
   performance tables computed from a trace.

@@ -1,28 +1,29 @@
 """Write traces to Parquet and CSV (qlog lives in ``wtlab.trace.qlog``), atomically.
 
 Every writer here takes a :class:`~wtlab.trace.Recorder` or a trace DataFrame and
-writes to a temporary file next to the target, then ``os.replace``-s it into place:
-a reader never sees a half-written file, and an error leaves the old file (if any)
-untouched.
+writes through :mod:`wtlab.trace.files`: a temporary file next to the target, fsync-ed
+and ``os.replace``-d into place, with the ordinary file mode the umask gives (0644
+under umask 022). A reader never sees a half-written file, and an error leaves the old
+file (if any) untouched.
 
 Parquet keeps everything: dtypes (categoricals as dictionary columns, nullable
 integers, float32), columns beyond the schema (e.g. ``run_id``), and the run
 metadata as JSON under the ``wtlab`` key of the file's schema metadata.
 ``read_parquet`` gives the frame back with that metadata in ``df.attrs["meta"]``.
 
-CSV is plain text for other tools: one header line, text fields quoted, NA as empty
-fields, ``extra`` as its JSON text (an empty ``extra`` text reads back as None); it
-carries no metadata.
+CSV is plain text for other tools: one header line, text fields quoted, numbers bare,
+a missing value as an *unquoted* empty field (pandas, polars and DuckDB all read it as
+null, so numeric columns stay numeric), ``extra`` as its JSON text (pandas cannot tell
+an empty ``extra`` text from a missing one: both read back as None); it carries no
+metadata. A column with no value at all has no type in CSV (polars reads it as text
+full of nulls).
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,37 +31,17 @@ import pandas as pd
 
 from wtlab.errors import ConfigError, TraceFormatError
 from wtlab.trace import schema
+from wtlab.trace.files import atomic_path, write_text
 
 META_KEY = b"wtlab"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success move it onto ``path``.
-
-    The temporary name starts with a dot and ends in ``suffix`` so dataset readers
-    (DuckDB, pyarrow, Dask: they skip hidden files) never pick it up. On any error the
-    temporary file is removed and the error propagates; ``path`` is unchanged.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+__all__ = ["atomic_path", "write_text_atomic", "as_frame", "meta_json", "to_arrow",
+           "write_parquet", "read_parquet", "read_meta", "write_csv", "read_csv",
+           "write_trace", "read_trace"]
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
+    """Write ``text`` (UTF-8) to ``path`` atomically, mode per the umask; returns the path."""
+    return write_text(path, text)
 
 
 def as_frame(trace: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -196,12 +177,15 @@ def read_parquet(path: str | os.PathLike, *, columns: list[str] | None = None,
 
 
 def write_csv(trace: Any, path: str | os.PathLike) -> Path:
-    """Write a trace as CSV (header line, empty field for NA), atomically."""
-    df, _ = as_frame(trace)
-    df = schema.conform(df)
+    """Write a trace as CSV (header line, unquoted empty field for NA), atomically."""
+    import pyarrow.csv as pa_csv
+
+    table = to_arrow(trace)
+    # Arrow quotes every text value (a lone "\r" in extra survives) and leaves a null
+    # as a bare empty field, which every CSV reader takes for null
+    opts = pa_csv.WriteOptions(include_header=True, quoting_style="needed")
     with atomic_path(path, suffix=".csv.tmp") as tmp:
-        # quote every text field: a lone "\r" in extra must survive the round trip
-        df.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)
+        pa_csv.write_csv(table, str(tmp), opts)
     return Path(path)
 
 

@@ -182,6 +182,31 @@ STATE_NAMES: tuple[str, ...] = (
     "application_limited",
 )
 
+# column -> (unit, meaning): what dataset cards and the docs print (the docstring above
+# is the contract in prose)
+COLUMN_DOCS: dict[str, tuple[str, str]] = {
+    "time_s": ("s", "time since the run started (virtual or live clock)"),
+    "flow": ("", "flow / connection number within the run"),
+    "kind": ("", "event kind (packet_sent, packet_acked, packet_lost, cwnd_changed, ...)"),
+    "pn": ("", "packet number, or message id for message_* events"),
+    "stream_id": ("", "QUIC stream id of stream and message events"),
+    "bytes": ("bytes", "bytes the event concerns (packet size, message size, ...)"),
+    "payload_bytes": ("bytes", "application payload among bytes (packet and ACK rows; null "
+                      "where the source does not say)"),
+    "cwnd": ("bytes", "congestion window after the event"),
+    "bytes_in_flight": ("bytes", "bytes in flight after the event"),
+    "ssthresh": ("bytes", "slow-start threshold after the event (null: infinite)"),
+    "srtt_s": ("s", "smoothed RTT"),
+    "min_rtt_s": ("s", "minimum RTT"),
+    "latest_rtt_s": ("s", "latest RTT sample"),
+    "rttvar_s": ("s", "RTT variation"),
+    "pacing_rate_bps": ("bit/s", "pacing rate (null: not pacing)"),
+    "delivery_rate_bps": ("bit/s", "latest delivery-rate sample or estimate"),
+    "state": ("", "controller state after the event"),
+    "extra": ("", "JSON text with event details the columns do not hold, or null"),
+    "run_id": ("", "16 hex digits of SHA-256 over the run's parameters (datasets)"),
+}
+
 # Column dtypes of the tidy table (pandas dtype names); ``conform`` enforces them.
 DTYPES: dict[str, str] = {
     "time_s": "float64",
