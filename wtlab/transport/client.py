@@ -58,8 +58,15 @@ class _ClientProtocol(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        from wtlab.transport.udp import BatchReader, grow_buffers
+        grow_buffers(transport)
+        self.reader = BatchReader(transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._one(data, addr)
+        self.reader.drain(self._one)
+
+    def _one(self, data: bytes, addr: Any) -> None:
         ep = self.endpoint
         if ep is not None and not ep.terminated:
             ep.datagram_received(data, addr)

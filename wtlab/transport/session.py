@@ -242,7 +242,7 @@ class Stream:
         if self._error is not None or not self.readable:
             return
         self._ep.wt.stop_stream(self.stream_id, code)
-        self.session._buffered -= len(self._buf)
+        self.session._unbuffer(len(self._buf))
         self._buf.clear()
         self._eof = True
         self._ep.stream_maybe_done(self)
@@ -260,7 +260,7 @@ class Stream:
             self._check_reset()
             data = bytes(self._buf)
             self._buf.clear()
-            self.session._buffered -= len(data)
+            self.session._unbuffer(len(data))
             return data
         if n == 0:
             return b""
@@ -279,7 +279,7 @@ class Stream:
         else:
             data = bytes(buf[:n])
             del buf[:n]
-        self.session._buffered -= len(data)
+        self.session._unbuffer(len(data))
         return data
 
     async def readexactly(self, n: int) -> bytes:
@@ -292,7 +292,7 @@ class Stream:
                 self._check_reset()
                 partial = bytes(buf)
                 buf.clear()
-                self.session._buffered -= len(partial)
+                self.session._unbuffer(len(partial))
                 raise asyncio.IncompleteReadError(partial, n)
             await self._wait_readable(force=True)
         if n == len(buf):
@@ -301,7 +301,7 @@ class Stream:
         else:
             data = bytes(buf[:n])
             del buf[:n]
-        self.session._buffered -= n
+        self.session._unbuffer(n)
         return data
 
     def at_eof(self) -> bool:
@@ -407,6 +407,10 @@ class Session:
         self._draining = False
         self._buffered = 0
         self.max_buffered_bytes = max_buffered_bytes
+        # the connection's and the server's counts of unread bytes follow _buffered while
+        # the session is open (see WebTransportConnection.buffered_bytes)
+        self._wt_conn = endpoint.wt
+        self._counted = True
         self._streams: dict[int, Stream] = {}
         self._peer_streams_open = 0
         self.flow_control_stalls = 0  # writes held back by the peer's WT_MAX_DATA (latest)
@@ -541,7 +545,7 @@ class Session:
                 raise SessionClosed(0, "the peer is draining the session")
             await self._wait(self._dgram_waiters)
         data = q.popleft()
-        self._buffered -= len(data)
+        self._unbuffer(len(data))
         return data
 
     # ----------------------------------------------------------------- closing
@@ -622,8 +626,20 @@ class Session:
         if self._closed_exc is not None:
             raise self._closed_exc
 
+    def _unbuffer(self, n: int) -> None:
+        """``n`` received bytes were read (or dropped)."""
+        self._buffered -= n
+        if self._counted:
+            wt = self._wt_conn
+            wt.app_buffered_bytes -= n
+            wt.ledger.total -= n
+
     def _on_buffered(self, n: int) -> None:
         self._buffered += n
+        if self._counted:
+            wt = self._wt_conn
+            wt.app_buffered_bytes += n
+            wt.ledger.total += n
         limit = self.max_buffered_bytes
         if limit is not None and self._buffered > limit:
             self._ep.limit_exceeded(self, "buffered bytes", limit)
@@ -642,7 +658,7 @@ class Session:
         q = self._datagrams
         if len(q) >= DATAGRAM_QUEUE:
             old = q.popleft()
-            self._buffered -= len(old)
+            self._unbuffer(len(old))
             self._datagrams_dropped += 1
         q.append(data)
         self._datagrams_received += 1
@@ -674,6 +690,11 @@ class Session:
             return
         self.close_code = code
         self.close_reason = reason
+        if self._counted:  # what is still unread no longer counts against the connection
+            self._counted = False
+            wt = self._wt_conn
+            wt.app_buffered_bytes -= self._buffered
+            wt.ledger.total -= self._buffered
         exc = self._closed_exc = SessionClosed(code, reason)
         for stream in list(self._streams.values()):
             stream._on_session_error(exc)

@@ -1,0 +1,313 @@
+"""Server under load: many sessions x many streams of echo, next to one-stream bulk.
+
+    .venv/bin/python -m benchmarks.server                     # 100 x 10 x 64 KiB, 5 runs
+    .venv/bin/python -m benchmarks.server --quick             # 20 x 10 x 64 KiB, 2 runs
+    .venv/bin/python -m benchmarks.server --before ../main    # also a server from that tree
+
+What is measured in each run, with a fresh server process for each measurement
+(the server in its own process, all clients together in another one):
+
+- ``bulk``: one session, one bidirectional stream, ``bulk_mb`` MB to ``/sink``,
+  timed until the server's report arrives [MB/s, 1 MB = 1e6 bytes];
+- ``load``: ``sessions`` sessions opened at once, each echoing ``streams``
+  bidirectional streams of ``kib`` KiB at once on ``/echo``: completion time
+  [s], aggregate rate (the echoed payload, counted once, over the completion
+  time) [MB/s], p95 of the streams' completion times counted from the start
+  [s], sessions lost (any error), the server's RSS growth (peak ``VmHWM``
+  during the load minus ``VmRSS`` before it) [MB], the server's CPU time [s],
+  and the host's UDP ``RcvbufErrors`` delta from ``/proc/net/snmp`` (host-wide:
+  other processes' drops count too);
+- the ratio of median load aggregate to median one-stream bulk (target >= 0.5).
+
+``--before PATH`` runs a second contender whose *server* imports wtlab from
+PATH (e.g. a checkout of the main branch), interleaved with this tree's; the
+clients are this tree's in both. Every load is bounded (``--deadline``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks._util import print_table, rotations, summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1e6
+
+SERVER_CODE = (
+    "import asyncio, sys, wtlab\n"
+    "async def main():\n"
+    "    async with wtlab.serve('127.0.0.1', 0) as srv:\n"
+    "        print('READY', srv.port, srv.cert_sha256, flush=True)\n"
+    "        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)\n"
+    "asyncio.run(main())\n"
+)
+
+
+# ------------------------------------------------------------------------ client side
+async def run_bulk(url: str, sha: str, nbytes: int, deadline_s: float) -> dict:
+    import wtlab
+
+    block = bytes(range(256)) * 256  # 64 KiB
+    async with wtlab.connect(url, cert_hashes=[sha], timeout=30) as session:
+        stream = await session.open_bidi()
+        t0 = time.perf_counter()
+
+        async def send() -> bytes:
+            sent = 0
+            while sent < nbytes:
+                take = min(len(block), nbytes - sent)
+                stream.write(block[:take])
+                sent += take
+                await stream.drain()
+            stream.write_eof()
+            return await stream.read()
+
+        report = json.loads(await asyncio.wait_for(send(), deadline_s))
+        elapsed = time.perf_counter() - t0
+    if report.get("stream_bytes") != nbytes:
+        raise RuntimeError(f"sink counted {report} for {nbytes} bytes sent")
+    return {"mb_s": nbytes / elapsed / MB, "s": elapsed}
+
+
+async def run_load(url: str, sha: str, sessions: int, streams: int, size: int,
+                   deadline_s: float) -> dict:
+    import wtlab
+
+    payload = bytes((i * 7 + 3) % 256 for i in range(size))
+    done_at: list[float] = []
+    t0 = time.perf_counter()
+
+    async def one_session() -> int:
+        async with wtlab.connect(url, cert_hashes=[sha], timeout=60) as session:
+            async def one_stream() -> None:
+                stream = await session.open_bidi()
+                stream.write(payload)
+                stream.write_eof()
+                if await stream.read() != payload:
+                    raise RuntimeError("echo differs from what was sent")
+                done_at.append(time.perf_counter() - t0)
+
+            await asyncio.gather(*(one_stream() for _ in range(streams)))
+            return streams
+
+    tasks = [asyncio.ensure_future(one_session()) for _ in range(sessions)]
+    finished, pending = await asyncio.wait(tasks, timeout=deadline_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    elapsed = time.perf_counter() - t0
+    errors = [t.exception() for t in finished if t.exception() is not None]
+    lost = len(errors) + len(pending)
+    completed = len(done_at)
+    done_at.sort()
+    p95 = done_at[max(0, int(0.95 * len(done_at)) - 1)] if done_at else float("nan")
+    last = done_at[-1] if done_at else float("nan")
+    return {"completed": completed, "expected": sessions * streams, "sessions_lost": lost,
+            "s": last if completed == sessions * streams else elapsed,
+            "mb_s": completed * size / (last if completed else elapsed) / MB,
+            "p95_s": p95,
+            "first_error": repr(errors[0])[:300] if errors else None}
+
+
+def client_main(args) -> None:
+    url = f"https://127.0.0.1:{args.port}/"
+    if args.client == "bulk":
+        out = asyncio.run(run_bulk(url + "sink", args.sha256, int(args.bulk_mb * MB),
+                                   args.deadline))
+    else:
+        out = asyncio.run(run_load(url + "echo", args.sha256, args.sessions, args.streams,
+                                   args.kib * 1024, args.deadline))
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# ------------------------------------------------------------------------ orchestrator
+def udp_counters() -> dict[str, int]:
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Udp:")]
+        return dict(zip(rows[0][1:], map(int, rows[1][1:]), strict=True))
+    except (OSError, IndexError, ValueError):
+        return {}
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def proc_cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+class ServerProc:
+    def __init__(self, tree: Path) -> None:
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        self.p = subprocess.Popen([sys.executable, "-c", SERVER_CODE], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env, cwd=str(tree))
+        line = self.p.stdout.readline().split()
+        if line[:1] != ["READY"]:
+            raise RuntimeError(f"server from {tree} did not start (exit {self.p.poll()})")
+        self.port, self.sha = int(line[1]), line[2]
+
+    def close(self) -> None:
+        try:
+            self.p.stdin.close()
+            self.p.wait(timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            self.p.kill()
+            self.p.wait(timeout=5)
+
+
+def run_client(kind: str, server: ServerProc, args) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.server", "--client", kind, "--port",
+           str(server.port), "--sha256", server.sha, "--sessions", str(args.sessions),
+           "--streams", str(args.streams), "--kib", str(args.kib), "--bulk-mb",
+           str(args.bulk_mb), "--deadline", str(args.deadline)]
+    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True,
+                          timeout=args.deadline + 60)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{kind} client exited {proc.returncode}: {proc.stderr[-1500:]}")
+
+
+def measure_load(tree: Path, args) -> dict:
+    server = ServerProc(tree)
+    try:
+        rss0 = proc_status_kb(server.p.pid, "VmRSS")
+        cpu0 = proc_cpu_s(server.p.pid)
+        udp0 = udp_counters()
+        res = run_client("load", server, args)
+        udp1 = udp_counters()
+        res["rss_growth_mb"] = (proc_status_kb(server.p.pid, "VmHWM") - rss0) * 1024 / MB
+        res["server_cpu_s"] = proc_cpu_s(server.p.pid) - cpu0
+        res["rcvbuf_errors"] = udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0)
+        return res
+    finally:
+        server.close()
+
+
+def measure_bulk(tree: Path, args) -> dict:
+    server = ServerProc(tree)
+    try:
+        return run_client("bulk", server, args)
+    finally:
+        server.close()
+
+
+def orchestrate(args) -> int:
+    trees = {"after": ROOT}
+    if args.before:
+        trees["before"] = Path(args.before).resolve()
+    total_mb = args.sessions * args.streams * args.kib * 1024 / MB
+    print(f"server benchmark: {args.sessions} sessions x {args.streams} streams x {args.kib} KiB "
+          f"echo ({total_mb:.1f} MB each way), one-stream bulk {args.bulk_mb} MB; "
+          f"{args.runs} interleaved runs; contenders {', '.join(trees)}; "
+          f"loadavg {os.getloadavg()[0]:.2f}", flush=True)
+    keys = ("s", "mb_s", "p95_s", "sessions_lost", "rss_growth_mb", "server_cpu_s",
+            "rcvbuf_errors")
+    load: dict[str, dict[str, list[float]]] = {k: {c: [] for c in trees} for k in keys}
+    bulk: dict[str, list[float]] = {c: [] for c in trees}
+    failures = 0
+    for run, order in enumerate(rotations(list(trees), args.runs), 1):
+        for name in order:
+            try:
+                b = measure_bulk(trees[name], args)
+                bulk[name].append(b["mb_s"])
+            except Exception as exc:  # a failed run is reported, never hidden
+                print(f"  run {run} bulk {name}: failed: {exc}", flush=True)
+                bulk[name].append(float("nan"))
+                failures += name == "after"
+            try:
+                r = measure_load(trees[name], args)
+            except Exception as exc:
+                print(f"  run {run} load {name}: failed: {exc}", flush=True)
+                failures += name == "after"
+                continue
+            for k in keys:
+                load[k][name].append(float(r[k]))
+            print(f"  run {run} {name}: load {r['completed']}/{r['expected']} streams in "
+                  f"{r['s']:.2f} s ({r['mb_s']:.2f} MB/s, p95 {r['p95_s']:.2f} s), "
+                  f"{r['sessions_lost']} sessions lost, RSS +{r['rss_growth_mb']:.1f} MB, "
+                  f"server CPU {r['server_cpu_s']:.2f} s, RcvbufErrors +{r['rcvbuf_errors']}; "
+                  f"bulk {bulk[name][-1]:.2f} MB/s", flush=True)
+            if r["first_error"]:
+                print(f"    first session error: {r['first_error']}", flush=True)
+            if name == "after" and r["completed"] != r["expected"]:
+                failures += 1
+    print_table("one-stream bulk", bulk, unit="MB/s")
+    units = {"s": ("load completion", "s", False), "mb_s": ("load aggregate", "MB/s", True),
+             "p95_s": ("load p95 stream completion", "s", False),
+             "sessions_lost": ("sessions lost", "count", False),
+             "rss_growth_mb": ("server RSS growth", "MB", False),
+             "server_cpu_s": ("server CPU during load", "s", False),
+             "rcvbuf_errors": ("UDP RcvbufErrors delta (host)", "count", False)}
+    for k in keys:
+        title, unit, higher = units[k]
+        print_table(title, load[k], unit=unit, higher_is_better=higher)
+    print()
+    for name in trees:
+        agg, one = summarize(load["mb_s"][name]).median, summarize(bulk[name]).median
+        ratio = agg / one if one == one and one else float("nan")
+        rss = summarize(load["rss_growth_mb"][name]).max
+        lost = summarize(load["sessions_lost"][name]).max
+        print(f"{name}: load aggregate / one-stream bulk = {ratio:.2f} (target >= 0.5: "
+              f"{'met' if ratio >= 0.5 else 'missed'}); sessions lost (max) {lost:g} "
+              f"(target 0); RSS growth (max) {rss:.1f} MB (target <= 64)", flush=True)
+    if "before" in trees:
+        a = summarize(load["mb_s"]["after"]).median
+        b = summarize(load["mb_s"]["before"]).median
+        if a == a and b == b and b:
+            print(f"load aggregate after/before = {a / b:.2f}x (medians {a:.2f} / {b:.2f} MB/s)",
+                  flush=True)
+    return 1 if failures else 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="benchmarks.server", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="20 sessions, 2 runs, 16 MB bulk")
+    p.add_argument("--runs", type=int, default=None)
+    p.add_argument("--sessions", type=int, default=None)
+    p.add_argument("--streams", type=int, default=10)
+    p.add_argument("--kib", type=int, default=64)
+    p.add_argument("--bulk-mb", type=float, default=None)
+    p.add_argument("--deadline", type=float, default=None, help="seconds per load at most")
+    p.add_argument("--before", help="a wtlab source tree whose server runs as 'before'")
+    p.add_argument("--client", choices=("bulk", "load"), help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--sha256", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.sessions is None:
+        args.sessions = 20 if args.quick else 100
+    if args.runs is None:
+        args.runs = 2 if args.quick else 5
+    if args.bulk_mb is None:
+        args.bulk_mb = 16.0 if args.quick else 64.0
+    if args.deadline is None:
+        args.deadline = 120.0 if args.quick else 300.0
+    if args.client:
+        client_main(args)
+        return 0
+    return orchestrate(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
