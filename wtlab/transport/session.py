@@ -17,6 +17,12 @@ What a user may rely on:
 * When the session is closed (by the peer, locally, or with the connection),
   every waiter and every later call gets :class:`~wtlab.errors.SessionClosed`
   with the close code and reason.
+* ``session.send_datagram(data)`` queues at once and never blocks. Awaiting it
+  (``await session.send_datagram(data)``) waits while more than
+  ``session.datagram_high_water`` datagrams of the connection wait for congestion
+  window: back-pressure, nothing dropped. Not awaited, the queue keeps at most
+  ``DATAGRAM_SEND_QUEUE`` datagrams and drops the oldest beyond (drop-oldest,
+  counted in ``stats()["datagrams_send_dropped"]``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 HIGH_WATER_BYTES = 1 << 20  # unsent bytes per stream before drain() waits
 DATAGRAM_QUEUE = 4096  # received datagrams kept per session before the oldest are dropped
 DATAGRAM_SEND_QUEUE = 4096  # datagrams waiting for congestion window before the oldest drop
+DATAGRAM_HIGH_WATER = 256  # queued datagrams above which an awaited send_datagram waits
 
 
 def _wake(waiters: list) -> None:
@@ -52,6 +59,51 @@ class _DrainAwaitable:
 
     def __await__(self):
         return self._stream.drain().__await__()
+
+
+class _DatagramRoom:
+    """What an awaited ``send_datagram`` waits on: room in the connection's datagram queue.
+
+    It waits among the endpoint's blocked writers, which the driver looks at after every
+    transmit (the only time the queue shrinks): it reports "unsent" datagrams while the
+    queue is above the session's high-water mark, as a stream reports unsent bytes.
+    """
+
+    __slots__ = ("_session", "_waiter", "_error", "_stop_code")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._waiter: asyncio.Future | None = None
+        self._error: BaseException | None = None
+        self._stop_code = None
+
+    def unsent_bytes(self) -> int:
+        session = self._session
+        queued = len(session._ep.quic._datagrams_pending)
+        # the driver wakes writers whose unsent bytes fall to HIGH_WATER_BYTES
+        return 0 if queued <= session.datagram_high_water else HIGH_WATER_BYTES + queued
+
+    def _wake_writer(self) -> None:
+        w = self._waiter
+        self._waiter = None
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        session = self._session
+        ep = session._ep
+        while True:
+            session._raise_if_closed()
+            if len(ep.quic._datagrams_pending) <= session.datagram_high_water:
+                return
+            fut = self._waiter
+            if fut is None or fut.done():
+                fut = self._waiter = ep.loop.create_future()
+            ep.blocked_writers.add(self)  # type: ignore[arg-type]
+            await asyncio.shield(fut)
 
 
 class Stream:
@@ -423,6 +475,9 @@ class Session:
         self._datagrams_received = 0
         self._datagrams_dropped = 0
         self._datagrams_send_dropped = 0
+        #: queued datagrams (whole connection) above which ``await send_datagram`` waits
+        self.datagram_high_water = DATAGRAM_HIGH_WATER
+        self._dgram_room = _DatagramRoom(self)
         self._streams_opened = 0
         self._streams_accepted = 0
         self.close_code: int | None = None
@@ -505,11 +560,19 @@ class Session:
                 waiters.remove(fut)
 
     # --------------------------------------------------------------- datagrams
-    def send_datagram(self, data: bytes) -> None:
+    def send_datagram(self, data: bytes) -> _DatagramRoom:
         """Send one datagram (unreliable); MessageTooLarge if it exceeds max_datagram_size.
 
-        Datagrams wait for congestion window in a queue of ``DATAGRAM_SEND_QUEUE``; when it
-        is full the oldest is dropped (``stats()["datagrams_send_dropped"]``).
+        The datagram is queued at once. Two ways to use it:
+
+        * ``await session.send_datagram(data)``: back-pressure. The await returns once
+          the connection's queue holds at most ``datagram_high_water`` datagrams (it
+          drains as congestion window allows); a sender that always awaits never loses
+          a datagram to the queue. Raises SessionClosed if the session closes meanwhile.
+        * ``session.send_datagram(data)`` without awaiting: drop-oldest. The queue keeps
+          at most ``DATAGRAM_SEND_QUEUE`` datagrams; beyond, the oldest is dropped and
+          counted in ``stats()["datagrams_send_dropped"]`` (as browsers expire outgoing
+          datagrams rather than queue them without bound).
         """
         if self._closed_exc is not None:
             raise self._closed_exc
@@ -535,6 +598,7 @@ class Session:
             ep.record("datagram_sent", nbytes=len(data))
         if ep._tx_handle is None:
             ep.schedule_transmit()
+        return self._dgram_room
 
     async def receive_datagram(self) -> bytes:
         """The next datagram the peer sent (oldest first)."""
@@ -702,6 +766,10 @@ class Session:
         for waiters in (self._bidi_waiters, self._uni_waiters, self._dgram_waiters,
                         self._credit_waiters):
             _wake(waiters)
+        room = self._dgram_room
+        room._error = exc
+        self._ep.blocked_writers.discard(room)  # type: ignore[arg-type]
+        room._wake_writer()
         if not self._closed_fut.done():
             self._closed_fut.set_result((code, reason))
         self._ep.session_finished(self)

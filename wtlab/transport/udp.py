@@ -51,8 +51,13 @@ class BatchReader:
             self._sock.setblocking(False)
         self.batch = batch
 
-    def drain(self, handle: Callable[[bytes, Any], None]) -> int:
-        """Hand up to ``batch`` queued datagrams to ``handle(data, addr)``; returns how many."""
+    def drain(self, handle: Callable[[bytes, Any], None],
+              on_error: Callable[[OSError], None] | None = None) -> int:
+        """Hand up to ``batch`` queued datagrams to ``handle(data, addr)``; returns how many.
+
+        A socket error met on the way (e.g. ICMP port unreachable on a connected
+        socket, which reading consumes) goes to ``on_error``, as asyncio would report it.
+        """
         sock = self._sock
         if sock is None:
             return 0
@@ -63,7 +68,9 @@ class BatchReader:
                 data, addr = recvfrom(_MAX_UDP_PAYLOAD)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError:  # e.g. an ICMP error queued on the socket: asyncio reports it
+            except OSError as exc:
+                if on_error is not None:
+                    on_error(exc)
                 break
             n += 1
             handle(data, addr)
