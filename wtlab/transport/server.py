@@ -62,6 +62,7 @@ from aioquic.buffer import Buffer
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.packet import (
+    QuicFrameType,
     QuicPacketType,
     encode_quic_version_negotiation,
     pull_quic_header,
@@ -176,6 +177,17 @@ def _allowed_origins(origins: Any) -> frozenset[str] | None:
     return frozenset(out)
 
 
+def _refuse(ep: Endpoint, reason: str) -> None:
+    """Close a connection still in its handshake with CONNECTION_REFUSED and ``reason``.
+
+    A transport-level close: before the handshake is done an application close would
+    reach the client as a bare APPLICATION_ERROR, without the reason.
+    """
+    ep.quic.close(error_code=QUIC_CONNECTION_REFUSED, frame_type=QuicFrameType.PADDING,
+                  reason_phrase=reason)
+    ep.close(QUIC_CONNECTION_REFUSED, reason)
+
+
 class _ServerProtocol(asyncio.DatagramProtocol):
     """One UDP socket; routes datagrams to connections by destination connection ID."""
 
@@ -255,7 +267,7 @@ class _ServerProtocol(asyncio.DatagramProtocol):
             ep.cids.add(cid)
         ep.process_events()
         if isinstance(decision, Refuse):
-            ep.close(QUIC_CONNECTION_REFUSED, decision.reason)
+            _refuse(ep, decision.reason)
             return
         ep.schedule_transmit()
         server._after_datagram(ep)
@@ -512,8 +524,7 @@ class Server:
     def _handshake_timeout(self, ep: Endpoint) -> None:
         if not ep.terminated and not ep.handshake.done():
             self.handshake_timeouts += 1
-            ep.close(QUIC_CONNECTION_REFUSED, f"handshake not done within "
-                                              f"{self.limits.handshake_timeout_s:g} s")
+            _refuse(ep, f"handshake not done within {self.limits.handshake_timeout_s:g} s")
 
     def _forget_endpoint(self, ep: Endpoint) -> None:
         if ep not in self._endpoints:
