@@ -50,32 +50,40 @@ async def until(cond: Callable[[], Any], timeout_s: float = 5.0, what: str = "")
 
 
 class _Raw(QuicConnectionProtocol):
+    with_h3 = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.h3 = H3Connection(self._quic, enable_webtransport=True)
+        # aioquic's HTTP/3 opens the control and QPACK streams (and sends SETTINGS) at once
+        self.h3 = H3Connection(self._quic, enable_webtransport=True) if self.with_h3 else None
+        self.h3_streams: set[int] = set()  # our streams whose answers HTTP/3 should parse
         self.events: list[Any] = []
 
     def quic_event_received(self, event: Any) -> None:
         self.events.append(event)
         if isinstance(event, StreamDataReceived | StreamReset):
-            try:
-                self.events.extend(self.h3.handle_event(event))
-            except Exception as exc:  # a test client: record, do not crash the loop
-                self.events.append(exc)
+            sid = event.stream_id
+            if sid & 2 and sid & 1 or sid in self.h3_streams:  # server uni streams, requests
+                try:
+                    self.events.extend(self.h3.handle_event(event))
+                except Exception as exc:  # a test client: record, do not crash the loop
+                    self.events.append(exc)
 
 
 class Attacker:
     """See the module docstring. ``server`` is a running ``wtlab.transport.Server``."""
 
-    def __init__(self, server: wtlab.transport.Server, **config: Any) -> None:
+    def __init__(self, server: wtlab.transport.Server, *, h3: bool = True, **config: Any) -> None:
+        """``h3=False``: no HTTP/3 streams of aioquic's (the test writes its own)."""
         self.server = server
         cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
                                 verify_mode=ssl.CERT_NONE, max_datagram_frame_size=65536,
                                 max_data=64 << 20, max_stream_data=16 << 20)
         for key, value in config.items():
             setattr(cfg, key, value)
+        proto = type("_RawProto", (_Raw,), {"with_h3": h3})
         self._cm = aioquic_connect("127.0.0.1", server.port, configuration=cfg,
-                                   create_protocol=_Raw, wait_connected=True)
+                                   create_protocol=proto, wait_connected=True)
         self.proto: _Raw | None = None
 
     async def __aenter__(self) -> Attacker:
@@ -93,8 +101,13 @@ class Attacker:
     def events(self) -> list[Any]:
         return self.proto.events
 
-    def bidi(self) -> int:
-        return self.quic.get_next_available_stream_id()
+    def bidi(self, parse_answer: bool = False) -> int:
+        """The next bidirectional stream; ``parse_answer``: the server's answer on it is
+        HTTP/3 (a response), parsed into ``events``."""
+        sid = self.quic.get_next_available_stream_id()
+        if parse_answer:
+            self.proto.h3_streams.add(sid)
+        return sid
 
     def uni(self) -> int:
         return self.quic.get_next_available_stream_id(is_unidirectional=True)
@@ -118,9 +131,14 @@ class Attacker:
     def request(self, path: str = "/echo", **kw: Any) -> int:
         """Send an extended CONNECT; returns its stream (the session id if accepted)."""
         sid = self.bidi()
-        self.proto.h3.send_headers(sid, self.connect_headers(path, **kw))
-        self.proto.transmit()
+        self.send_headers(sid, self.connect_headers(path, **kw))
         return sid
+
+    def send_headers(self, stream_id: int, headers: list, end: bool = False) -> None:
+        """HEADERS through aioquic's encoder; the answer on this stream is parsed."""
+        self.proto.h3_streams.add(stream_id)
+        self.proto.h3.send_headers(stream_id, headers, end)
+        self.proto.transmit()
 
     def status(self, stream_id: int) -> int | None:
         for ev in self.events:

@@ -36,7 +36,7 @@ def held(srv) -> int:
 async def test_huge_declared_headers_is_answered_431_without_buffering():
     async with running_server() as srv:
         async with Attacker(srv.server) as a:
-            sid = a.bidi()
+            sid = a.bidi(parse_answer=True)
             a.send(sid, frame(0x1, b"", declared=HUGE))
             a.send_chunks(sid, CHUNK, 64)  # 1 MiB that would follow the header block
             assert await a.response(sid) == 431
@@ -49,7 +49,7 @@ async def test_header_block_over_limit_is_refused_before_it_is_complete():
     limit = 16 * KIB
     async with running_server() as srv:
         async with Attacker(srv.server) as a:
-            sid = a.bidi()
+            sid = a.bidi(parse_answer=True)
             a.send(sid, frame(0x1, CHUNK[:1000], declared=16 * MIB))  # first KB of 16 MiB
             assert await a.response(sid) == 431
             assert held(srv) < limit
@@ -60,8 +60,7 @@ async def test_twenty_thousand_headers_are_refused():
         async with Attacker(srv.server) as a:
             extra = [(b"x-h%d" % i, b"v" * 80) for i in range(20_000)]
             sid = a.bidi()
-            a.proto.h3.send_headers(sid, a.connect_headers("/echo", extra=extra))
-            a.proto.transmit()
+            a.send_headers(sid, a.connect_headers("/echo", extra=extra))
             assert await a.response(sid, 10) == 431
             assert held(srv) < 32 * KIB
             assert srv.server.stats()["sessions"] == 0
@@ -76,8 +75,7 @@ async def test_decoded_header_size_is_limited_too():
             # 120 static-table references cost a byte each but decode to >32 bytes each
             extra = [(b"accept", b"*/*")] * 120
             sid = a.bidi()
-            a.proto.h3.send_headers(sid, a.connect_headers("/echo", extra=extra))
-            a.proto.transmit()
+            a.send_headers(sid, a.connect_headers("/echo", extra=extra))
             assert await a.response(sid) == 431
 
 
@@ -152,6 +150,7 @@ async def test_early_stream_is_delivered_when_its_session_arrives():
     async with running_server() as srv:
         async with Attacker(srv.server) as a:
             connect_sid = a.bidi()
+            a.proto.h3_streams.add(connect_sid)
             a.proto.h3.send_headers(connect_sid, a.connect_headers("/echo"))
             sender = a.quic._streams[connect_sid].sender
             queued = sender._buffer_stop
@@ -210,12 +209,13 @@ async def test_out_of_order_data_cannot_grow_the_windows():
 
 async def test_oversized_settings_frame_closes_the_connection():
     async with running_server() as srv:
-        async with Attacker(srv.server) as a:
-            ctrl = a.uni()  # a second control stream would be an error; use a fresh type
+        async with Attacker(srv.server, h3=False) as a:
+            ctrl = a.uni()  # the connection's only control stream, SETTINGS first
             a.send(ctrl, encode_uint_var(0x00) + frame(0x4, b"", declared=HUGE))
+            a.send_chunks(ctrl, CHUNK, 4)
             await until(a.closed, what="connection closed")
-            assert a.closed().error_code == P.H3_EXCESSIVE_LOAD or "control" in (
-                a.closed().reason_phrase or "")
+            assert a.closed().error_code == P.H3_EXCESSIVE_LOAD
+            assert srv.server.stats()["budget_closes"] == 1  # closed by the server
         assert await echo_works(srv.server)
 
 
@@ -235,6 +235,7 @@ async def test_connection_budget_covers_several_sessions():
                 a.send_chunks(st, CHUNK, 56)
             await until(a.closed, 10, "connection closed")
             assert a.closed().error_code == P.H3_EXCESSIVE_LOAD
+            assert srv.server.stats()["budget_closes"] == 1
             await until(lambda: held(srv) == 0, what="budget released")
         assert await echo_works(srv.server)
 
@@ -255,8 +256,54 @@ async def test_server_budget_closes_the_connection_that_breaks_it():
                             or a.endpoint().wt.buffered_bytes() > 800 * KIB, 10, "data buffered")
             await until(second.closed, 10, "second connection closed")
             assert second.closed().error_code == P.H3_EXCESSIVE_LOAD
+            assert srv.server.stats()["budget_closes"] == 1
             assert first.closed() is None
             assert held(srv) <= 1536 * KIB
+
+
+async def test_echo_to_a_peer_that_never_reads_is_bounded():
+    """32 streams x 128 KiB to /echo and no flow-control credit back: what the echo holds
+    unsent stays within its per-session backlog (before: up to 1 MiB per stream, here all
+    4 MiB)."""
+    from wtlab.transport.handlers import ECHO_BACKLOG_BYTES
+
+    streams, per_stream = 32, 128 * KIB
+    async with running_server() as srv:
+        async with Attacker(srv.server, max_data=64 * KIB, max_stream_data=16 * KIB) as a:
+            a.quic._write_stream_limits = lambda *args, **kw: None  # never grant more
+            a.quic._write_connection_limits = lambda *args, **kw: None
+            sid = await a.session("/echo")
+            for _ in range(streams):
+                st = a.bidi()
+                a.send(st, encode_uint_var(P.FRAME_WEBTRANSPORT_STREAM) + encode_uint_var(sid))
+                a.send_chunks(st, CHUNK, per_stream // len(CHUNK))
+            ep = a.endpoint()
+            await until(lambda: ep.quic.rx_delivered_bytes >= streams * per_stream, 30,
+                        "all delivered")
+            (session,) = srv.server._sessions
+            # each stream: its share of the backlog unsent plus one read of that size
+            bound = 2 * max(ECHO_BACKLOG_BYTES // streams, 16 * KIB) * streams
+            assert bound < streams * per_stream
+            for _ in range(50):  # the echo tasks run meanwhile; the bound holds throughout
+                unsent = sum(s.unsent_bytes() for s in session._streams.values())
+                assert unsent <= bound
+                await asyncio.sleep(0.002)
+        assert await echo_works(srv.server)
+
+
+async def test_a_bug_costs_one_connection_not_the_server():
+    async with running_server() as srv:
+        async with Attacker(srv.server) as a:
+            await a.session("/echo")
+            ep = a.endpoint()
+
+            def broken(event):
+                raise RuntimeError("injected")
+            ep.wt.handle_event = broken
+            a.send(a.bidi(), b"anything")
+            await until(a.closed, what="connection closed")
+            assert a.closed().error_code == 0x102  # H3_INTERNAL_ERROR
+        assert await echo_works(srv.server)
 
 
 # ------------------------------------------------------------------ M1: INITIAL floods

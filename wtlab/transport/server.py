@@ -99,6 +99,7 @@ logger = logging.getLogger("wtlab.transport")
 
 Handler = Callable[[Session], Awaitable[Any]]
 CLOSE_HANDLER_ERROR = 0x4C00
+H3_INTERNAL_ERROR = 0x102
 H3_UNI_STREAMS = 3  # the peer's control and QPACK streams use uni stream credit too
 __all__ = ["CLOSE_BUFFER_LIMIT", "CLOSE_HANDLER_ERROR", "CLOSE_STREAM_LIMIT", "Limits", "Server",
            "cli_main", "serve"]
@@ -209,11 +210,32 @@ class _ServerProtocol(asyncio.DatagramProtocol):
             self.reader.close()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._one(data, addr)
+        self._guarded(data, addr)
         # what else is queued in the kernel: every connection absorbs its burst before
         # any transmits (asyncio alone hands over one datagram per loop iteration)
         if self.reader is not None:
-            self.reader.drain(self._one)
+            self.reader.drain(self._guarded)
+
+    def _guarded(self, data: bytes, addr: Any) -> None:
+        try:
+            self._one(data, addr)
+        except Exception:  # a bug must cost one connection, never the server's socket
+            logger.exception("datagram from %s could not be handled", addr)
+            ep = self._endpoint_of(data)
+            if ep is not None and not ep.terminated:
+                try:
+                    ep.close(H3_INTERNAL_ERROR, "server error")
+                except Exception:
+                    ep._terminate()
+
+    def _endpoint_of(self, data: bytes) -> Endpoint | None:
+        if data and not data[0] & 0x80:
+            return self.endpoints.get(data[1:1 + self.cid_length])
+        try:
+            return self.endpoints.get(pull_quic_header(
+                Buffer(data=data), host_cid_length=self.cid_length).destination_cid)
+        except ValueError:
+            return None
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors about a client: its connection times out on its own

@@ -69,13 +69,14 @@ class _DatagramRoom:
     queue is above the session's high-water mark, as a stream reports unsent bytes.
     """
 
-    __slots__ = ("_session", "_waiter", "_error", "_stop_code")
+    __slots__ = ("_session", "_waiter", "_error", "_stop_code", "_wake_at")
 
     def __init__(self, session: Session) -> None:
         self._session = session
         self._waiter: asyncio.Future | None = None
         self._error: BaseException | None = None
         self._stop_code = None
+        self._wake_at = HIGH_WATER_BYTES
 
     def unsent_bytes(self) -> int:
         session = self._session
@@ -113,7 +114,7 @@ class Stream:
         "stream_id", "session", "_ep", "readable", "writable", "_buf", "_eof", "_reset_code",
         "_read_waiter", "_stop_code", "_eof_sent", "_drain_waiter", "_awaitable",
         "_fc_pending", "_fc_eof", "bytes_sent", "bytes_received", "_error", "_sender",
-        "_write_closed",
+        "_write_closed", "_wake_at",
     )
 
     def __init__(self, session: Session, stream_id: int, *, readable: bool, writable: bool) -> None:
@@ -137,6 +138,7 @@ class Stream:
         self._error: BaseException | None = None  # session-level error (closed)
         self._sender: Any = None  # aioquic QuicStreamSender, cached after the first write
         self._write_closed = not writable  # any reason write() must raise
+        self._wake_at = HIGH_WATER_BYTES  # unsent bytes at which a blocked drain() wakes
 
     def __repr__(self) -> str:
         kind = "bidi" if self.readable and self.writable else "uni"
@@ -237,18 +239,21 @@ class Stream:
             return held
         return sender._buffer_stop - sender.highest_offset + held
 
-    async def drain(self) -> None:
-        """Wait until this stream's unsent bytes fall to ``HIGH_WATER_BYTES`` or less."""
+    async def drain(self, high_water_bytes: int = HIGH_WATER_BYTES) -> None:
+        """Wait until this stream's unsent bytes fall to ``high_water_bytes`` (default
+        ``HIGH_WATER_BYTES``; a larger value counts as the default) or less."""
+        high = min(high_water_bytes, HIGH_WATER_BYTES)
         sender = self._sender
         if (sender is not None and self._fc_pending is None and self._error is None
-                and sender._buffer_stop - sender.highest_offset <= HIGH_WATER_BYTES):
+                and sender._buffer_stop - sender.highest_offset <= high):
             return  # the common case, without a suspension
         if self._error is not None:
             raise self._error
-        if self.unsent_bytes() <= HIGH_WATER_BYTES:
+        if self.unsent_bytes() <= high:
             return
         ep = self._ep
-        while self.unsent_bytes() > HIGH_WATER_BYTES:
+        self._wake_at = high  # the driver wakes this writer once unsent <= high
+        while self.unsent_bytes() > high:
             if self._error is not None:
                 raise self._error
             if self._stop_code is not None:
