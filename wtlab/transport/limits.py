@@ -122,10 +122,6 @@ class Limits:
         """The ``wtlab serve`` option for field ``name``."""
         return "--" + name.replace("_", "-")
 
-    def describe(self) -> str:
-        """One line per limit with its value (for ``wtlab serve --help`` and logs)."""
-        return "\n".join(f"  {self.option(name):<40}{getattr(self, name)!s:>12}  {text}"
-                         for name, text in DESCRIPTIONS.items())
 
 
 __all__ = ["DESCRIPTIONS", "Limits"]

@@ -700,11 +700,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     defaults = Limits()
     parser = _ArgumentParser(
-        prog="wtlab serve", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run the WebTransport server (routes /echo, /sink, /source?bytes=N).",
-        epilog="limits (each also an option; defaults shown):\n" + defaults.describe()
-        + "\n\nA session beyond a session limit is answered 429; a connection over its byte "
-        "budget is closed with H3_EXCESSIVE_LOAD.")
+        prog="wtlab serve",
+        description="Run the WebTransport server (routes /echo, /sink, /source?bytes=N).")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (loopback unless --allow-non-loopback)")
     parser.add_argument("--port", type=int, default=4433)
@@ -728,11 +725,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--page-port", type=int, default=8080)
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many seconds (default: run until Ctrl-C)")
-    group = parser.add_argument_group("limits")
+    group = parser.add_argument_group(
+        "limits", "What peers may use (see wtlab.transport.limits). A session request beyond a "
+        "session limit is answered 429; a session over its byte budget is closed with "
+        "0x4c02, one with too many streams with 0x4c01; a connection over its byte budget "
+        "(or the server over its total) is closed with H3_EXCESSIVE_LOAD.")
     for name, text in DESCRIPTIONS.items():
-        kind = float if name.endswith("_s") else int
-        group.add_argument(Limits.option(name), dest=name, type=kind, default=None,
-                           metavar="N", help=f"{text} (default {getattr(defaults, name)})")
+        seconds = name.endswith("_s")
+        group.add_argument(Limits.option(name), dest=name, type=float if seconds else int,
+                           default=None, metavar="SECONDS" if seconds else "N",
+                           help=f"{text} (default {getattr(defaults, name)})")
     return parser
 
 
