@@ -48,7 +48,7 @@ from wtlab.errors import ConfigError
 KIB = 1024
 MIB = 1024 * 1024
 
-#: (field, one line of help with its unit) in the order ``wtlab serve --help`` lists them
+#: field -> one line of help, in the order ``wtlab serve --help`` lists them
 DESCRIPTIONS = {
     "max_connections": "QUIC connections at once",
     "max_connections_per_address": "connections from one client IP address",
@@ -121,7 +121,6 @@ class Limits:
     def option(name: str) -> str:
         """The ``wtlab serve`` option for field ``name``."""
         return "--" + name.replace("_", "-")
-
 
 
 __all__ = ["DESCRIPTIONS", "Limits"]
