@@ -137,6 +137,22 @@ def udp_counters() -> dict[str, int]:
         return {}
 
 
+def socket_drops(port: int) -> int:
+    """Datagrams the kernel dropped for the UDP socket bound to ``port`` (IPv4 and IPv6)."""
+    drops = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        drops += int(fields[-1])
+        except (OSError, ValueError, IndexError, StopIteration):
+            pass
+    return drops
+
+
 def proc_status_kb(pid: int, key: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -200,6 +216,7 @@ def measure_load(tree: Path, args) -> dict:
         res["rss_growth_mb"] = (proc_status_kb(server.p.pid, "VmHWM") - rss0) * 1024 / MB
         res["server_cpu_s"] = proc_cpu_s(server.p.pid) - cpu0
         res["rcvbuf_errors"] = udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0)
+        res["server_socket_drops"] = socket_drops(server.port)
         return res
     finally:
         server.close()
@@ -223,7 +240,7 @@ def orchestrate(args) -> int:
           f"{args.runs} interleaved runs; contenders {', '.join(trees)}; "
           f"loadavg {os.getloadavg()[0]:.2f}", flush=True)
     keys = ("s", "mb_s", "p95_s", "sessions_lost", "rss_growth_mb", "server_cpu_s",
-            "rcvbuf_errors")
+            "rcvbuf_errors", "server_socket_drops")
     load: dict[str, dict[str, list[float]]] = {k: {c: [] for c in trees} for k in keys}
     bulk: dict[str, list[float]] = {c: [] for c in trees}
     failures = 0
@@ -247,7 +264,8 @@ def orchestrate(args) -> int:
             print(f"  run {run} {name}: load {r['completed']}/{r['expected']} streams in "
                   f"{r['s']:.2f} s ({r['mb_s']:.2f} MB/s, p95 {r['p95_s']:.2f} s), "
                   f"{r['sessions_lost']} sessions lost, RSS +{r['rss_growth_mb']:.1f} MB, "
-                  f"server CPU {r['server_cpu_s']:.2f} s, RcvbufErrors +{r['rcvbuf_errors']}; "
+                  f"server CPU {r['server_cpu_s']:.2f} s, RcvbufErrors +{r['rcvbuf_errors']} "
+                  f"(server socket {r['server_socket_drops']}); "
                   f"bulk {bulk[name][-1]:.2f} MB/s", flush=True)
             if r["first_error"]:
                 print(f"    first session error: {r['first_error']}", flush=True)
@@ -259,7 +277,8 @@ def orchestrate(args) -> int:
              "sessions_lost": ("sessions lost", "count", False),
              "rss_growth_mb": ("server RSS growth", "MB", False),
              "server_cpu_s": ("server CPU during load", "s", False),
-             "rcvbuf_errors": ("UDP RcvbufErrors delta (host)", "count", False)}
+             "rcvbuf_errors": ("UDP RcvbufErrors delta (host)", "count", False),
+             "server_socket_drops": ("of which at the server's socket", "count", False)}
     for k in keys:
         title, unit, higher = units[k]
         print_table(title, load[k], unit=unit, higher_is_better=higher)

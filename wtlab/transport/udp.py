@@ -12,27 +12,43 @@ On a virtual-time loop (no real socket behind the transport) both are no-ops.
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
-#: kernel receive/send buffer asked for (the OS caps it at net.core.rmem_max / wmem_max)
+#: kernel receive/send buffer asked for (Linux doubles it for bookkeeping): about 200 ms of
+#: what a busy server processes. Larger only delays the losses of a sustained overload
+#: (loss-based congestion control fills any buffer) and lengthens every round trip.
 SOCKET_BUFFER_BYTES = 4 << 20
 #: datagrams read per readiness callback at most (besides the one asyncio read)
 DRAIN_BATCH = 64
 _MAX_UDP_PAYLOAD = 65535
+# Linux's privileged variants (not named in Python's socket module)
+_SO_RCVBUFFORCE = 33 if sys.platform.startswith("linux") else None
+_SO_SNDBUFFORCE = 32 if sys.platform.startswith("linux") else None
 
 
 def grow_buffers(transport: Any, size_bytes: int = SOCKET_BUFFER_BYTES) -> tuple[int, int]:
     """Ask for ``size_bytes`` kernel buffers both ways; returns what the OS granted
-    (receive, send), (0, 0) without a real socket."""
+    (receive, send), (0, 0) without a real socket.
+
+    The OS caps an ordinary request at ``net.core.rmem_max`` / ``wmem_max``; a process
+    allowed to (CAP_NET_ADMIN) gets the full size, as quic-go does it.
+    """
     tsock = transport.get_extra_info("socket")
     if tsock is None:
         return 0, 0
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+    for option, forced in ((socket.SO_RCVBUF, _SO_RCVBUFFORCE),
+                           (socket.SO_SNDBUF, _SO_SNDBUFFORCE)):
         try:
             tsock.setsockopt(socket.SOL_SOCKET, option, size_bytes)
         except OSError:
             pass
+        if forced is not None and tsock.getsockopt(socket.SOL_SOCKET, option) < size_bytes:
+            try:
+                tsock.setsockopt(socket.SOL_SOCKET, forced, size_bytes)
+            except OSError:
+                pass  # not permitted: keep what the cap allowed
     try:
         return (tsock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
                 tsock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
