@@ -19,6 +19,14 @@ What is measured in each run, with a fresh server process for each measurement
   other processes' drops count too);
 - the ratio of median load aggregate to median one-stream bulk (target >= 0.5).
 
+``--attacks`` instead runs each attack of issue 16 once against a fresh server (of
+each contender): a HEADERS frame declaring 2**60 bytes, an unknown capsule of 2**60
+bytes inside a DATA frame, 64 streams for sessions never requested, one byte at the
+end of each flow-control window of 16 streams, 12 times (aioquic doubled the windows
+and allocated the gaps: "sent" is about zero, the gaps are what counts), 2000 garbage
+INITIALs; for each, the server's RSS growth and whether a normal client is served
+afterwards.
+
 ``--before PATH`` runs a second contender whose *server* imports wtlab from
 PATH (e.g. a checkout of the main branch), interleaved with this tree's; the
 clients are this tree's in both. Every load is bounded (``--deadline``).
@@ -116,9 +124,115 @@ async def run_load(url: str, sha: str, sessions: int, streams: int, size: int,
             "first_error": repr(errors[0])[:300] if errors else None}
 
 
+ATTACKS = ("headers-2^60", "capsule-in-data-2^60", "early-streams", "out-of-order",
+           "garbage-initials")
+
+
+async def _push(a, stream_id: int, nbytes: int, deadline: float) -> int:
+    """Write ``nbytes`` of garbage as flow control lets them go, until all left or the
+    server stopped the stream (or the deadline passed). Returns the bytes that left."""
+    loop = asyncio.get_running_loop()
+    chunk = bytes(range(256)) * 256  # 64 KiB
+    queued = left = 0
+    while loop.time() < deadline and not a.closed():
+        stream = a.quic._streams.get(stream_id)
+        if stream is None or stream.sender._reset_error_code is not None:
+            break  # the server stopped (and reset) the stream
+        sender = stream.sender
+        left = sender.highest_offset
+        if queued < nbytes and sender._buffer_stop - sender.highest_offset < 1 << 20:
+            a.quic.send_stream_data(stream_id, chunk)
+            queued += len(chunk)
+            a.proto.transmit()
+        elif queued >= nbytes and sender.highest_offset >= sender._buffer_stop:
+            break  # all of it left
+        else:
+            await asyncio.sleep(0.001)
+    return left
+
+
+async def run_attack(name: str, port: int, sha: str, mib: int, deadline_s: float) -> dict:
+    """One attack from the issue against a running server; what it sent and whether a
+    normal client is still served afterwards."""
+    from types import SimpleNamespace
+
+    from aioquic.buffer import encode_uint_var
+
+    import wtlab
+    from tests.transport.attack import Attacker, frame
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    nbytes = mib << 20
+    huge = 1 << 60
+    sent = 0
+    if name == "garbage-initials":
+        transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                           remote_addr=("127.0.0.1", port))
+        for i in range(2000):
+            dcid = (i + 1).to_bytes(8, "big")
+            head = bytes([0xC3, 0, 0, 0, 1, 8]) + dcid + bytes([8]) + dcid + b"\0"
+            rest = 1200 - len(head) - 2
+            transport.sendto(head + (0x4000 | rest).to_bytes(2, "big") + bytes(rest))
+            sent += 1200
+            if i % 50 == 49:
+                await asyncio.sleep(0.001)
+        transport.close()
+    else:
+        async with Attacker(SimpleNamespace(port=port), max_data=64 << 20) as a:
+            if name == "headers-2^60":
+                sid = a.bidi()
+                a.send(sid, frame(0x1, b"", declared=huge))
+                sent = await _push(a, sid, nbytes, deadline)
+            elif name == "capsule-in-data-2^60":
+                sid = await a.session("/echo")
+                a.send(sid, frame(0x0, b"", declared=huge) + encode_uint_var(0x3F00)
+                       + encode_uint_var(huge))
+                sent = await _push(a, sid, nbytes, deadline)
+            elif name == "early-streams":
+                for k in range(64):
+                    st = a.bidi()
+                    a.send(st, encode_uint_var(0x41) + encode_uint_var(4 * (1000 + k)))
+                    sent += await _push(a, st, nbytes // 64, deadline)
+            elif name == "out-of-order":
+                sid = await a.session("/echo")
+                streams = []
+                for _ in range(16):
+                    st = a.bidi()
+                    streams.append(st)
+                    a.send(st, encode_uint_var(0x41) + encode_uint_var(sid))
+                for _round in range(12):  # one byte at the end of every window granted
+                    for st in streams:
+                        qs = a.quic._streams[st]
+                        limit, have = qs.max_stream_data_remote, qs.sender._buffer_stop
+                        room = a.quic._remote_max_data - a.quic._remote_max_data_used
+                        limit = min(limit, have + room // len(streams))
+                        if limit > have + 1:
+                            a.quic.send_stream_data(st, bytes(limit - have))
+                            qs.sender._pending.subtract(have, limit - 1)
+                            sent += 1
+                    a.proto.transmit()
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+    served = False
+    try:
+        async with wtlab.connect(f"https://127.0.0.1:{port}/echo", cert_hashes=[sha],
+                                 timeout=10) as session:
+            stream = await session.open_bidi()
+            stream.write(b"still served")
+            stream.write_eof()
+            served = await asyncio.wait_for(stream.read(), 10) == b"still served"
+    except Exception:
+        served = False
+    return {"sent_mb": sent / MB, "served": served}
+
+
 def client_main(args) -> None:
     url = f"https://127.0.0.1:{args.port}/"
-    if args.client == "bulk":
+    if args.client == "attack":
+        out = asyncio.run(run_attack(args.attack, args.port, args.sha256, args.attack_mib,
+                                     args.deadline))
+    elif args.client == "bulk":
         out = asyncio.run(run_bulk(url + "sink", args.sha256, int(args.bulk_mb * MB),
                                    args.deadline))
     else:
@@ -192,11 +306,12 @@ class ServerProc:
             self.p.wait(timeout=5)
 
 
-def run_client(kind: str, server: ServerProc, args) -> dict:
+def run_client(kind: str, server: ServerProc, args, attack: str = "") -> dict:
     cmd = [sys.executable, "-m", "benchmarks.server", "--client", kind, "--port",
            str(server.port), "--sha256", server.sha, "--sessions", str(args.sessions),
            "--streams", str(args.streams), "--kib", str(args.kib), "--bulk-mb",
-           str(args.bulk_mb), "--deadline", str(args.deadline)]
+           str(args.bulk_mb), "--deadline", str(args.deadline), "--attack", attack or "none",
+           "--attack-mib", str(args.attack_mib)]
     proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True,
                           timeout=args.deadline + 60)
     for line in proc.stdout.splitlines():
@@ -230,10 +345,38 @@ def measure_bulk(tree: Path, args) -> dict:
         server.close()
 
 
+def measure_attacks(trees: dict[str, Path], args) -> int:
+    """Each attack against a fresh server of each tree: server RSS growth, still served."""
+    print(f"\nattacks ({args.attack_mib} MiB each where the attack sends data): server RSS "
+          "growth (peak VmHWM minus VmRSS before) and whether a normal client is served "
+          "after", flush=True)
+    print(f"  {'attack':<22}{'contender':<10}{'sent MB':>9}{'RSS +MB':>9}  served", flush=True)
+    failures = 0
+    for attack in ATTACKS:
+        for name, tree in trees.items():
+            server = ServerProc(tree)
+            try:
+                rss0 = proc_status_kb(server.p.pid, "VmRSS")
+                res = run_client("attack", server, args, attack)
+                growth = (proc_status_kb(server.p.pid, "VmHWM") - rss0) * 1024 / MB
+            except Exception as exc:
+                print(f"  {attack:<22}{name:<10} failed: {exc}", flush=True)
+                failures += name == "after"
+                continue
+            finally:
+                server.close()
+            print(f"  {attack:<22}{name:<10}{res['sent_mb']:>9.1f}{growth:>9.1f}  "
+                  f"{'yes' if res['served'] else 'NO'}", flush=True)
+            failures += name == "after" and not res["served"]
+    return failures
+
+
 def orchestrate(args) -> int:
     trees = {"after": ROOT}
     if args.before:
         trees["before"] = Path(args.before).resolve()
+    if args.attacks:
+        return 1 if measure_attacks(trees, args) else 0
     total_mb = args.sessions * args.streams * args.kib * 1024 / MB
     print(f"server benchmark: {args.sessions} sessions x {args.streams} streams x {args.kib} KiB "
           f"echo ({total_mb:.1f} MB each way), one-stream bulk {args.bulk_mb} MB; "
@@ -310,7 +453,12 @@ def main() -> int:
     p.add_argument("--bulk-mb", type=float, default=None)
     p.add_argument("--deadline", type=float, default=None, help="seconds per load at most")
     p.add_argument("--before", help="a wtlab source tree whose server runs as 'before'")
-    p.add_argument("--client", choices=("bulk", "load"), help=argparse.SUPPRESS)
+    p.add_argument("--attacks", action="store_true",
+                   help="instead: the issue's attacks, server RSS growth for each")
+    p.add_argument("--attack-mib", type=int, default=None,
+                   help="MiB each data attack sends (default 64, 16 with --quick)")
+    p.add_argument("--client", choices=("bulk", "load", "attack"), help=argparse.SUPPRESS)
+    p.add_argument("--attack", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--sha256", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -322,6 +470,8 @@ def main() -> int:
         args.bulk_mb = 16.0 if args.quick else 64.0
     if args.deadline is None:
         args.deadline = 120.0 if args.quick else 300.0
+    if args.attack_mib is None:
+        args.attack_mib = 16 if args.quick else 64
     if args.client:
         client_main(args)
         return 0
