@@ -36,6 +36,7 @@ AIOQUIC_INTERNALS = (
     ("QuicConnection", "_streams"),
     ("QuicConnection", "_state"),
     ("QuicStreamReceiver", "_buffer"),
+    ("QuicStreamReceiver", "_buffer_start"),  # delivered offset (starting_offset(), inlined)
 )
 
 
@@ -52,6 +53,7 @@ class ServerConnection(Connection):
         self.connection_window_bytes = config.max_data
         # a window slides once half of it has been delivered: few MAX_* frames
         self._stream_step = self.stream_window_bytes // 2
+        self._stream_half = self.stream_window_bytes - self._stream_step
         self._connection_step = self.connection_window_bytes // 2
         #: stream bytes delivered in order (or given up by a reset), all streams
         self.rx_delivered_bytes = 0
@@ -96,11 +98,15 @@ class ServerConnection(Connection):
             limit.used = used
 
     def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
+        # called for every stream in every packet: the common case returns at once
         local = stream.max_stream_data_local
         if not local:
             return  # our own unidirectional stream: nothing to grant
         receiver = stream.receiver
-        target = receiver.starting_offset() + self.stream_window_bytes
+        delivered = receiver._buffer_start
+        if delivered + self._stream_half < local and local == stream.max_stream_data_local_sent:
+            return  # more than half a window left, and the peer knows the limit
+        target = delivered + self.stream_window_bytes
         if target - local >= self._stream_step:
             stream.max_stream_data_local = target
         if stream.max_stream_data_local != stream.max_stream_data_local_sent:
