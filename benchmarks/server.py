@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -326,8 +327,11 @@ def measure_load(tree: Path, args) -> dict:
         rss0 = proc_status_kb(server.p.pid, "VmRSS")
         cpu0 = proc_cpu_s(server.p.pid)
         udp0 = udp_counters()
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         res = run_client("load", server, args)
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         udp1 = udp_counters()
+        res["client_cpu_s"] = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
         res["rss_growth_mb"] = (proc_status_kb(server.p.pid, "VmHWM") - rss0) * 1024 / MB
         res["server_cpu_s"] = proc_cpu_s(server.p.pid) - cpu0
         res["rcvbuf_errors"] = udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0)
@@ -383,7 +387,7 @@ def orchestrate(args) -> int:
           f"{args.runs} interleaved runs; contenders {', '.join(trees)}; "
           f"loadavg {os.getloadavg()[0]:.2f}", flush=True)
     keys = ("s", "mb_s", "p95_s", "sessions_lost", "rss_growth_mb", "server_cpu_s",
-            "rcvbuf_errors", "server_socket_drops")
+            "client_cpu_s", "rcvbuf_errors", "server_socket_drops")
     load: dict[str, dict[str, list[float]]] = {k: {c: [] for c in trees} for k in keys}
     bulk: dict[str, list[float]] = {c: [] for c in trees}
     failures = 0
@@ -407,7 +411,8 @@ def orchestrate(args) -> int:
             print(f"  run {run} {name}: load {r['completed']}/{r['expected']} streams in "
                   f"{r['s']:.2f} s ({r['mb_s']:.2f} MB/s, p95 {r['p95_s']:.2f} s), "
                   f"{r['sessions_lost']} sessions lost, RSS +{r['rss_growth_mb']:.1f} MB, "
-                  f"server CPU {r['server_cpu_s']:.2f} s, RcvbufErrors +{r['rcvbuf_errors']} "
+                  f"server CPU {r['server_cpu_s']:.2f} s (clients {r['client_cpu_s']:.2f} s), "
+                  f"RcvbufErrors +{r['rcvbuf_errors']} "
                   f"(server socket {r['server_socket_drops']}); "
                   f"bulk {bulk[name][-1]:.2f} MB/s", flush=True)
             if r["first_error"]:
@@ -420,6 +425,7 @@ def orchestrate(args) -> int:
              "sessions_lost": ("sessions lost", "count", False),
              "rss_growth_mb": ("server RSS growth", "MB", False),
              "server_cpu_s": ("server CPU during load", "s", False),
+             "client_cpu_s": ("client process CPU during load (this tree's client)", "s", False),
              "rcvbuf_errors": ("UDP RcvbufErrors delta (host)", "count", False),
              "server_socket_drops": ("of which at the server's socket", "count", False)}
     for k in keys:
