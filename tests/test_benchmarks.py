@@ -16,7 +16,7 @@ import pytest
 from benchmarks.__main__ import discover
 
 ROOT = Path(__file__).resolve().parents[1]
-TAKES_RUNS = {"cc", "emulation", "model", "reliability", "transport", "widgets"}
+TAKES_RUNS = {"cc", "emulation", "model", "reliability", "server", "transport", "widgets"}
 LIMIT_S = 240
 
 

@@ -14,7 +14,8 @@ from wtlab.errors import WtlabError
 
 # subcommand -> (module, function taking the argv tail, one-line help)
 COMMANDS = {
-    "serve": ("wtlab.transport.server", "cli_main", "run the WebTransport server (echo, sink, source)"),
+    "serve": ("wtlab.transport.server", "cli_main",
+              "run the WebTransport server (echo, sink, source; its limits: wtlab serve --help)"),
     "relay": ("wtlab.net.relay", "cli_main", "UDP impairment relay on loopback (rate, delay, loss, trace)"),
     "sweep": ("wtlab.lab.sweep", "cli_main", "run a parameter grid into a dataset"),
     "demo": ("wtlab.lab.demo", "cli_main", "the embedded demo: local server, emulated path, comparison"),

@@ -82,6 +82,7 @@ def virtual(path: Path, route: str, scenario, *, cc: str = "cubic", until_s: flo
         while "cert" not in ready:
             await asyncio.sleep(0.001)
         async with wtlab.connect(f"https://127.0.0.1:4433{route}", cert_hashes=[ready["cert"]],
+                                 cert_hash_policy="relaxed",  # RSA: deterministic
                                  timeout=5.0, congestion_control=cc) as session:
             return await scenario(session)
 

@@ -27,6 +27,9 @@ Details a user may rely on:
 * Timing rides on the asyncio loop's timers: each delivery is late by the loop's
   scheduling latency (typically well under a millisecond on an idle machine; more
   on a loaded one), never early.
+* The relay listens on loopback only: a ``listen`` address beyond it is refused
+  (ConfigError) unless ``allow_non_loopback=True`` (``--allow-non-loopback``), which
+  warns that other machines can then send through the relay to ``target``.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
+import ipaddress
 import socket
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +67,15 @@ def parse_address(text: str, name: str = "address") -> tuple[str, int]:
         raise ConfigError(f"{name}: {text!r} is not HOST:PORT with a port 0..65535; write e.g. "
                           "127.0.0.1:4433")
     return host, int(port_text)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _as_address(value: Any, name: str) -> tuple[str, int]:
@@ -181,9 +195,19 @@ class Relay:
                  trace: Any = None, delay_s: Any = 0.0, loss: Any = None, jitter_s: Any = 0.0,
                  buffer: Any = None, aqm: Any = "droptail", seed: int | None = None,
                  overhead_bytes: int = IP_UDP_OVERHEAD_BYTES,
-                 idle_timeout_s: float = 120.0) -> None:
+                 idle_timeout_s: float = 120.0, allow_non_loopback: bool = False) -> None:
         self.target = _as_address(target, "target")
         self.listen = _as_address(listen, "listen")
+        if not _is_loopback(self.listen[0]):
+            if not allow_non_loopback:
+                raise ConfigError(
+                    f"listen: {self.listen[0]} is not a loopback address: other machines could "
+                    "send through the relay. Listen on 127.0.0.1 or ::1, or pass "
+                    "allow_non_loopback=True (wtlab relay --allow-non-loopback) if you mean it")
+            warnings.warn(
+                f"wtlab relay listening on {self.listen[0]}, not loopback: any host that can "
+                f"reach this machine can send through it to {self.target[0]}:{self.target[1]}",
+                UserWarning, stacklevel=2)
         if path is None:
             spec = LinkSpec(rate_bps=rate_bps, trace=trace, delay_s=delay_s, loss=loss,
                             jitter_s=jitter_s, buffer=buffer, aqm=aqm)
@@ -383,6 +407,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", help="stop after this long, e.g. 30s (default: until Ctrl-C)")
     p.add_argument("--report", help="print rates, queue delay and drops this often, e.g. 1s")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--allow-non-loopback", action="store_true",
+                   help="allow --listen beyond loopback (other machines can then use the relay)")
     return p
 
 
@@ -442,7 +468,12 @@ def relay_from_args(argv: Sequence[str]) -> tuple[Relay, float | None, bool]:
     down = LinkSpec(**service("down"), loss=loss_of("down"), **common)
     up = LinkSpec(**service("up"), loss=loss_of("up"), **common)
     path = Path(down=down, up=up, seed=seed)
-    relay = Relay(target, listen=listen, path=path, overhead_bytes=int(a.overhead))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        relay = Relay(target, listen=listen, path=path, overhead_bytes=int(a.overhead),
+                      allow_non_loopback=a.allow_non_loopback)
+    for w in caught:
+        print(f"wtlab relay: WARNING: {w.message}", file=sys.stderr, flush=True)
     relay.report_s = None if a.quiet else report
     return relay, duration, a.quiet
 

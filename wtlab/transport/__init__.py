@@ -21,7 +21,11 @@ driver, all I/O through the running loop), :mod:`wtlab.transport.session`
 (``Session`` and ``Stream``), :mod:`wtlab.transport.client` (``connect``),
 :mod:`wtlab.transport.server` (``serve``, ``wtlab serve``),
 :mod:`wtlab.transport.handlers` (``/echo``, ``/sink``, ``/source``),
-:mod:`wtlab.transport.certs` (self-signed certificates).
+:mod:`wtlab.transport.certs` (self-signed certificates). What a server grants its
+peers: :mod:`wtlab.transport.limits` (``Limits``), enforced by
+:mod:`wtlab.transport.admission` (connection caps, QUIC Retry) and
+:mod:`wtlab.transport.server_connection` (bounded flow-control windows);
+:mod:`wtlab.transport.udp` sizes socket buffers and drains datagrams in batches.
 """
 
 from wtlab.transport.client import connect

@@ -8,6 +8,12 @@ which shifts every later packet).
 
 Key generation is slow-ish, so the default certificate of each kind is made
 once per process and cached (:func:`default_certificate`).
+
+:func:`hash_pinning_problem` says why a browser would refuse a certificate
+behind ``serverCertificateHashes`` (the W3C WebTransport custom-certificate
+requirements: X.509 v3, an ECDSA P-256 key, the current time within its
+validity, a validity of at most 14 days); ``wtlab.connect(cert_hashes=...)``
+applies it unless ``cert_hash_policy="relaxed"``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from cryptography.x509.oid import NameOID
 from wtlab.errors import CertificateError, ConfigError
 
 KINDS = ("ecdsa", "rsa")
+MAX_HASHED_VALIDITY = datetime.timedelta(days=14)
+CERT_HASH_POLICIES = ("browser", "relaxed")
 
 
 @dataclass(frozen=True)
@@ -110,18 +118,87 @@ def default_certificate(kind: str = "ecdsa") -> CertificatePair:
 
 
 def load_certificate(cert_path: str, key_path: str) -> CertificatePair:
-    """Load PEM files given with ``--cert/--key``."""
+    """Load PEM files given with ``--cert/--key``.
+
+    Raises ConfigError for a path that cannot be read (missing, a directory, no
+    permission) or a key that does not belong to the certificate, CertificateError
+    for content that is not a PEM certificate or an unencrypted PEM key.
+    """
+    cert_data = _read_file(cert_path, "certificate (--cert)")
+    key_data = _read_file(key_path, "private key (--key)")
     try:
-        with open(cert_path, "rb") as f:
-            cert = x509.load_pem_x509_certificate(f.read())
-        with open(key_path, "rb") as f:
-            key = serialization.load_pem_private_key(f.read(), password=None)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"certificate file not found: {exc.filename}; check --cert/--key") from None
+        cert = x509.load_pem_x509_certificate(cert_data)
     except ValueError as exc:
-        raise CertificateError(f"could not read the certificate or key ({exc}); "
-                               "give PEM files without a password") from None
+        raise CertificateError(f"{cert_path} is not a PEM certificate ({exc}); give the "
+                               "certificate file (-----BEGIN CERTIFICATE-----)") from None
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"{key_path} is not an unencrypted PEM private key ({exc}); "
+                               "give the key file without a password") from None
+    if _public_der(key.public_key()) != _public_der(cert.public_key()):
+        raise ConfigError(f"the key in {key_path} does not belong to the certificate in "
+                          f"{cert_path}; give the key the certificate was made for")
     return CertificatePair(cert, key)
+
+
+def load_ca_file(path: str) -> bytes:
+    """The PEM certificates of a ``ca_file``, checked (ConfigError if it cannot be used)."""
+    data = _read_file(path, "ca_file")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ConfigError(f"ca_file {path!r} holds no usable PEM certificate ({exc}); give a "
+                          "file of -----BEGIN CERTIFICATE----- blocks") from None
+    unique = {c.public_bytes(serialization.Encoding.DER): c for c in certs}
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in unique.values())
+
+
+def _read_file(path: str, what: str) -> bytes:
+    if not isinstance(path, str | os.PathLike) or not str(path):
+        raise ConfigError(f"{what}: {path!r} is not a file path")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a directory; give a PEM file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path} ({exc.strerror or exc})") from None
+
+
+def _public_der(public_key: object) -> bytes:
+    return public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def hash_pinning_problem(cert: x509.Certificate,
+                         now: datetime.datetime | None = None) -> str | None:
+    """Why a browser would refuse ``cert`` behind ``serverCertificateHashes``, or None.
+
+    The W3C WebTransport requirements: an X.509 v3 certificate with an ECDSA key on
+    P-256 (secp256r1), the current time within its validity, and a validity period of
+    at most 14 days.
+    """
+    now = now or datetime.datetime.now(datetime.UTC)
+    if cert.version != x509.Version.v3:
+        return "it is not an X.509 v3 certificate"
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve,
+                                                                          ec.SECP256R1):
+        kind = (f"ECDSA on {key.curve.name}" if isinstance(key, ec.EllipticCurvePublicKey)
+                else type(key).__name__.removeprefix("_").replace("PublicKey", ""))
+        return f"its key is {kind}, browsers accept only ECDSA P-256 here"
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if now < start:
+        return f"it is not valid before {start:%Y-%m-%d %H:%M} UTC"
+    if now > end:
+        return f"it expired on {end:%Y-%m-%d %H:%M} UTC"
+    if end - start > MAX_HASHED_VALIDITY:
+        return (f"it is valid for {(end - start).days} days, browsers accept at most 14 for "
+                "certificate hashes")
+    return None
 
 
 def _atomic_write(path: str, data: bytes, mode: int) -> None:

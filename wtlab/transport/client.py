@@ -9,6 +9,13 @@
 
 ``connect(...)`` may also be awaited (``session = await wtlab.connect(...)``);
 then ``await session.close()`` when done. One session per QUIC connection.
+
+Errors come up front where they can: a malformed URL, a bad ``ca_file`` or hash
+is a ConfigError before any packet; nothing listening on the port fails within a
+round trip where the OS reports it (ICMP port unreachable: the client's UDP
+socket is connected to the server's address, so the error reaches it) instead of
+after the timeout. Whatever goes wrong inside the connection ends it with a
+typed error; nothing is left to asyncio's exception handler.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from wtlab.errors import (
     SessionRejected,
 )
 from wtlab.transport import protocol as P
+from wtlab.transport.certs import CERT_HASH_POLICIES, hash_pinning_problem, load_ca_file
 from wtlab.transport.driver import (
     Connection,
     Endpoint,
@@ -43,7 +51,9 @@ from wtlab.transport.driver import (
     make_controller,
 )
 from wtlab.transport.session import Session
+from wtlab.transport.udp import BatchReader, grow_buffers
 
+_QUIC_INTERNAL_ERROR = 0x1
 # TLS alerts (RFC 8446) that mean "your certificate is not acceptable".
 _CERT_ALERTS = {42, 43, 44, 45, 46, 48, 49}
 QUIC_MAX_DATA = 16 * 1024 * 1024
@@ -56,14 +66,29 @@ class _ClientProtocol(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.endpoint: Endpoint | None = None
         self.transport: asyncio.DatagramTransport | None = None
+        self.reader: BatchReader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        grow_buffers(transport)
+        self.reader = BatchReader(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.reader is not None:
+            self.reader.close()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._one(data, addr)
+        if self.reader is not None:
+            self.reader.drain(self._one, self.error_received)
+
+    def _one(self, data: bytes, addr: Any) -> None:
         ep = self.endpoint
         if ep is not None and not ep.terminated:
-            ep.datagram_received(data, addr)
+            try:
+                ep.datagram_received(data, addr)
+            except Exception as exc:  # never into asyncio's handler: end the connection
+                ep.close(_QUIC_INTERNAL_ERROR, f"client error: {type(exc).__name__}: {exc}"[:200])
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable: nothing listens there. Only meaningful before the handshake.
@@ -120,8 +145,8 @@ def _normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | 
 
 async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file: str | None,
                 verify: bool, headers: Any, timeout: float, recorder: Any, flow: int,
-                dialect: str, idle_timeout_s: float, max_datagram_size: int = 1200,
-                full_packets: bool = True) -> Session:
+                dialect: str, idle_timeout_s: float, cert_hash_policy: str,
+                max_datagram_size: int = 1200, full_packets: bool = True) -> Session:
     host, port, path, authority = check_url(url)  # before any packet
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds")
@@ -132,6 +157,9 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
     from wtlab.cc.aioquic import check_full_packets
 
     check_full_packets(full_packets)
+    if cert_hash_policy not in CERT_HASH_POLICIES:
+        raise ConfigError(f"cert_hash_policy={cert_hash_policy!r}: use one of "
+                          f"{CERT_HASH_POLICIES}")
     hashes = _normalize_hashes(cert_hashes)
     extra_headers = _normalize_headers(headers)
     config = QuicConfiguration(
@@ -143,11 +171,9 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
         config.verify_mode = ssl.CERT_NONE  # checked against cert_hashes after the handshake
     else:
         config.verify_mode = ssl.CERT_REQUIRED
-        if ca_file:
-            try:
-                config.load_verify_locations(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"cannot load ca_file {ca_file!r}: {exc}") from None
+        if ca_file is not None:
+            # read and parsed here, handed over as data: the handshake cannot fail on it
+            config.load_verify_locations(cadata=load_ca_file(ca_file))
     controller = make_controller(congestion_control, config.max_datagram_size, recorder, flow)
 
     loop = asyncio.get_running_loop()
@@ -184,8 +210,9 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
     quic = Connection(configuration=config)
     attach_controller(quic, controller, recorder, flow, full_packets)
     wt = P.WebTransportConnection(quic, dialect=dialect)
+    # connected to the server's address: ICMP errors (port unreachable) reach the socket
     transport, proto = await loop.create_datagram_endpoint(
-        _ClientProtocol, local_addr=local, family=family)
+        _ClientProtocol, local_addr=local, remote_addr=addr, family=family)
     ep = Endpoint(quic, wt, sendto=transport.sendto, controller=controller, recorder=recorder,
                   flow=flow)
     ep.on_close_transport = transport.close
@@ -225,6 +252,12 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
             raise fail(CertificateError(
                 f"the certificate of {where} has SHA-256 {digest.hex()}, which is not in "
                 "cert_hashes; use the hash the server printed"))
+        problem = hash_pinning_problem(cert) if cert_hash_policy == "browser" else None
+        if problem is not None:
+            raise fail(CertificateError(
+                f"the certificate of {where} matches cert_hashes but {problem}, so a browser "
+                "would refuse it; serve an ECDSA P-256 certificate valid <= 14 days (wtlab's "
+                "default), or pass cert_hash_policy='relaxed' to accept it anyway"))
 
     try:
         await asyncio.wait_for(asyncio.shield(ep.settings), remaining())
@@ -279,28 +312,32 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
     :class:`wtlab.trace.Recorder` as rows of ``flow``); ``dialect`` ("auto",
     "draft02", "draft07" or "latest"; see :mod:`wtlab.transport.protocol`);
     ``idle_timeout_s`` (the QUIC idle timeout: a path silent that long ends the
-    session with SessionClosed); ``max_datagram_size`` (the QUIC packets this end
-    sends, UDP payload bytes, 1200..1472: 1472 fills a 1500-byte MTU, as TCP's
-    1448-byte segments do); ``full_packets`` (True: while the congestion window is
-    the limit, send only whole packets, as TCP and deployed QUIC stacks do; False:
-    aioquic's own, a short packet fills the window's last bytes).
+    session with SessionClosed); ``cert_hash_policy``: ``"browser"`` (default) also
+    refuses, as browsers do, a hashed certificate that is not ECDSA P-256, not
+    currently valid or valid for more than 14 days; ``"relaxed"`` checks the hash only
+    (e.g. wtlab's RSA certificates for deterministic emulation); ``max_datagram_size``
+    (the QUIC packets this end sends, UDP payload bytes, 1200..1472: 1472 fills a
+    1500-byte MTU, as TCP's 1448-byte segments do); ``full_packets`` (True: while the
+    congestion window is the limit, send only whole packets, as TCP and deployed QUIC
+    stacks do; False: aioquic's own, a short packet fills the window's last bytes).
 
-    Raises InvalidURL (before any packet), ConnectTimeout, CertificateError,
-    SessionRejected (with ``.status``), ProtocolError.
+    Raises InvalidURL or ConfigError (before any packet: URL, hashes, ``ca_file``),
+    ConnectTimeout, CertificateError, SessionRejected (with ``.status``), ProtocolError.
     """
 
     def __init__(self, url: str, *, congestion_control: Any = "default",
                  cert_hashes: Any = None, ca_file: str | None = None, verify: bool = True,
                  headers: Any = None, timeout: float = 10.0, recorder: Any = None, flow: int = 0,
                  dialect: str = "auto", idle_timeout_s: float = 60.0,
-                 max_datagram_size: int = 1200, full_packets: bool = True) -> None:
+                 cert_hash_policy: str = "browser", max_datagram_size: int = 1200,
+                 full_packets: bool = True) -> None:
         check_url(url)
         check_max_datagram_size(max_datagram_size)
         self._kw = dict(congestion_control=congestion_control, cert_hashes=cert_hashes,
                         ca_file=ca_file, verify=verify, headers=headers, timeout=timeout,
                         recorder=recorder, flow=flow, dialect=dialect,
-                        idle_timeout_s=idle_timeout_s, max_datagram_size=max_datagram_size,
-                        full_packets=full_packets)
+                        idle_timeout_s=idle_timeout_s, cert_hash_policy=cert_hash_policy,
+                        max_datagram_size=max_datagram_size, full_packets=full_packets)
         self._url = url
         self._session: Session | None = None
 

@@ -335,11 +335,10 @@ class Endpoint:
         self.transmit()
 
     def _wake_writers(self) -> None:
-        from wtlab.transport.session import HIGH_WATER_BYTES
-
         for stream in list(self.blocked_writers):
+            # each writer waits for its own mark (HIGH_WATER_BYTES unless it asked for less)
             if (stream._error is not None or stream._stop_code is not None
-                    or stream.unsent_bytes() <= HIGH_WATER_BYTES):
+                    or stream.unsent_bytes() <= stream._wake_at):
                 self.blocked_writers.discard(stream)
                 stream._wake_writer()
 

@@ -3,7 +3,10 @@
 * ``/echo``: every bidirectional stream is echoed on the same stream (FIN
   answered with FIN, a reset answered with a reset of the same code); every
   unidirectional stream is echoed on a new unidirectional stream; every
-  datagram is echoed as a datagram.
+  datagram is echoed as a datagram. What the echo has read and not yet sent is
+  at most about ``ECHO_BACKLOG_BYTES`` per session, however many streams the
+  peer opens: a peer that sends and does not read stalls its own echo (and its
+  unread data then counts against the session's buffer limit).
 * ``/sink``: counts what the client sends. Totals are reported as one JSON
   object (UTF-8) with keys ``stream_bytes`` (bytes on the stream carrying the
   report), ``bytes`` (stream bytes of the whole session so far), ``streams``
@@ -32,6 +35,8 @@ from wtlab.transport.session import Session, Stream
 logger = logging.getLogger("wtlab.transport")
 
 CHUNK = 64 * 1024
+ECHO_BACKLOG_BYTES = 1024 * 1024  # unsent echo per session, shared by its streams
+_MIN_SHARE = 16 * 1024
 _BLOCK = bytes(range(256)) * (CHUNK // 256)
 MAX_SOURCE_BYTES = 1 << 40
 CLOSE_BAD_REQUEST = 0x4C03
@@ -73,36 +78,48 @@ class _Tasks:
 
 async def echo(session: Session) -> None:
     tasks = _Tasks()
+    active = [0]  # streams being echoed: each may keep its share of the backlog unsent
+
+    def share() -> int:
+        return max(_MIN_SHARE, ECHO_BACKLOG_BYTES // max(1, active[0]))
 
     async def echo_bidi(stream: Stream) -> None:
+        active[0] += 1
         try:
             while True:
-                data = await stream.read(CHUNK)
+                quota = share()
+                data = await stream.read(min(CHUNK, quota))
                 if not data:
                     break
                 stream.write(data)
-                await stream.drain()
+                await stream.drain(quota)
             stream.write_eof()
         except StreamReset as exc:
             stream.reset(exc.code)
+        finally:
+            active[0] -= 1
 
     async def echo_uni(stream: Stream) -> None:
         out: Stream | None = None
+        active[0] += 1
         try:
             while True:
-                data = await stream.read(CHUNK)
+                quota = share()
+                data = await stream.read(min(CHUNK, quota))
                 if not data:
                     break
                 if out is None:
                     out = await session.open_uni()
                 out.write(data)
-                await out.drain()
+                await out.drain(quota)
             if out is None:
                 out = await session.open_uni()
             out.write_eof()
         except StreamReset as exc:
             if out is not None:
                 out.reset(exc.code)
+        finally:
+            active[0] -= 1
 
     async def bidi_loop() -> None:
         while True:

@@ -85,8 +85,13 @@ KNOWN_CAPSULES = frozenset({
 })
 
 H3_NO_ERROR = 0x100
+H3_EXCESSIVE_LOAD = 0x107
 H3_REQUEST_REJECTED = 0x10B
 H3_REQUEST_CANCELLED = 0x10C
+H3_MESSAGE_ERROR = 0x10E
+SETTING_MAX_FIELD_SECTION_SIZE = 0x06
+SETTING_QPACK_MAX_TABLE_CAPACITY = 0x01
+SETTING_QPACK_BLOCKED_STREAMS = 0x07
 WT_SESSION_GONE = 0x170D7B68
 WT_BUFFERED_STREAM_REJECTED = 0x3994BD84
 WT_APP_ERROR_FIRST = 0x52E4A40FA8DB
@@ -96,7 +101,20 @@ MAX_APP_ERROR = 0xFFFFFFFF
 DIALECTS = ("auto", "draft02", "draft07", "latest")
 _FRAME_DATA = 0x0
 _FRAME_HEADERS = 0x1
-_MAX_PENDING_STREAMS = 64  # streams buffered for a session not yet established
+_FRAME_SETTINGS = 0x4
+_FRAME_MAX_PUSH_ID = 0xD
+_SKIP = -1  # frame_type of a frame whose payload is discarded as it arrives
+# The largest payload each capsule this layer reads may legally have: a declared length
+# above it is refused on sight instead of waiting for (and buffering) the bytes.
+_CAPSULE_MAX_BYTES = {
+    CAPSULE_CLOSE_SESSION: 4 + 1024,  # code + reason of at most 1024 bytes
+    CAPSULE_DRAIN_SESSION: 0,
+    CAPSULE_WT_MAX_DATA: 8, CAPSULE_WT_MAX_STREAMS_BIDI: 8, CAPSULE_WT_MAX_STREAMS_UNI: 8,
+    CAPSULE_WT_DATA_BLOCKED: 8, CAPSULE_WT_STREAMS_BLOCKED_BIDI: 8,
+    CAPSULE_WT_STREAMS_BLOCKED_UNI: 8,
+}
+_EVENT_OVERHEAD_BYTES = 64  # what one held StreamData costs besides its data, roughly
+_H3_FRAME_LIMIT_BYTES = 16 * 1024  # SETTINGS / MAX_PUSH_ID frames aioquic buffers whole
 
 
 def app_error_to_h3(code: int) -> int:
@@ -248,11 +266,26 @@ class ConnectionClosed(WtEvent):
 
 # ------------------------------------------------------------------ state
 class _H3(H3Connection):
-    """aioquic's H3Connection with our SETTINGS (all dialects we speak)."""
+    """aioquic's H3Connection with our SETTINGS (all dialects we speak).
 
-    def __init__(self, quic: QuicConnection, extra_settings: dict[int, int]) -> None:
-        self._extra_settings = extra_settings
+    ``qpack_table=False`` (the server) grants the peer no QPACK dynamic table: a
+    header block can then reference only the static table and literals, so a small
+    block cannot decode into a large one (a 16 KiB block of one-byte references to a
+    4 KiB table entry would decode to 64 MiB).
+    """
+
+    def __init__(self, quic: QuicConnection, extra_settings: dict[int, int],
+                 qpack_table: bool = True) -> None:
+        self._extra_settings = dict(extra_settings)
+        if not qpack_table:
+            self._extra_settings[SETTING_QPACK_MAX_TABLE_CAPACITY] = 0
+            self._extra_settings[SETTING_QPACK_BLOCKED_STREAMS] = 0
         super().__init__(quic, enable_webtransport=True)
+        if not qpack_table:
+            import pylsqpack
+
+            self._max_table_capacity = self._blocked_streams = 0
+            self._decoder = pylsqpack.Decoder(0, 0)
 
     def _get_local_settings(self) -> dict[int, int]:
         settings = super()._get_local_settings()
@@ -281,7 +314,7 @@ class _Session:
         "local_max_bidi", "local_max_uni", "peer_opened_bidi", "peer_opened_uni",
         "peer_closed_bidi", "peer_closed_uni", "peer_max_bidi", "peer_max_uni",
         "opened_bidi", "opened_uni", "window", "init_bidi", "init_uni", "close_sent",
-        "blocked_sent",
+        "blocked_sent", "early", "early_bytes",
     )
 
     def __init__(self, session_id: int, dialect: str) -> None:
@@ -293,6 +326,8 @@ class _Session:
         self.datagram_prefix = encode_uint_var(session_id // 4)
         self.streams: set[int] = set()
         self.pending: list[StreamData] = []  # peer streams that arrived before the session opened
+        self.early = False  # created for streams that overtook their CONNECT request
+        self.early_bytes = 0  # what ``pending`` holds, as counted against the early budget
         self.fc = dialect == "latest"
         self.local_max_data = 0
         self.recv_bytes = 0
@@ -310,19 +345,28 @@ class _Session:
 
 
 class _RequestStream:
-    """Our parser for a request/CONNECT stream: HEADERS go to aioquic, the rest we read."""
+    """Our parser for a request/CONNECT stream: HEADERS go to aioquic, the rest we read.
 
-    __slots__ = ("stream_id", "buf", "frame_type", "frame_left", "capsules", "headers_seen",
-                 "ended")
+    What it keeps between calls is bounded: an incomplete frame header, one HEADERS
+    frame of at most ``max_header_bytes``, one capsule of a type this layer reads (at
+    most its legal size); DATA payloads and frames or capsules it does not read are
+    consumed as they arrive.
+    """
+
+    __slots__ = ("stream_id", "buf", "frame_type", "frame_left", "capsules", "capsule_skip",
+                 "headers_seen", "ended", "refused", "held")
 
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
         self.buf = bytearray()
         self.frame_type: int | None = None  # DATA or skipped frame being streamed
         self.frame_left = 0
-        self.capsules = bytearray()  # capsule bytes carried in DATA frames
+        self.capsules = bytearray()  # capsule bytes carried in DATA frames, not yet parsed
+        self.capsule_skip = 0  # payload bytes of an unread capsule still to discard
         self.headers_seen = False
         self.ended = False
+        self.refused = False  # answered (431, or a malformed request): later data is dropped
+        self.held = 0  # len(buf) + len(capsules) as last counted in the connection's total
 
 
 @dataclass
@@ -331,13 +375,22 @@ class FlowLimits:
 
     ``max_data`` is the session's stream-data window (bytes, re-granted as data
     arrives); ``max_streams_bidi`` / ``max_streams_uni`` the number of peer
-    streams open at once. ``max_sessions`` is advertised in SETTINGS.
+    streams open at once. ``max_sessions`` (sessions on this connection) is
+    advertised in SETTINGS and bounds the sessions a server keeps for streams
+    that overtook their CONNECT request. ``max_header_bytes`` and ``max_early_bytes``
+    bound what the layer buffers itself (see :meth:`WebTransportConnection.held_bytes`).
     """
 
     max_sessions: int = 100
     max_data: int = 16 * 1024 * 1024
     max_streams_bidi: int = 256
     max_streams_uni: int = 256
+    #: largest header block accepted (HEADERS frame payload and decoded field section);
+    #: a server answers a larger request 431 before buffering it
+    max_header_bytes: int = 16 * 1024
+    #: bytes held for streams that arrive before their session is requested; beyond,
+    #: such a stream is refused with WT_BUFFERED_STREAM_REJECTED
+    max_early_bytes: int = 1024 * 1024
 
 
 def _pull_varint(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
@@ -354,16 +407,33 @@ def _pull_varint(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
     return value, pos + length
 
 
+class BufferLedger:
+    """Bytes buffered for peers over several connections (a server's total): every
+    :class:`WebTransportConnection` sharing it adds what it holds and what its
+    sessions hold unread."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+
 class WebTransportConnection:
     """WebTransport over one HTTP/3 connection (client or server side), sans-IO.
 
     Feed every event from ``quic.next_event()`` to :meth:`handle_event`; it
     returns the WebTransport events. After any call, the driver must transmit
     (``quic.datagrams_to_send(now)``).
+
+    Whatever the peer sends, what this layer holds itself stays bounded
+    (:meth:`held_bytes`): see :class:`_RequestStream` and :class:`FlowLimits`. A
+    peer that breaks a bound has its request answered 431, its session ended
+    with H3_MESSAGE_ERROR, its early stream refused, or (an oversized frame on a
+    control stream) its connection closed with H3_EXCESSIVE_LOAD.
     """
 
     def __init__(self, quic: QuicConnection, *, dialect: str = "auto",
-                 limits: FlowLimits | None = None) -> None:
+                 limits: FlowLimits | None = None, ledger: BufferLedger | None = None) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"unknown WebTransport dialect {dialect!r}; use one of {DIALECTS}")
         self.quic = quic
@@ -382,7 +452,9 @@ class WebTransportConnection:
             settings[SETTING_WT_INITIAL_MAX_DATA] = lim.max_data
             settings[SETTING_WT_INITIAL_MAX_STREAMS_BIDI] = lim.max_streams_bidi
             settings[SETTING_WT_INITIAL_MAX_STREAMS_UNI] = lim.max_streams_uni
-        self.h3 = _H3(quic, settings)
+        if not self.is_client:
+            settings[SETTING_MAX_FIELD_SECTION_SIZE] = lim.max_header_bytes
+        self.h3 = _H3(quic, settings, qpack_table=self.is_client)
         self.peer_settings: dict[int, int] | None = None
         self.sessions: dict[int, _Session] = {}
         self.streams: dict[int, _WtStream] = {}
@@ -392,8 +464,36 @@ class WebTransportConnection:
         # peer streams we sent STOP_SENDING on: data still in flight for them is dropped
         # (parsing it as a new stream's header would misread it as an HTTP/3 stream type)
         self._stopped: set[int] = set()
-        self._unknown_session_streams = 0
+        self._early_sessions = 0  # sessions created for streams that overtook their request
+        self._held = 0  # bytes this layer holds (see held_bytes)
+        #: where this connection's buffered bytes are also counted (a server's total)
+        self.ledger = ledger if ledger is not None else BufferLedger()
+        #: bytes received and not yet read by the application, kept up to date by the
+        #: asyncio layer (``Session``); part of :meth:`buffered_bytes`
+        self.app_buffered_bytes = 0
+        #: (error code, reason) once this layer closed the QUIC connection itself
+        self.close_reason: tuple[int, str] | None = None
         self.closed = False
+
+    # ------------------------------------------------------------- accounting
+    def held_bytes(self) -> int:
+        """Bytes this layer holds itself: partial frames and capsules of request streams,
+        header blocks being collected, data of streams waiting for their session and
+        partial stream headers."""
+        return self._held
+
+    def buffered_bytes(self) -> int:
+        """:meth:`held_bytes` plus what the application has received and not yet read."""
+        return self._held + self.app_buffered_bytes
+
+    def _hold(self, nbytes: int) -> None:
+        self._held += nbytes
+        self.ledger.total += nbytes
+
+    def release(self) -> None:
+        """The connection is gone: take what this layer held out of the ledger."""
+        self.ledger.total -= self._held
+        self._held = 0
 
     # ------------------------------------------------------------- negotiation
     def negotiated_dialect(self) -> str:
@@ -446,13 +546,24 @@ class WebTransportConnection:
         return self._open(session)
 
     def reject(self, session_id: int, status: int = 404) -> None:
-        """(server) Answer a non-2xx status and forget the request."""
-        self.h3.send_headers(session_id, [(b":status", str(status).encode())], end_stream=True)
-        self._requests.pop(session_id, None)
-        self.h3._stream.pop(session_id, None)
+        """(server) Answer a non-2xx status and forget the request (what the peer still
+        sends on that stream is discarded)."""
+        self._answer(session_id, status)
         session = self.sessions.get(session_id)
         if session is not None:
             self._drop_session(session, WT_SESSION_GONE)
+
+    def _answer(self, stream_id: int, status: int) -> None:
+        """(server) A final non-2xx response with FIN; the request stream is refused."""
+        try:
+            self.h3.send_headers(stream_id, [(b":status", str(status).encode())],
+                                 end_stream=True)
+        except Exception:  # the stream may be reset already: nothing to answer
+            pass
+        self.h3._stream.pop(stream_id, None)
+        req = self._requests.get(stream_id)
+        if req is not None:
+            self._refuse_request(req)
 
     # ----------------------------------------------------------------- streams
     def can_open_stream(self, session_id: int, uni: bool) -> bool:
@@ -652,8 +763,8 @@ class WebTransportConnection:
         new = not st.started
         ev = StreamData(st.session_id, st.stream_id, data, end, new)
         if s.state != "open":
-            if s.state == "pending" and len(s.pending) < 4096:
-                s.pending.append(ev)
+            if s.state == "pending":
+                self._hold_early(s, st, ev)
             return []
         st.started = True
         out: list[WtEvent] = [ev]
@@ -667,6 +778,34 @@ class WebTransportConnection:
             st.recv_done = True
             self._maybe_forget(st)
         return out
+
+    def _hold_early(self, s: _Session, st: _WtStream, ev: StreamData) -> None:
+        """Keep data of a stream whose session is not open yet, within the early budget;
+        beyond it, refuse that stream (WT_BUFFERED_STREAM_REJECTED) and drop what it held."""
+        cost = len(ev.data) + _EVENT_OVERHEAD_BYTES
+        early_total = sum(x.early_bytes for x in self.sessions.values() if x.state == "pending")
+        if early_total + cost > self.limits.max_early_bytes:
+            kept = [e for e in s.pending if e.stream_id != st.stream_id]
+            freed = sum(len(e.data) + _EVENT_OVERHEAD_BYTES for e in s.pending) - sum(
+                len(e.data) + _EVENT_OVERHEAD_BYTES for e in kept)
+            s.pending = kept
+            s.early_bytes -= freed
+            self._hold(-freed)
+            self._abort_stream(st, WT_BUFFERED_STREAM_REJECTED)
+            return
+        s.pending.append(ev)
+        s.early_bytes += cost
+        self._hold(cost)
+
+    def _abort_stream(self, st: _WtStream, h3_code: int) -> None:
+        """Forget a peer stream now: STOP_SENDING (and RESET_STREAM if bidirectional)."""
+        self.streams.pop(st.stream_id, None)
+        s = self.sessions.get(st.session_id)
+        if s is not None:
+            s.streams.discard(st.stream_id)
+        if not st.recv_done:
+            self._stopped.add(st.stream_id)
+        self._refuse_stream(st.stream_id, st.uni, h3_code)
 
     def _grant_stream(self, st: _WtStream) -> None:
         """A peer-opened stream is finished both ways: grant a new one in ``latest``.
@@ -707,7 +846,9 @@ class WebTransportConnection:
     def _other_stream_data(self, event: QuicStreamData) -> list[WtEvent]:
         sid = event.stream_id
         if sid in self._h3_streams:
-            return self._to_h3(event)
+            out = self._to_h3(event)
+            self._check_h3_stream(sid)
+            return out
         req = self._requests.get(sid)
         if req is not None:
             return self._request_data(req, event.data, event.end_stream)
@@ -719,46 +860,43 @@ class WebTransportConnection:
             if event.end_stream:
                 self._stopped.discard(sid)
             return []  # data that was in flight when we sent STOP_SENDING
-        buf = self._prefix.get(sid)
+        # the stream's first bytes: its type (and session id), at most two varints
+        buf = self._prefix.pop(sid, None)
         if buf is None:
             buf = bytearray(event.data)
         else:
+            self._hold(-len(buf))
             buf += event.data
         got = _pull_varint(buf, 0)
         if got is None:
-            if event.end_stream:
-                self._prefix.pop(sid, None)
-                return []
-            self._prefix[sid] = buf
-            return []
+            return self._keep_prefix(sid, buf, event.end_stream)
         kind, pos = got
         is_wt = (kind == STREAM_TYPE_WEBTRANSPORT) if uni else (kind == FRAME_WEBTRANSPORT_STREAM)
         if not is_wt:
-            self._prefix.pop(sid, None)
             data = bytes(buf)
             if not uni and not self.is_client:
                 req = self._requests[sid] = _RequestStream(sid)
                 return self._request_data(req, data, event.end_stream)
             self._h3_streams.add(sid)
-            return self._to_h3(QuicStreamData(data=data, end_stream=event.end_stream, stream_id=sid))
+            out = self._to_h3(QuicStreamData(data=data, end_stream=event.end_stream,
+                                             stream_id=sid))
+            self._check_h3_stream(sid)
+            return out
         got = _pull_varint(buf, pos)
         if got is None:
-            if event.end_stream:
-                self._prefix.pop(sid, None)
-                return []
-            self._prefix[sid] = buf
-            return []
+            return self._keep_prefix(sid, buf, event.end_stream)
         session_id, pos = got
-        self._prefix.pop(sid, None)
         s = self.sessions.get(session_id)
         if s is None or s.state == "closed":
-            if s is None and not self.is_client and self._unknown_session_streams < _MAX_PENDING_STREAMS \
-                    and session_id % 4 == 0:
+            if (s is None and not self.is_client and session_id % 4 == 0
+                    and self._early_sessions < self.limits.max_sessions):
                 # the stream overtook its CONNECT request: keep it until the request arrives
-                self._unknown_session_streams += 1
+                self._early_sessions += 1
                 s = self._new_session(session_id, self.negotiated_dialect())
-                s.state = "pending"
+                s.early = True
             else:
+                if not event.end_stream:
+                    self._stopped.add(sid)
                 self._refuse_stream(sid, uni)
                 return []
         st = _WtStream(sid, session_id, False, uni)
@@ -771,25 +909,64 @@ class WebTransportConnection:
                 s.peer_opened_bidi += 1
         return self._stream_data(st, bytes(buf[pos:]), event.end_stream)
 
-    def _refuse_stream(self, sid: int, uni: bool) -> None:
+    def _keep_prefix(self, sid: int, buf: bytearray, end: bool) -> list[WtEvent]:
+        """An incomplete stream header (at most 16 bytes): wait for the rest."""
+        if not end:
+            self._prefix[sid] = buf
+            self._hold(len(buf))
+        return []
+
+    def _check_h3_stream(self, sid: int) -> None:
+        """aioquic buffers a SETTINGS or MAX_PUSH_ID frame whole on the control stream: close
+        the connection as soon as one declares an absurd length (or a buffer grows past
+        it), instead of buffering it."""
+        st = self.h3._stream.get(sid)
+        if st is None or self.close_reason is not None:
+            return
+        declared = st.frame_size if st.frame_type in (_FRAME_SETTINGS, _FRAME_MAX_PUSH_ID) else 0
+        if len(st.buffer) > _H3_FRAME_LIMIT_BYTES or (declared or 0) > _H3_FRAME_LIMIT_BYTES:
+            self.close_connection(H3_EXCESSIVE_LOAD, f"HTTP/3 frame on stream {sid} larger than "
+                                  f"{_H3_FRAME_LIMIT_BYTES} bytes")
+
+    def close_connection(self, error_code: int, reason: str) -> None:
+        """Close the QUIC connection (CONNECTION_CLOSE with an HTTP/3 error code)."""
+        if self.close_reason is None:
+            self.close_reason = (error_code, reason)
+            self.quic.close(error_code=error_code, reason_phrase=reason)
+
+    def _refuse_stream(self, sid: int, uni: bool, h3_code: int = WT_SESSION_GONE) -> None:
         try:
-            self.quic.stop_stream(sid, WT_SESSION_GONE)
+            self.quic.stop_stream(sid, h3_code)
             if not uni:
-                self.quic.reset_stream(sid, WT_SESSION_GONE)
+                self.quic.reset_stream(sid, h3_code)
         except ValueError:
             pass
 
+    def _refuse_request(self, req: _RequestStream) -> None:
+        """Stop reading a request stream: drop what it holds, discard what still comes."""
+        req.refused = True
+        self._hold(-req.held)
+        req.held = 0
+        req.buf = bytearray()
+        req.capsules = bytearray()
+        req.frame_type = None
+
     def _request_data(self, req: _RequestStream, data: bytes, end: bool) -> list[WtEvent]:
+        if req.refused:
+            if end:
+                self._requests.pop(req.stream_id, None)
+            return []
         out: list[WtEvent] = []
         buf = req.buf
         buf += data
         pos = 0
         n = len(buf)
-        while pos < n:
-            if req.frame_type is not None:  # streaming a DATA or an ignored frame
+        max_header = self.limits.max_header_bytes
+        while pos < n and not req.refused:
+            if req.frame_type is not None:  # streaming a DATA frame or discarding a frame
                 take = min(req.frame_left, n - pos)
                 if req.frame_type == _FRAME_DATA:
-                    req.capsules += buf[pos:pos + take]
+                    out.extend(self._capsule_bytes(req, buf[pos:pos + take]))
                 pos += take
                 req.frame_left -= take
                 if req.frame_left == 0:
@@ -803,35 +980,98 @@ class WebTransportConnection:
             if got is None:
                 break
             flen, p = got
-            if ftype == _FRAME_HEADERS or ftype in KNOWN_CAPSULES:
+            if ftype == _FRAME_HEADERS and not req.headers_seen:
+                if flen > max_header:
+                    out.extend(self._headers_too_large(req, flen))
+                    break
                 if p + flen > n:
-                    break  # wait for the whole frame
+                    break  # wait for the whole frame (at most max_header_bytes)
                 payload = bytes(buf[p:p + flen])
                 pos = p + flen
-                if ftype == _FRAME_HEADERS:
-                    last = end and pos == n
-                    out.extend(self._to_h3(QuicStreamData(
-                        data=_frame(_FRAME_HEADERS, payload), end_stream=last,
-                        stream_id=req.stream_id)))
-                else:  # a bare capsule (pywebtransport style)
-                    out.extend(self._capsule(req.stream_id, ftype, payload))
-            else:
+                req.headers_seen = True
+                last = end and pos == n
+                out.extend(self._to_h3(QuicStreamData(
+                    data=_frame(_FRAME_HEADERS, payload), end_stream=last,
+                    stream_id=req.stream_id)))
+            elif ftype in _CAPSULE_MAX_BYTES:  # a bare capsule (pywebtransport style)
+                if flen > _CAPSULE_MAX_BYTES[ftype]:
+                    out.extend(self._malformed(req, f"capsule 0x{ftype:x} of {flen} bytes"))
+                    break
+                if p + flen > n:
+                    break  # wait for the whole capsule (a few bytes)
+                payload = bytes(buf[p:p + flen])
+                pos = p + flen
+                out.extend(self._capsule(req.stream_id, ftype, payload))
+            else:  # DATA (capsules inside), trailers or a frame we do not read: stream it
                 pos = p
                 if flen:
-                    req.frame_type = ftype
+                    req.frame_type = _FRAME_DATA if ftype == _FRAME_DATA else _SKIP
                     req.frame_left = flen
+        if req.refused:
+            pos = n
         if pos:
             del buf[:pos]
-        if req.capsules:
-            out.extend(self._parse_capsules(req))
         if end and not req.ended:
             req.ended = True
             out.extend(self._request_ended(req.stream_id))
+            self._refuse_request(req)  # gone from _requests: release what it held
+            return out
+        held = len(req.buf) + len(req.capsules)
+        self._hold(held - req.held)
+        req.held = held
         return out
 
-    def _parse_capsules(self, req: _RequestStream) -> list[WtEvent]:
+    def _headers_too_large(self, req: _RequestStream, nbytes: int) -> list[WtEvent]:
+        """A header block over ``max_header_bytes``: refused on sight, never buffered."""
+        sid = req.stream_id
+        if self.is_client:
+            s = self.sessions.get(sid)
+            self._refuse_request(req)
+            self._refuse_stream(sid, False, H3_REQUEST_CANCELLED)
+            if s is not None and s.state == "pending":
+                self._drop_session(s, H3_REQUEST_CANCELLED)
+                return [SessionRejected(sid, 0, f"response header block of {nbytes} bytes is "
+                                                f"over {self.limits.max_header_bytes}")]
+            return []
+        self._answer(sid, 431)
+        try:
+            self.quic.stop_stream(sid, H3_REQUEST_REJECTED)
+        except ValueError:
+            pass
+        s = self.sessions.get(sid)
+        if s is not None and s.state != "closed":
+            self._drop_session(s, WT_SESSION_GONE)
+        return []
+
+    def _malformed(self, req: _RequestStream, what: str) -> list[WtEvent]:
+        """A capsule longer than its type allows: end the session (H3_MESSAGE_ERROR)."""
+        sid = req.stream_id
+        self._refuse_request(req)
+        self._refuse_stream(sid, False, H3_MESSAGE_ERROR)
+        self.h3._stream.pop(sid, None)
+        s = self.sessions.get(sid)
+        if s is None or s.state == "closed":
+            return []
+        was_pending = s.state == "pending"
+        self._drop_session(s, WT_SESSION_GONE)
+        reason = f"malformed {what} on the CONNECT stream"
+        if was_pending:
+            return [SessionRejected(sid, 0, reason)] if self.is_client else []
+        return [SessionClosed(sid, 0, reason)]
+
+    def _capsule_bytes(self, req: _RequestStream, chunk: bytes | bytearray) -> list[WtEvent]:
+        """Capsules carried in DATA frames, parsed as they arrive: the payload of a capsule
+        this layer does not read is discarded, never collected."""
         out: list[WtEvent] = []
+        i, n = 0, len(chunk)
+        if req.capsule_skip:
+            take = min(req.capsule_skip, n)
+            req.capsule_skip -= take
+            i = take
+        if i >= n:
+            return out
         buf = req.capsules
+        buf += chunk[i:]
         pos = 0
         while True:
             got = _pull_varint(buf, pos)
@@ -842,10 +1082,23 @@ class WebTransportConnection:
             if got is None:
                 break
             clen, p = got
+            limit = _CAPSULE_MAX_BYTES.get(ctype)
+            if limit is None:  # unknown capsule (or HTTP Datagram): skip its payload
+                take = min(clen, len(buf) - p)
+                pos = p + take
+                if take < clen:
+                    req.capsule_skip = clen - take
+                    break
+                continue
+            if clen > limit:
+                out.extend(self._malformed(req, f"capsule 0x{ctype:x} of {clen} bytes"))
+                return out
             if p + clen > len(buf):
                 break
             out.extend(self._capsule(req.stream_id, ctype, bytes(buf[p:p + clen])))
             pos = p + clen
+            if req.refused:
+                return out
         if pos:
             del buf[:pos]
         return out
@@ -918,7 +1171,7 @@ class WebTransportConnection:
             self._maybe_forget(st)
             return out
         if sid in self._requests:
-            self._requests.pop(sid, None)
+            self._refuse_request(self._requests.pop(sid))
             self.h3._stream.pop(sid, None)
             s = self.sessions.get(sid)
             if s is None or s.state == "closed":
@@ -930,7 +1183,7 @@ class WebTransportConnection:
                                                 f"(HTTP/3 error 0x{error_code:x})")]
             return [SessionClosed(sid, h3_error_to_app(error_code), "CONNECT stream reset")]
         if sid in self._prefix:
-            self._prefix.pop(sid, None)
+            self._hold(-len(self._prefix.pop(sid)))
             return []
         if sid in self._stopped:
             self._stopped.discard(sid)  # the peer's answer to our STOP_SENDING
@@ -965,6 +1218,13 @@ class WebTransportConnection:
             self._drop_session(s, H3_REQUEST_CANCELLED)
             return [SessionRejected(sid, status, "")]
         # server: a request
+        decoded = sum(len(k) + len(v) + 32 for k, v in headers)  # RFC 9114 section 4.2.2
+        if decoded > self.limits.max_header_bytes:
+            self._answer(sid, 431)
+            s = self.sessions.get(sid)
+            if s is not None:
+                self._drop_session(s, WT_SESSION_GONE)
+            return []
         hd = dict(headers)
         if hd.get(b":method") == b"CONNECT" and hd.get(b":protocol") == b"webtransport":
             dialect = self.dialect
@@ -977,7 +1237,8 @@ class WebTransportConnection:
             if s is None:
                 s = self._new_session(sid, dialect)
             else:  # streams overtook the request
-                self._unknown_session_streams -= 1
+                s.early = False
+                self._early_sessions -= 1
                 s.dialect = dialect
                 s.fc = dialect == "latest"
                 self._init_fc(s)
@@ -985,11 +1246,7 @@ class WebTransportConnection:
             s.authority = hd.get(b":authority", b"").decode("utf-8", errors="replace")
             return [SessionRequested(sid, s.path, s.authority, headers)]
         # plain HTTP/3 requests are not served here
-        try:
-            self.h3.send_headers(sid, [(b":status", b"404")], end_stream=True)
-        except Exception:
-            pass
-        self._requests.pop(sid, None)
+        self._answer(sid, 404)
         return []
 
     def _new_session(self, sid: int, dialect: str) -> _Session:
@@ -1019,6 +1276,8 @@ class WebTransportConnection:
         s.state = "open"
         out: list[WtEvent] = []
         pending, s.pending = s.pending, []
+        self._hold(-s.early_bytes)
+        s.early_bytes = 0
         for ev in pending:
             st = self.streams.get(ev.stream_id)
             if st is not None:
@@ -1042,7 +1301,13 @@ class WebTransportConnection:
                 pass
         s.streams.clear()
         s.pending.clear()
+        self._hold(-s.early_bytes)
+        s.early_bytes = 0
+        if s.early:
+            s.early = False
+            self._early_sessions -= 1
         self.sessions.pop(s.session_id, None)
 
     def stats(self) -> dict[str, Any]:
-        return {"sessions": len(self.sessions), "streams": len(self.streams)}
+        return {"sessions": len(self.sessions), "streams": len(self.streams),
+                "held_bytes": self._held, "app_buffered_bytes": self.app_buffered_bytes}

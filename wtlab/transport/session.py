@@ -17,6 +17,12 @@ What a user may rely on:
 * When the session is closed (by the peer, locally, or with the connection),
   every waiter and every later call gets :class:`~wtlab.errors.SessionClosed`
   with the close code and reason.
+* ``session.send_datagram(data)`` queues at once and never blocks. Awaiting it
+  (``await session.send_datagram(data)``) waits while more than
+  ``session.datagram_high_water`` datagrams of the connection wait for congestion
+  window: back-pressure, nothing dropped. Not awaited, the queue keeps at most
+  ``DATAGRAM_SEND_QUEUE`` datagrams and drops the oldest beyond (drop-oldest,
+  counted in ``stats()["datagrams_send_dropped"]``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 HIGH_WATER_BYTES = 1 << 20  # unsent bytes per stream before drain() waits
 DATAGRAM_QUEUE = 4096  # received datagrams kept per session before the oldest are dropped
 DATAGRAM_SEND_QUEUE = 4096  # datagrams waiting for congestion window before the oldest drop
+DATAGRAM_HIGH_WATER = 256  # queued datagrams above which an awaited send_datagram waits
 
 
 def _wake(waiters: list) -> None:
@@ -54,6 +61,52 @@ class _DrainAwaitable:
         return self._stream.drain().__await__()
 
 
+class _DatagramRoom:
+    """What an awaited ``send_datagram`` waits on: room in the connection's datagram queue.
+
+    It waits among the endpoint's blocked writers, which the driver looks at after every
+    transmit (the only time the queue shrinks): it reports "unsent" datagrams while the
+    queue is above the session's high-water mark, as a stream reports unsent bytes.
+    """
+
+    __slots__ = ("_session", "_waiter", "_error", "_stop_code", "_wake_at")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._waiter: asyncio.Future | None = None
+        self._error: BaseException | None = None
+        self._stop_code = None
+        self._wake_at = HIGH_WATER_BYTES
+
+    def unsent_bytes(self) -> int:
+        session = self._session
+        queued = len(session._ep.quic._datagrams_pending)
+        # the driver wakes writers whose unsent bytes fall to HIGH_WATER_BYTES
+        return 0 if queued <= session.datagram_high_water else HIGH_WATER_BYTES + queued
+
+    def _wake_writer(self) -> None:
+        w = self._waiter
+        self._waiter = None
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        session = self._session
+        ep = session._ep
+        while True:
+            session._raise_if_closed()
+            if len(ep.quic._datagrams_pending) <= session.datagram_high_water:
+                return
+            fut = self._waiter
+            if fut is None or fut.done():
+                fut = self._waiter = ep.loop.create_future()
+            ep.blocked_writers.add(self)  # type: ignore[arg-type]
+            await asyncio.shield(fut)
+
+
 class Stream:
     """One WebTransport stream (bidirectional, or one direction of a unidirectional one)."""
 
@@ -61,7 +114,7 @@ class Stream:
         "stream_id", "session", "_ep", "readable", "writable", "_buf", "_eof", "_reset_code",
         "_read_waiter", "_stop_code", "_eof_sent", "_drain_waiter", "_awaitable",
         "_fc_pending", "_fc_eof", "bytes_sent", "bytes_received", "_error", "_sender",
-        "_write_closed",
+        "_write_closed", "_wake_at",
     )
 
     def __init__(self, session: Session, stream_id: int, *, readable: bool, writable: bool) -> None:
@@ -85,6 +138,7 @@ class Stream:
         self._error: BaseException | None = None  # session-level error (closed)
         self._sender: Any = None  # aioquic QuicStreamSender, cached after the first write
         self._write_closed = not writable  # any reason write() must raise
+        self._wake_at = HIGH_WATER_BYTES  # unsent bytes at which a blocked drain() wakes
 
     def __repr__(self) -> str:
         kind = "bidi" if self.readable and self.writable else "uni"
@@ -185,18 +239,21 @@ class Stream:
             return held
         return sender._buffer_stop - sender.highest_offset + held
 
-    async def drain(self) -> None:
-        """Wait until this stream's unsent bytes fall to ``HIGH_WATER_BYTES`` or less."""
+    async def drain(self, high_water_bytes: int = HIGH_WATER_BYTES) -> None:
+        """Wait until this stream's unsent bytes fall to ``high_water_bytes`` (default
+        ``HIGH_WATER_BYTES``; a larger value counts as the default) or less."""
+        high = min(high_water_bytes, HIGH_WATER_BYTES)
         sender = self._sender
         if (sender is not None and self._fc_pending is None and self._error is None
-                and sender._buffer_stop - sender.highest_offset <= HIGH_WATER_BYTES):
+                and sender._buffer_stop - sender.highest_offset <= high):
             return  # the common case, without a suspension
         if self._error is not None:
             raise self._error
-        if self.unsent_bytes() <= HIGH_WATER_BYTES:
+        if self.unsent_bytes() <= high:
             return
         ep = self._ep
-        while self.unsent_bytes() > HIGH_WATER_BYTES:
+        self._wake_at = high  # the driver wakes this writer once unsent <= high
+        while self.unsent_bytes() > high:
             if self._error is not None:
                 raise self._error
             if self._stop_code is not None:
@@ -242,7 +299,7 @@ class Stream:
         if self._error is not None or not self.readable:
             return
         self._ep.wt.stop_stream(self.stream_id, code)
-        self.session._buffered -= len(self._buf)
+        self.session._unbuffer(len(self._buf))
         self._buf.clear()
         self._eof = True
         self._ep.stream_maybe_done(self)
@@ -260,7 +317,7 @@ class Stream:
             self._check_reset()
             data = bytes(self._buf)
             self._buf.clear()
-            self.session._buffered -= len(data)
+            self.session._unbuffer(len(data))
             return data
         if n == 0:
             return b""
@@ -279,7 +336,7 @@ class Stream:
         else:
             data = bytes(buf[:n])
             del buf[:n]
-        self.session._buffered -= len(data)
+        self.session._unbuffer(len(data))
         return data
 
     async def readexactly(self, n: int) -> bytes:
@@ -292,7 +349,7 @@ class Stream:
                 self._check_reset()
                 partial = bytes(buf)
                 buf.clear()
-                self.session._buffered -= len(partial)
+                self.session._unbuffer(len(partial))
                 raise asyncio.IncompleteReadError(partial, n)
             await self._wait_readable(force=True)
         if n == len(buf):
@@ -301,7 +358,7 @@ class Stream:
         else:
             data = bytes(buf[:n])
             del buf[:n]
-        self.session._buffered -= n
+        self.session._unbuffer(n)
         return data
 
     def at_eof(self) -> bool:
@@ -407,6 +464,10 @@ class Session:
         self._draining = False
         self._buffered = 0
         self.max_buffered_bytes = max_buffered_bytes
+        # the connection's and the server's counts of unread bytes follow _buffered while
+        # the session is open (see WebTransportConnection.buffered_bytes)
+        self._wt_conn = endpoint.wt
+        self._counted = True
         self._streams: dict[int, Stream] = {}
         self._peer_streams_open = 0
         self.flow_control_stalls = 0  # writes held back by the peer's WT_MAX_DATA (latest)
@@ -419,6 +480,9 @@ class Session:
         self._datagrams_received = 0
         self._datagrams_dropped = 0
         self._datagrams_send_dropped = 0
+        #: queued datagrams (whole connection) above which ``await send_datagram`` waits
+        self.datagram_high_water = DATAGRAM_HIGH_WATER
+        self._dgram_room = _DatagramRoom(self)
         self._streams_opened = 0
         self._streams_accepted = 0
         self.close_code: int | None = None
@@ -501,11 +565,19 @@ class Session:
                 waiters.remove(fut)
 
     # --------------------------------------------------------------- datagrams
-    def send_datagram(self, data: bytes) -> None:
+    def send_datagram(self, data: bytes) -> _DatagramRoom:
         """Send one datagram (unreliable); MessageTooLarge if it exceeds max_datagram_size.
 
-        Datagrams wait for congestion window in a queue of ``DATAGRAM_SEND_QUEUE``; when it
-        is full the oldest is dropped (``stats()["datagrams_send_dropped"]``).
+        The datagram is queued at once. Two ways to use it:
+
+        * ``await session.send_datagram(data)``: back-pressure. The await returns once
+          the connection's queue holds at most ``datagram_high_water`` datagrams (it
+          drains as congestion window allows); a sender that always awaits never loses
+          a datagram to the queue. Raises SessionClosed if the session closes meanwhile.
+        * ``session.send_datagram(data)`` without awaiting: drop-oldest. The queue keeps
+          at most ``DATAGRAM_SEND_QUEUE`` datagrams; beyond, the oldest is dropped and
+          counted in ``stats()["datagrams_send_dropped"]`` (as browsers expire outgoing
+          datagrams rather than queue them without bound).
         """
         if self._closed_exc is not None:
             raise self._closed_exc
@@ -531,6 +603,7 @@ class Session:
             ep.record("datagram_sent", nbytes=len(data))
         if ep._tx_handle is None:
             ep.schedule_transmit()
+        return self._dgram_room
 
     async def receive_datagram(self) -> bytes:
         """The next datagram the peer sent (oldest first)."""
@@ -541,7 +614,7 @@ class Session:
                 raise SessionClosed(0, "the peer is draining the session")
             await self._wait(self._dgram_waiters)
         data = q.popleft()
-        self._buffered -= len(data)
+        self._unbuffer(len(data))
         return data
 
     # ----------------------------------------------------------------- closing
@@ -622,8 +695,20 @@ class Session:
         if self._closed_exc is not None:
             raise self._closed_exc
 
+    def _unbuffer(self, n: int) -> None:
+        """``n`` received bytes were read (or dropped)."""
+        self._buffered -= n
+        if self._counted:
+            wt = self._wt_conn
+            wt.app_buffered_bytes -= n
+            wt.ledger.total -= n
+
     def _on_buffered(self, n: int) -> None:
         self._buffered += n
+        if self._counted:
+            wt = self._wt_conn
+            wt.app_buffered_bytes += n
+            wt.ledger.total += n
         limit = self.max_buffered_bytes
         if limit is not None and self._buffered > limit:
             self._ep.limit_exceeded(self, "buffered bytes", limit)
@@ -642,7 +727,7 @@ class Session:
         q = self._datagrams
         if len(q) >= DATAGRAM_QUEUE:
             old = q.popleft()
-            self._buffered -= len(old)
+            self._unbuffer(len(old))
             self._datagrams_dropped += 1
         q.append(data)
         self._datagrams_received += 1
@@ -674,6 +759,11 @@ class Session:
             return
         self.close_code = code
         self.close_reason = reason
+        if self._counted:  # what is still unread no longer counts against the connection
+            self._counted = False
+            wt = self._wt_conn
+            wt.app_buffered_bytes -= self._buffered
+            wt.ledger.total -= self._buffered
         exc = self._closed_exc = SessionClosed(code, reason)
         for stream in list(self._streams.values()):
             stream._on_session_error(exc)
@@ -681,6 +771,10 @@ class Session:
         for waiters in (self._bidi_waiters, self._uni_waiters, self._dgram_waiters,
                         self._credit_waiters):
             _wake(waiters)
+        room = self._dgram_room
+        room._error = exc
+        self._ep.blocked_writers.discard(room)  # type: ignore[arg-type]
+        room._wake_writer()
         if not self._closed_fut.done():
             self._closed_fut.set_result((code, reason))
         self._ep.session_finished(self)
