@@ -511,7 +511,7 @@ class Server:
                                 max_streams_uni=lim.max_streams_per_session + H3_UNI_STREAMS)
         controller = make_controller(self.congestion_control, quic._max_datagram_size,
                                      self.recorder, self._next_flow)
-        attach_controller(quic, controller, self.recorder, self._next_flow)
+        attach_controller(quic, controller, self.recorder, self._next_flow, self.full_packets)
         return quic, controller
 
     def _new_endpoint(self, quic: ServerConnection, controller: Any, addr: Any) -> Endpoint:
@@ -521,7 +521,6 @@ class Server:
         if rec is not None and not getattr(rec, "clock_fixed", True):
             rec.t0 = asyncio.get_running_loop().time()  # times count from the first session
             rec.clock_fixed = True
-        attach_controller(quic, controller, self.recorder, flow, self.full_packets)
         wt = P.WebTransportConnection(quic, dialect=self.dialect, limits=self._flow_limits,
                                       ledger=self.ledger)
         proto = self._proto
