@@ -19,6 +19,8 @@ COMMANDS = {
     "sweep": ("wtlab.lab.sweep", "cli_main", "run a parameter grid into a dataset"),
     "demo": ("wtlab.lab.demo", "cli_main", "the embedded demo: local server, emulated path, comparison"),
     "trace": ("wtlab.trace.cli", "cli_main", "convert and summarise trace files (qlog, Parquet, CSV)"),
+    "linktrace": ("wtlab.net.cellular", "cli_main",
+                  "write a generated Mahimahi link trace (poisson, markov, cellular)"),
 }
 
 
