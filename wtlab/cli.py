@@ -25,6 +25,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``wtlab`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status
+    (2 and a message on stderr for a :class:`~wtlab.errors.WtlabError`).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="wtlab", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(

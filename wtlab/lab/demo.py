@@ -96,6 +96,9 @@ def emulated_demo(duration_s: float = 20.0):
 
 
 def write_report(out_dir: Path, live: pd.DataFrame, comparisons: dict) -> Path:
+    """Write ``report.html`` (tables and plots) and ``dataset/`` (one Parquet file per run, with a
+    card) into ``out_dir``; returns the report's path.
+    """
     from wtlab import datasets
     from wtlab.trace.export import write_text_atomic
 
@@ -139,6 +142,9 @@ def write_report(out_dir: Path, live: pd.DataFrame, comparisons: dict) -> Path:
 
 
 def cli_main(argv: list[str]) -> int:
+    """``wtlab demo [--out DIR] [--bulk-mb N] [--duration S]``: run the demo, print its tables,
+    write the report and the dataset; returns the exit status.
+    """
     ap = argparse.ArgumentParser(prog="wtlab demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="wtlab-demo", help="folder for report.html and dataset/")
     ap.add_argument("--bulk-mb", type=float, default=LIVE_BULK_BYTES / 1e6)

@@ -231,10 +231,14 @@ class Server:
         return self.certificate.sha256
 
     def url(self, path: str = "/echo") -> str:
+        """The ``https://host:port/path`` URL of a route on this server."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.port}{path if path.startswith('/') else '/' + path}"
 
     async def start(self) -> Server:
+        """Bind the UDP socket and start serving (``wtlab.serve`` does it); returns the server.
+        :class:`~wtlab.errors.ConfigError` if the address cannot be bound.
+        """
         if self._transport is not None:
             return self
         loop = asyncio.get_running_loop()
@@ -272,11 +276,13 @@ class Server:
             self._transport.close()
 
     async def wait_closed(self) -> None:
+        """Wait until every session task has ended (after :meth:`close`)."""
         tasks = list(self._tasks)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def stats(self) -> dict[str, Any]:
+        """Connections and sessions now, sessions served and rejected, limit hits."""
         return {"connections": len(self._endpoints), "sessions": len(self._sessions),
                 "sessions_served": self.sessions_served,
                 "sessions_rejected": self.sessions_rejected, "limit_hits": self.limit_hits}
