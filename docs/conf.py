@@ -37,6 +37,7 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
 myst_heading_anchors = 3
 nitpicky = True
+smartquotes = False  # text generated from the code reads exactly as the code has it
 # names from other libraries: no inventory of theirs is fetched (the build is offline)
 nitpick_ignore_regex = [
     # private helpers named in maintainers' notes and private classes in signatures

@@ -11,7 +11,8 @@
 * A cross-reference to a re-exported name (``wtlab.cc.RttStats``) resolves to where it
   is defined (``wtlab.cc.rtt.RttStats``).
 * Notebook outputs of ipywidgets (they need a live kernel) become a note saying so.
-* No page loads anything from the web (plotly's MathJax tag is dropped).
+* No page loads anything from the web (plotly's MathJax tag is dropped); plotly.js is
+  kept once, in ``_static``, not once per notebook.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ class DocstringText(SphinxDirective):
     option_spec = {"skip-first": directives.flag}
 
     def run(self):
-        from docutils.statemachine import StringList
-        from sphinx.util.nodes import nested_parse_with_titles
+        from docutils.parsers.rst import Parser
+        from docutils.utils import new_document
 
         target = self.arguments[0]
         obj = _import_dotted(target)
@@ -138,14 +139,16 @@ class DocstringText(SphinxDirective):
         module = inspect.getmodule(obj)
         if module is not None and module.__file__:
             self.env.note_dependency(module.__file__)
-        # cross-references in the docstring resolve from the object's module
+        # a docstring is reStructuredText, whatever the page is written in; its
+        # cross-references resolve from the object's module
+        document = new_document(f"<docstring of {target}>", self.state.document.settings)
+        saved = self.env.ref_context.get("py:module")
         self.env.ref_context["py:module"] = module.__name__ if module else None
-        node = nodes.Element()
         try:
-            nested_parse_with_titles(self.state, StringList(lines, source=target), node)
+            Parser().parse("\n".join(lines), document)
         finally:
-            self.env.ref_context.pop("py:module", None)
-        return node.children
+            self.env.ref_context["py:module"] = saved
+        return list(document.children)
 
 
 class PathKeys(SphinxDirective):
@@ -443,12 +446,54 @@ class WidgetOutputNote(SphinxPostTransform):
 
 
 _MATHJAX_TAG = re.compile(r'<script[^>]*src="https://[^"]*mathjax[^"]*"[^>]*></script>', re.I)
+PLOTLY_JS = "wtlab/plotly.min.js"
 
 
-def drop_web_scripts(app, pagename, templatename, context, doctree):
-    """plotly's figure HTML loads MathJax from a CDN; the figures have no formulas."""
-    if "body" in context:
-        context["body"] = _MATHJAX_TAG.sub("", context["body"])
+class PlotlyOnce(SphinxPostTransform):
+    """plotly's notebook renderer embeds its 4.8 MB library in the first output of each
+    notebook; the site keeps one copy in ``_static`` instead (see :func:`trim_page`)."""
+
+    default_priority = 401
+
+    def run(self, **kwargs):
+        for raw in list(self.document.findall(nodes.raw)):
+            text = raw.astext()
+            if len(text) > 1_000_000 and "plotly.js v" in text[:2000]:
+                raw.parent.remove(raw)
+
+
+def trim_page(app, pagename, templatename, context, doctree):
+    """Keep pages light and offline: plotly's figure HTML asks for MathJax from a CDN (the
+    figures have no formulas); the widgets' saved state (megabytes of JSON) is of no use
+    without a kernel; pages with figures load the one local copy of plotly.js."""
+    body = context.get("body", "")
+    if body:
+        context["body"] = body = _MATHJAX_TAG.sub("", body)
+    if "Plotly.newPlot" in body:
+        # before the figures' inline scripts (the theme loads script_files after the body)
+        src = context["pathto"](f"_static/{PLOTLY_JS}", 1)
+        context["body"] = f'<script src="{src}"></script>\n' + body
+    scripts = context.get("script_files")
+    if scripts:
+        state = "application/vnd.jupyter.widget-state+json"
+        scripts[:] = [js for js in scripts if getattr(js, "attributes", {}).get("type") != state]
+
+
+def copy_plotly(app):
+    """Put plotly.js (from the installed plotly package) into the site's ``_static``."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError:  # plotly is in the lab extra, which the docs build has
+        return
+    folder = Path(tempfile.mkdtemp(prefix="wtlab-docs-static-"))
+    (folder / "wtlab").mkdir()
+    (folder / PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
+    app.config.html_static_path = [*app.config.html_static_path, str(folder)]
+    app.connect("build-finished", lambda app, exc: shutil.rmtree(folder, ignore_errors=True))
 
 
 class AioquicTransmit(SphinxDirective):
@@ -468,6 +513,8 @@ def setup(app):
     app.connect("autodoc-process-docstring", add_raises)
     app.connect("env-check-consistency", check_reference_complete)
     app.connect("missing-reference", resolve_reexport)
-    app.connect("html-page-context", drop_web_scripts)
+    app.connect("html-page-context", trim_page)
+    app.connect("builder-inited", copy_plotly)
     app.add_post_transform(WidgetOutputNote)
+    app.add_post_transform(PlotlyOnce)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
