@@ -69,9 +69,10 @@ def test_path_keys_and_errors_are_generated(site):
     family = [c for c in vars(errors).values()
               if isinstance(c, type) and issubclass(c, errors.WtlabError)]
     assert all(f"<span class=\"pre\">{c.__name__}</span>" in errs for c in family)
-    # "raised by" was found in the code: Path.symmetric raises ConfigError
-    row = re.search(r"ConfigError</span>.*?</tr>", errs, re.S).group(0)
-    assert "net.path.Path.symmetric" in row
+    # "raised by" was found in the code: the registry's get() raises UnknownAlgorithm
+    row = re.search(r'<tr[^>]*><td><p><code[^>]*><span class="pre">UnknownAlgorithm</span>'
+                    r'.*?</tr>', errs, re.S).group(0)
+    assert "cc.base.get" in row and "cc.base.create" in row
 
 
 def test_the_reference_documents_every_module_with_raised_errors(site):
@@ -88,6 +89,9 @@ def test_the_reference_documents_every_module_with_raised_errors(site):
     lab = (site / "reference" / "lab.html").read_text()
     replay = re.search(r'id="wtlab.lab.replay.replay".*?</dl>', lab, re.S).group(0)
     assert "Raises" in replay and "ConfigError" in replay
+    net = (site / "reference" / "net.html").read_text()
+    symmetric = re.search(r'id="wtlab.net.path.Path.symmetric".*?</dl>', net, re.S).group(0)
+    assert "Raises" in symmetric and "ConfigError" in symmetric
 
 
 def test_notebooks_are_rendered_with_their_outputs(site):
