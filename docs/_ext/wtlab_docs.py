@@ -313,8 +313,7 @@ def add_raises(app, what, name, obj, options, lines):
         order = {c.__name__: i for i, c in enumerate(_error_classes())}
         lines.append("")
         for err in sorted(errs, key=order.get):
-            lines.append(f":raises ~wtlab.errors.{err}: raised in its code or in the wtlab "
-                         "code it calls")
+            lines.append(f":raises ~wtlab.errors.{err}:")
 
 
 # --- strictness ----------------------------------------------------------------------------

@@ -144,8 +144,8 @@ def write_report(out_dir: Path, live: pd.DataFrame, comparisons: dict) -> Path:
 
 
 def cli_main(argv: list[str]) -> int:
-    """``wtlab demo [--out DIR] [--bulk-mb N] [--duration S]``: run the demo, print its tables,
-    write the report and the dataset; returns the exit status.
+    """``wtlab demo [--out DIR] [--bulk-mb N] [--duration S] [--quick]``: run the demo, print
+    its tables, write the report and the dataset; returns the exit status.
     """
     ap = argparse.ArgumentParser(prog="wtlab demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="wtlab-demo", help="folder for report.html and dataset/")
