@@ -1,10 +1,11 @@
 # The two commands: `make demo` and `make test`. Both create or reuse .venv.
+# `make docs` builds the documentation site into docs/_build/html (opens offline).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench lab clean-venv
+.PHONY: demo test docs lint bench lab clean-venv
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "wtlab needs Python 3.11+ as '$(PYTHON)' (set PYTHON=...)"; exit 1; }
@@ -12,7 +13,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[lab,dist,dev]'
+	$(PY) -m pip install --quiet -e '.[lab,dist,dev,docs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,11 +21,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@bash .ci/ensure-chromium
-	$(PY) -m ruff check wtlab tests benchmarks
+	$(PY) -m ruff check wtlab tests benchmarks docs
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# strict: a warning (broken cross-reference, public name without a docstring, failing
+# notebook) fails the build; notebooks run once and are cached in docs/_build
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -n -W --keep-going -q -d docs/_build/doctrees docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 lint: $(STAMP)
-	$(PY) -m ruff check wtlab tests benchmarks
+	$(PY) -m ruff check wtlab tests benchmarks docs
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

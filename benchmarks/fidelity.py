@@ -1,4 +1,4 @@
-"""wtlab against the Linux kernel's TCP on issue 19's scenarios (the table of docs/fidelity.md).
+"""wtlab against the Linux kernel's TCP on issue 19's scenarios (the table of docs/concepts/fidelity.md).
 
     .venv/bin/python -m benchmarks.fidelity            # every scenario, both engines
     .venv/bin/python -m benchmarks.fidelity --quick    # short runs, the fast model only
@@ -10,7 +10,7 @@ the trace (``wtlab.trace.metrics``), queueing delay as mean RTT minus the propag
 (which also holds the receiver's ~1 ms ACK delay). Every run is seeded: the same command
 prints the same numbers. "before" rows run what wtlab did before issue 19 where a switch
 still selects it (``bbr-draft00``, ``full_packets=False``); the persistent-congestion fix
-has no switch (docs/fidelity.md gives the numbers measured before it).
+has no switch (docs/concepts/fidelity.md gives the numbers measured before it).
 
 Scenarios (``--only``):
 

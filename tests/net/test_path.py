@@ -94,8 +94,8 @@ def test_link_spec_seed_is_kept_and_links_can_be_shared():
     assert p.down is link
 
 
-def test_describe_is_json_ready():
-    p = Path(down=LinkSpec(trace=_trace_file(), delay_s=0.02, buffer="1bdp", aqm="codel",
+def test_describe_is_json_ready(tmp_path):
+    p = Path(down=LinkSpec(trace=_trace_file(tmp_path), delay_s=0.02, buffer="1bdp", aqm="codel",
                            loss=GilbertElliott.from_burst(0.01, 2), outages=[(1, 2)]),
              up=LinkSpec(rate_bps=1e6, delay_s=0.02), seed=2)
     d = json.loads(json.dumps(p.describe()))
@@ -106,10 +106,12 @@ def test_describe_is_json_ready():
     assert "12mbps.trace" in repr(p)
 
 
-def _trace_file() -> str:
-    from pathlib import Path as FsPath
+def _trace_file(folder) -> str:
+    """A 12 Mbit/s Mahimahi file (one 1500-byte opportunity per ms), written here."""
+    from wtlab.net.traces import MahimahiTrace
 
-    return str(FsPath(__file__).resolve().parents[2].parent / "shared" / "traces" / "12mbps.trace")
+    MahimahiTrace([1]).save(folder / "12mbps.trace")
+    return str(folder / "12mbps.trace")
 
 
 @pytest.mark.parametrize("text, value", [

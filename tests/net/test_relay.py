@@ -19,7 +19,6 @@ from wtlab.net.path import Path
 from wtlab.net.relay import Relay, cli_main, parse_address, relay_from_args
 
 ROOT = FsPath(__file__).resolve().parents[2]
-TRACES = ROOT.parent / "shared" / "traces"
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -112,14 +111,17 @@ async def test_udp_throughput_tracks_the_set_rate(rate_bps):
     assert measured == pytest.approx(rate_bps, rel=0.08)
 
 
-async def test_loss_and_trace_through_the_relay():
+async def test_loss_and_trace_through_the_relay(tmp_path):
+    from wtlab.net.traces import MahimahiTrace
+
+    MahimahiTrace([1]).save(tmp_path / "12mbps.trace")  # 12 Mbit/s: 1500 bytes each ms
     count = 600
     sink_t, sink = await _udp(lambda: Sink(count), local_addr=("127.0.0.1", 0))
     _big_buffer(sink_t)
     target = sink_t.get_extra_info("sockname")
     try:
         path = Path(down=LinkSpec(rate_bps=1e8),
-                    up=LinkSpec(trace=TRACES / "12mbps.trace", loss="10%"), seed=3)
+                    up=LinkSpec(trace=tmp_path / "12mbps.trace", loss="10%"), seed=3)
         async with Relay(target, path=path) as relay:
             client_t = await _blast(relay.address, sink, count, 1472)
             up = relay.path.up

@@ -76,8 +76,9 @@ packet_lost        ``extra``: ``{"trigger": "packet_threshold" |
                    "time_threshold" | "pto"}``; PTO rows are not congestion
                    signals (aioquic retransmits the oldest packet on PTO)
 pto_expired        ``extra``: ``{"pto_count": n}``
-cwnd_changed, state_changed, pacing_changed, persistent_congestion
-                   from the controller, after the event that caused them
+controller rows    ``cwnd_changed``, ``state_changed``, ``pacing_changed``,
+                   ``persistent_congestion``: from the controller, after the
+                   event that caused them
 =================  ========================================================
 
 Importing this module also registers every wtlab controller in aioquic's own

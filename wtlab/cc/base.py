@@ -71,6 +71,9 @@ K_LOSS_REDUCTION_FACTOR = 0.5
 
 
 class PacketInfo(Protocol):
+    """What a controller reads from a sent packet (aioquic's ``QuicSentPacket`` and
+    :class:`wtlab.cc.Packet` both fit).
+    """
     packet_number: int
     sent_bytes: int
     sent_time: float
@@ -190,9 +193,15 @@ class Controller:
 
     # --------------------------------------------------------- driver entry points
     def in_recovery(self, sent_time: float) -> bool:
+        """Whether a packet sent at ``sent_time`` was sent before the current recovery period began
+        (RFC 9002 section 7.3.2): acks and losses of such packets do not change the window again.
+        """
         return self.recovery_start_time is not None and sent_time <= self.recovery_start_time
 
     def on_packet_sent(self, now: float, packet: PacketInfo) -> None:
+        """The driver sent ``packet`` at ``now``: it is in flight (and recorded). Subclasses that
+        override it call ``super()``.
+        """
         nbytes = packet.sent_bytes
         bif = self.bytes_in_flight = self.bytes_in_flight + nbytes
         if self.app_limited and bif + self.max_datagram_size > self.cwnd:
@@ -224,6 +233,10 @@ class Controller:
                    NO_BYTES_U32 if payload is None else payload)
 
     def on_packets_acked(self, now: float, packets: Sequence[PacketInfo], rtt: RttStats) -> None:
+        """The driver learned at ``now`` that ``packets`` were acknowledged; ``rtt`` holds the RTT
+        estimator after the ACK's sample. Calls :meth:`~wtlab.cc.base.Controller.on_ack` for
+        each packet sent outside recovery, then records the controller's state.
+        """
         self.rtt = rtt
         rec = self.recorder
         start = self.recovery_start_time
@@ -313,8 +326,10 @@ class Controller:
                           or f'{{"trigger": "{trigger}"}}')
 
     def on_persistent_congestion_detected(self, now: float, detail: str | None = None) -> None:
-        """RFC 9002 7.6.2 established persistent congestion; ``detail`` (JSON text, e.g.
-        ``{"span_s": .., "duration_s": ..}``) goes to the row's ``extra``."""
+        """The driver declared persistent congestion (RFC 9002 section 7.6) at ``now``: calls
+        :meth:`~wtlab.cc.base.Controller.on_persistent_congestion` and records it;
+        ``detail`` (JSON text, e.g. ``{"span_s": .., "duration_s": ..}``) goes to the row's
+        ``extra``."""
         self.on_persistent_congestion(now)
         if self.recorder is not None:
             self._record(now, K_PERSISTENT_CONGESTION, -1, 0)
@@ -349,6 +364,7 @@ class Controller:
         self.app_limited = True
 
     def can_send(self, size: int = 0) -> bool:
+        """Whether ``size`` more bytes fit in the window (bytes in flight + size <= cwnd)."""
         return self.bytes_in_flight + size <= self.cwnd
 
     # ------------------------------------------------------------------ helpers
@@ -446,6 +462,7 @@ _listeners: list[Callable[[str, type[Controller]], None]] = []
 # stacks ship (CUBIC); "throughput" is BBRv1 (keeps the rate under random loss);
 # "low-latency" is BBRv3 (paces 1% under the bandwidth estimate and cruises with
 # 15% headroom below its loss-learned in-flight bound, so queues stay short).
+#: the W3C WebTransport ``congestionControl`` hints -> registered controller names
 HINTS = {"default": "cubic", "throughput": "bbr", "low-latency": "bbr3"}
 
 
@@ -479,6 +496,9 @@ def get(name: str) -> type[Controller]:
 
 
 def names() -> list[str]:
+    """Names of the registered controllers, sorted (built-ins and those added with
+    :func:`register`).
+    """
     return sorted(_REGISTRY)
 
 

@@ -98,13 +98,18 @@ class WindowedMax:
         self.s = [(0.0, 0.0), (0.0, 0.0), (0.0, 0.0)]  # (time, value), best first
 
     def reset(self, t: float, value: float) -> float:
+        """Forget the history: ``value`` at time ``t`` is the maximum; returns it."""
         self.s = [(t, value), (t, value), (t, value)]
         return value
 
     def get(self) -> float:
+        """The windowed maximum."""
         return self.s[0][1]
 
     def update(self, t: float, value: float) -> float:
+        """Add a sample ``value`` at time ``t`` and return the maximum over the window (Kathleen
+        Nichols' three-sample filter, as in Linux).
+        """
         s = self.s
         if value >= s[0][1] or t - s[2][0] > self.window:
             return self.reset(t, value)
@@ -221,11 +226,17 @@ class BBR(Controller):
         return self.btlbw_filter.get() * 8
 
     def bdp_bytes(self, gain: float = 1.0) -> float:
+        """The estimated bandwidth-delay product times ``gain``, bytes (the initial window until
+        there is a bandwidth sample and an RTT).
+        """
         if self.rtprop_s == math.inf or not self._has_bw_sample:
             return gain * self.initial_cwnd
         return gain * self.btlbw_filter.get() * self.rtprop_s
 
     def send_quantum_bytes(self) -> int:
+        """How many bytes the pacer may send in one burst at the current pacing rate (one, two
+        datagrams, or 1 ms of data up to 64 KB), as BBR's draft sets it.
+        """
         mds = self.max_datagram_size
         rate = self.pacing_rate_bps or 0.0
         if rate < 1.2e6:

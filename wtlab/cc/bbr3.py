@@ -122,18 +122,24 @@ class BBR3(BBR):
     # ------------------------------------------------------------------ model
     @property
     def max_bw(self) -> float:
+        """The windowed maximum delivery rate, bytes per second."""
         return max(self.bw_hi)
 
     @property
     def bw(self) -> float:
+        """The bandwidth the model uses, bytes per second: the lesser of :attr:`max_bw` and the
+        short-term bound.
+        """
         return min(self.max_bw, self.bw_shortterm)
 
     @property
     def max_bw_bps(self) -> float:
+        """:attr:`max_bw` in bit/s."""
         return self.max_bw * 8
 
     @property
     def bw_bps(self) -> float:
+        """:attr:`bw` in bit/s."""
         return self.bw * 8
 
     @property
@@ -142,9 +148,13 @@ class BBR3(BBR):
 
     @property
     def bw_shortterm_bps(self) -> float:
+        """The short-term bandwidth bound (``bw_shortterm``, lowered by loss), bit/s."""
         return self.bw_shortterm * 8
 
     def bdp_bytes(self, gain: float = 1.0, bw: float | None = None) -> float:
+        """The estimated bandwidth-delay product times ``gain`` (with bandwidth ``bw`` if given,
+        else :attr:`bw`), bytes; the initial window until there is a bandwidth sample and an RTT.
+        """
         if self.min_rtt_s == INF or not self._has_bw_sample:
             return gain * self.initial_cwnd
         return gain * (self.bw if bw is None else bw) * self.min_rtt_s

@@ -25,6 +25,8 @@ from wtlab.lab.experiment import Experiment, compare
 from wtlab.lab.plots import display_table
 
 LIVE_BULK_BYTES = 20_000_000
+QUICK_BULK_MB = 2.0  # --quick: enough to see the stack move data, in about a second
+QUICK_DURATION_S = 5.0  # --quick: Startup and a few loss cycles at 10 Mbit/s, 50 ms
 DEMO_COLUMNS = ["cc", "goodput_bps", "utilisation", "rtt_p95_s", "queueing_delay_mean_s",
                 "loss_rate"]
 REFERENCE_COLUMNS = ["mathis_bps", "cubic_response_bps"]
@@ -96,6 +98,9 @@ def emulated_demo(duration_s: float = 20.0):
 
 
 def write_report(out_dir: Path, live: pd.DataFrame, comparisons: dict) -> Path:
+    """Write ``report.html`` (tables and plots) and ``dataset/`` (one Parquet file per run, with a
+    card) into ``out_dir``; returns the report's path.
+    """
     from wtlab import datasets
     from wtlab.trace.export import write_text_atomic
 
@@ -139,11 +144,23 @@ def write_report(out_dir: Path, live: pd.DataFrame, comparisons: dict) -> Path:
 
 
 def cli_main(argv: list[str]) -> int:
+    """``wtlab demo [--out DIR] [--bulk-mb N] [--duration S] [--quick]``: run the demo, print
+    its tables, write the report and the dataset; returns the exit status.
+    """
     ap = argparse.ArgumentParser(prog="wtlab demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="wtlab-demo", help="folder for report.html and dataset/")
-    ap.add_argument("--bulk-mb", type=float, default=LIVE_BULK_BYTES / 1e6)
-    ap.add_argument("--duration", type=float, default=20.0, help="emulated seconds per run")
+    ap.add_argument("--bulk-mb", type=float, default=None,
+                    help=f"megabytes of the live bulk echo (default {LIVE_BULK_BYTES / 1e6:g})")
+    ap.add_argument("--duration", type=float, default=None,
+                    help="emulated seconds per run (default 20)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"a short run: {QUICK_BULK_MB:g} MB live, {QUICK_DURATION_S:g} s emulated "
+                    "(explicit --bulk-mb / --duration win)")
     args = ap.parse_args(argv)
+    if args.bulk_mb is None:
+        args.bulk_mb = QUICK_BULK_MB if args.quick else LIVE_BULK_BYTES / 1e6
+    if args.duration is None:
+        args.duration = QUICK_DURATION_S if args.quick else 20.0
     out_dir = Path(args.out)
     pd.set_option("display.width", 120)
     print("== live WebTransport session against the embedded server (127.0.0.1) ==")

@@ -107,13 +107,19 @@ class Experiment:
                 cc_registry.get(c)  # typed error now rather than mid-run
 
     def replace(self, **changes: Any) -> Experiment:
+        """A copy with ``changes`` applied (``exp.replace(cc="bbr")``); the original is unchanged.
+        """
         return dataclasses.replace(self, **changes)
 
     @property
     def labels(self) -> dict[int, str]:
+        """Flow id -> the label of its controller."""
         return {i: _cc_label(c) for i, c in enumerate(_flow_ccs(self.cc, self.flows))}
 
     def describe(self) -> dict[str, Any]:
+        """The experiment as plain data (controllers, workload, seed, engine, the path's
+        description); JSON-ready.
+        """
         p = make_path(self.path, self.seed)
         return {"cc": [_cc_label(c) for c in _flow_ccs(self.cc, self.flows)],
                 "workload": self.workload, "seed": self.seed, "engine": self.engine,
@@ -237,10 +243,14 @@ class Stepper:
 
     @property
     def now(self) -> float:
+        """The current (virtual) time, seconds since the run started."""
         return self.engine.now
 
     @property
     def path(self):
+        """The :class:`~wtlab.net.path.Path` the run goes over (its links, with their statistics so
+        far).
+        """
         return self.engine.path
 
     def _pull(self) -> None:
@@ -251,6 +261,10 @@ class Stepper:
 
     def step(self, kinds: Iterable[str] | str | None = None, *,
              max_time_s: float | None = None) -> dict | None:
+        """Advance to the next trace row (of ``kinds``, one name or several, if given) and return it
+        as a dict with the controller's state after the event; ``None`` if the run ends (or
+        ``max_time_s`` passes) first.
+        """
         engine_step = getattr(self.engine, "step", None)
         if engine_step is not None:
             return engine_step(kinds, max_time_s)
@@ -278,6 +292,8 @@ class Stepper:
         return len(self.recorder) - before
 
     def run(self, until_s: float) -> None:
+        """Run on until virtual time ``until_s`` without returning rows; the trace keeps them all.
+        """
         self.engine.run(until_s)
         self._cursor = len(self.recorder)
         self._rows.clear()
@@ -301,6 +317,7 @@ class Stepper:
             close()
 
     def result(self) -> Result:
+        """The run so far as a :class:`Result` (duration: :attr:`now`)."""
         return Result(self.experiment, self.recorder, duration_s=self.now, path=self.path)
 
 
@@ -372,6 +389,7 @@ class Comparison:
     results: dict[str, Result]
 
     def trace(self) -> pd.DataFrame:
+        """Every run's trace in one DataFrame, with a ``cc`` column naming the run's controller."""
         from wtlab.trace.schema import concat
 
         frames = []
@@ -384,6 +402,9 @@ class Comparison:
         return out
 
     def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
+        """One row per flow of every run, over ``[from_s, to_s]`` (see
+        :data:`wtlab.trace.metrics.FLOW_METRICS`), with a ``run`` column naming the controller.
+        """
         frames = []
         for name, r in self.results.items():
             m = r.metrics(from_s, to_s)
@@ -392,14 +413,23 @@ class Comparison:
         return pd.concat(frames, ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
+        """The comparison's table: one row per controller, the run-level figures with the analytic
+        references beside them.
+        """
         return self.table
 
     def figure(self):
+        """A bar chart of the comparison's table (goodput, utilisation, RTT), one bar per controller
+        (plotly).
+        """
         from wtlab.lab.plots import comparison_figure
 
         return comparison_figure(self.table)
 
     def trace_figure(self):
+        """Every run's window, rates and RTT over time on shared axes, one colour per controller
+        (plotly).
+        """
         from wtlab.lab.plots import trace_figure
 
         frames = []

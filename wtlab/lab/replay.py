@@ -84,6 +84,9 @@ class LossAtTimes:
     times_s: tuple[float, ...]
 
     def make(self, rng: Any):
+        """A loss decision function for one link: drops the first packet offered at or after each
+        recorded loss time.
+        """
         times = sorted(self.times_s)
         state = {"i": 0}
 
@@ -101,9 +104,11 @@ class LossAtTimes:
 
     @property
     def mean_loss(self) -> float:
+        """0: the losses are given by time, not by rate."""
         return 0.0
 
     def describe(self) -> dict:
+        """The loss model as plain data."""
         return {"model": "loss_at_times", "count": len(self.times_s)}
 
 
@@ -125,9 +130,12 @@ class DerivedPath:
 
     @property
     def random_loss_rate(self) -> float:
+        """Random losses over packets sent in the recording (0 when nothing was sent)."""
         return len(self.random_loss_times_s) / self.packets_sent if self.packets_sent else 0.0
 
     def describe(self) -> dict:
+        """What replay derived from the recording, as plain data (RTTs, capacity, buffer, losses).
+        """
         return {"direction": self.direction, "min_rtt_s": self.min_rtt_s,
                 "p95_rtt_s": self.p95_rtt_s, "capacity_bps": self.capacity_bps,
                 "buffer_bytes": self.buffer_bytes,
@@ -289,6 +297,7 @@ class ReplayResult:
     options: dict = field(default_factory=dict)
 
     def trace(self) -> pd.DataFrame:
+        """The replayed run's trace (the schema of :mod:`wtlab.trace.schema`)."""
         return self.emulation.trace()
 
     def compare(self) -> pd.DataFrame:
@@ -310,7 +319,8 @@ class ReplayResult:
         return out
 
     def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
-        """The replayed run's per-flow figures (:meth:`EmulationResult.metrics`)."""
+        """The replayed run's per-flow figures (:meth:`wtlab.net.emulate.EmulationResult.metrics`).
+        """
         return self.emulation.metrics(from_s, to_s)
 
     def summary(self, from_s: float | None = None, to_s: float | None = None) -> dict:

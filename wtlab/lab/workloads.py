@@ -83,9 +83,12 @@ class WorkloadContext:
     partial_bytes: int = 0
 
     def now(self) -> float:
+        """The running loop's time (virtual under emulation, monotonic live)."""
         return asyncio.get_running_loop().time()
 
     def on_sent(self, t: float, msg_id: int, nbytes: int) -> None:
+        """Count message ``msg_id`` (``nbytes``) as sent at ``t``; records a ``message_sent`` row.
+        """
         self.sent += 1
         self.sent_bytes += nbytes
         if self.first_sent_s is None:
@@ -94,6 +97,9 @@ class WorkloadContext:
             self.recorder.event(t, "message_sent", flow=self.flow, pn=msg_id, bytes=nbytes)
 
     def on_delivered(self, t: float, msg_id: int, nbytes: int, sent_at: float) -> None:
+        """Count message ``msg_id`` (``nbytes``, sent at ``sent_at``) as delivered at ``t``; records
+        a ``message_delivered`` row.
+        """
         latency = t - sent_at
         self.delivered += 1
         self.delivered_bytes += nbytes
@@ -119,6 +125,7 @@ class WorkloadContext:
                                 bytes=nbytes, extra={"latency_s": t - since, "progress": True})
 
     def on_dropped(self, t: float, msg_id: int, nbytes: int) -> None:
+        """Count message ``msg_id`` as dropped at ``t``; records a ``message_dropped`` row."""
         self.dropped += 1
         if self.recorder is not None:
             self.recorder.event(t, "message_dropped", flow=self.flow, pn=msg_id, bytes=nbytes)
@@ -162,6 +169,7 @@ class Workload:
     sender: str = "client"
 
     def params(self) -> dict[str, Any]:
+        """The workload's parameters that are set (``None`` left out)."""
         return {k: v for k, v in asdict(self).items() if v is not None}  # type: ignore[call-overload]
 
     def route(self) -> str:
@@ -175,12 +183,18 @@ class Workload:
         return {f"/wtlab/{self.name}": handler}
 
     def describe(self) -> dict[str, Any]:
+        """The workload's name and parameters as plain data."""
         return {"workload": self.name, **self.params()}
 
     async def client(self, session: Any, ctx: WorkloadContext) -> dict[str, Any]:
+        """Run the workload's client side on ``session``; returns what it measured (counts, bytes,
+        times) as a dict. Subclasses implement it.
+        """
         raise NotImplementedError
 
     async def server(self, session: Any, ctx: WorkloadContext) -> None:
+        """Run the workload's server side on ``session`` (a route handler). Subclasses implement it.
+        """
         raise NotImplementedError
 
 
@@ -509,6 +523,7 @@ class Video(Workload):
         _positive("duration_s", self.duration_s)
 
     def frame_size(self, k: int) -> int:
+        """Size of frame ``k`` in bytes (a keyframe every ``keyframe_every`` frames)."""
         return self.keyframe_bytes if k % self.keyframe_every == 0 else self.frame_bytes
 
     async def client(self, session: Any, ctx: WorkloadContext) -> dict[str, Any]:

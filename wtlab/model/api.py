@@ -51,6 +51,7 @@ class ModelResult:
 
     @property
     def labels(self) -> dict[int, str]:
+        """Flow id -> the label of its controller."""
         return {f["flow"]: f["cc"] for f in self.flows}
 
     def _window(self, from_s: float | None, to_s: float | None) -> tuple[float, float]:

@@ -58,7 +58,7 @@ user may rely on:
 
 Differences from the emulator, on purpose: RTT samples go through
 :class:`wtlab.cc.RttStats` (RFC 9002) where aioquic keeps its own estimator
-(rttvar from |min_rtt - latest|); there is no flow control, stream framing or
+(rttvar from ``|min_rtt - latest|``); there is no flow control, stream framing or
 ACK-of-ACK traffic, and a message is cut into datagram-sized chunks that each
 wait for a whole chunk of window. Those matter little to a bulk flow's
 congestion behaviour (``wtlab.model.validate`` measures the agreement) and are

@@ -37,6 +37,8 @@ _LAZY = {
     "emulate": "wtlab.net.emulate",
     "EmulationResult": "wtlab.net.emulate",
     "cellular_trace": "wtlab.net.cellular",
+    "markov_trace": "wtlab.net.cellular",
+    "poisson_trace": "wtlab.net.cellular",
 }
 
 __all__ = ["Bernoulli", "Buffer", "CoDel", "DropIndices", "GilbertElliott", "Link", "LinkSpec",

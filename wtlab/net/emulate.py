@@ -45,6 +45,7 @@ class EmulationResult:
 
     @property
     def recorder(self):
+        """The network's :class:`~wtlab.trace.recorder.Recorder` (every row of every flow)."""
         return self.network.recorder
 
     def trace(self) -> pd.DataFrame:
@@ -54,6 +55,9 @@ class EmulationResult:
         return self._trace
 
     def summaries(self) -> pd.DataFrame:
+        """The network's per-flow summaries (see
+        :meth:`wtlab.net.network.VirtualNetwork.summaries`).
+        """
         return self.network.summaries()
 
     def _labels(self) -> dict[int, str]:

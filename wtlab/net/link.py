@@ -118,6 +118,9 @@ class Buffer:
 
     @classmethod
     def parse(cls, text: str, name: str = "buffer") -> Buffer:
+        """A buffer from text: ``'64KB'``, ``'100p'`` (packets), ``'1bdp'`` or ``'2x'`` (times the
+        BDP); :class:`~wtlab.errors.ConfigError` otherwise.
+        """
         if not isinstance(text, str):
             raise ConfigError(f"{name}: {text!r} is not a buffer size")
         s = text.strip().lower().replace(" ", "")
@@ -147,6 +150,9 @@ class Buffer:
             sys.maxsize
 
     def describe(self) -> str:
+        """The buffer as a short string that :meth:`parse` reads back (``'64000B'``, ``'100p'``,
+        ``'1bdp'``).
+        """
         if self.bytes is not None:
             return f"{self.bytes}B"
         if self.packets is not None:
@@ -155,6 +161,9 @@ class Buffer:
 
 
 def as_buffer(value: object, name: str = "buffer") -> Buffer | None:
+    """A :class:`Buffer` from a Buffer, a size string (``'64KB'``, ``'100p'``, ``'1bdp'``), bytes as
+    an int, or ``None`` (unlimited); :class:`~wtlab.errors.ConfigError` naming ``name`` otherwise.
+    """
     if value is None or isinstance(value, Buffer):
         return value
     if isinstance(value, str):
@@ -181,11 +190,15 @@ class CoDel:
             raise ConfigError("CoDel.interval_s must be > 0")
 
     def describe(self) -> str:
+        """The queue discipline as a short string."""
         return f"codel(target={format_duration(self.target_s)}," \
                f"interval={format_duration(self.interval_s)})"
 
 
 def as_aqm(value: object, name: str = "aqm") -> CoDel | None:
+    """A queue discipline from ``None``/``'droptail'`` (None), ``'codel'`` or a :class:`CoDel`;
+    :class:`~wtlab.errors.ConfigError` naming ``name`` otherwise.
+    """
     if value is None or value == "droptail" or value == "drop-tail":
         return None
     if isinstance(value, CoDel):
@@ -272,6 +285,7 @@ class LinkSpec:
         return Link._from_spec(self if seed is None else replace(self, seed=seed), rtt_s)
 
     def describe(self) -> dict:
+        """The spec as plain data; JSON-ready."""
         d: dict = {}
         if self.rate_bps is not None:
             d["rate_bps"] = self.rate_bps
@@ -285,6 +299,7 @@ class LinkSpec:
         return d
 
     def summary(self) -> str:
+        """A one-line human summary (``'10mbit, delay 20ms, loss 1%, buffer 1bdp'``)."""
         parts = [format_rate(self.rate_bps) if self.rate_bps is not None else
                  f"trace {self.trace.name} ({format_rate(self.trace.capacity_bps)})",
                  f"delay {format_duration(self.delay_s)}"]
@@ -319,9 +334,11 @@ class LinkStats:
 
     @property
     def dropped(self) -> int:
+        """Packets dropped for any cause (queue, AQM, loss model, outage)."""
         return self.dropped_queue + self.dropped_aqm + self.dropped_loss + self.dropped_outage
 
     def as_dict(self) -> dict:
+        """The counters as a dict, with the total ``dropped``."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["dropped"] = self.dropped
         return d
@@ -454,6 +471,7 @@ class Link:
 
     @property
     def stats(self) -> LinkStats:
+        """Counters so far: offered, delivered and dropped packets and bytes, by cause."""
         dropped = self._drop_queue + self._drop_aqm + self._drop_loss + self._drop_outage
         return LinkStats(
             offered=self._offered, offered_bytes=self._offered_bytes,
@@ -469,6 +487,7 @@ class Link:
         return self._q_bytes
 
     def queue_packets(self, now: float) -> int:
+        """Packets in the queue at ``now`` (not yet departed)."""
         self._advance(now)
         return len(self._dep)
 
@@ -484,6 +503,7 @@ class Link:
 
     @property
     def buffer_packets(self) -> int | None:
+        """The buffer's limit in packets, or ``None`` if it has none."""
         return None if self.buffer_packets_limit == sys.maxsize else self.buffer_packets_limit
 
     def fresh(self, seed: int | None = None) -> Link:
@@ -491,6 +511,9 @@ class Link:
         return self.spec.build(seed=self.seed if seed is None else seed, rtt_s=self.rtt_s)
 
     def describe(self) -> dict:
+        """The link as plain data: its spec, its buffer in bytes and packets, its capacity;
+        JSON-ready.
+        """
         d = self.spec.describe()
         d["buffer_bytes"] = None if self.buffer_bytes_limit == INF else self.buffer_bytes_limit
         d["buffer_packets"] = self.buffer_packets
@@ -800,6 +823,9 @@ class Link:
 
 
 def as_link_spec(value: object, name: str = "link") -> LinkSpec:
+    """A :class:`LinkSpec` from a LinkSpec, a :class:`Link` (its spec) or a dict of LinkSpec fields;
+    :class:`~wtlab.errors.ConfigError` naming ``name`` and the unknown keys otherwise.
+    """
     if isinstance(value, LinkSpec):
         return value
     if isinstance(value, Link):

@@ -43,9 +43,11 @@ class Bernoulli:
 
     @property
     def mean_loss(self) -> float:
+        """The long-run loss probability, ``p``."""
         return self.p
 
     def describe(self) -> dict:
+        """The loss model as plain data."""
         return {"model": "bernoulli", "p": self.p}
 
 
@@ -109,6 +111,7 @@ class GilbertElliott:
         return math.inf if self.p_bad_to_good == 0 else 1.0 / self.p_bad_to_good
 
     def describe(self) -> dict:
+        """The loss model as plain data, with its long-run mean loss."""
         return {"model": "gilbert_elliott", "p_good_to_bad": self.p_good_to_bad,
                 "p_bad_to_good": self.p_bad_to_good, "loss_good": self.loss_good,
                 "loss_bad": self.loss_bad, "mean_loss": self.mean_loss}
@@ -131,6 +134,9 @@ class DropIndices:
         object.__setattr__(self, "indices", values)
 
     def make(self, rng: random.Random) -> Callable[[float, int], bool]:
+        """A loss decision function for one link: drops the packets whose 0-based offer index is in
+        ``indices``.
+        """
         indices = self.indices
         counter = iter(range(1 << 62))
 
@@ -141,9 +147,11 @@ class DropIndices:
 
     @property
     def mean_loss(self) -> float:
+        """0: the losses are given by index, not by rate."""
         return 0.0
 
     def describe(self) -> dict:
+        """The loss model as plain data."""
         return {"model": "drop_indices", "indices": sorted(self.indices)}
 
 
@@ -174,6 +182,9 @@ class Periodic:
         return max(1, round(1 / self.p))
 
     def make(self, rng: random.Random) -> Callable[[float, int], bool]:
+        """A loss decision function for one link: drops every ``every``-th packet offered (at
+        ``phase``).
+        """
         every = self.every
         phase = every - 1 if self.phase is None else self.phase
         count = [0]
@@ -187,9 +198,11 @@ class Periodic:
 
     @property
     def mean_loss(self) -> float:
+        """``1 / every``."""
         return 1 / self.every
 
     def describe(self) -> dict:
+        """The loss model as plain data, with its mean loss."""
         return {"model": "periodic", "p": self.p, "every": self.every, "phase": self.phase,
                 "mean_loss": self.mean_loss}
 
@@ -215,6 +228,7 @@ def as_loss_model(value: object, name: str = "loss") -> object | None:
 
 
 def describe_loss(model: object | None) -> dict | None:
+    """A loss model as plain data (its ``describe()``, or its type name), ``None`` for no loss."""
     if model is None:
         return None
     describe = getattr(model, "describe", None)

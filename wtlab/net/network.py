@@ -186,6 +186,7 @@ class Flow:
 
     @property
     def done(self) -> bool:
+        """Whether the flow's workload has finished."""
         return self.task is not None and self.task.done()
 
     def __repr__(self) -> str:

@@ -135,6 +135,7 @@ class Path:
 
     @property
     def bdp_bytes_up(self) -> float:
+        """Bandwidth-delay product of the up direction: capacity x propagation RTT / 8."""
         return self.up.capacity_bps * self.rtt_s / 8.0
 
     @property

@@ -5,7 +5,7 @@ datagram through a :class:`~wtlab.net.link.Link` (client -> server: ``path.up``,
 server -> client: ``path.down``) and sends it on when the link says it arrives.
 So a live QUIC/WebTransport session on one machine meets a real bottleneck:
 rate or Mahimahi trace, delay, jitter, loss, buffer, CoDel, outages, exactly
-the models the virtual-time network uses.
+the models the virtual-time network uses::
 
     async with Relay(target=("127.0.0.1", 4433), rate_bps="10mbit", delay_s="25ms",
                      loss="1%") as relay:
@@ -236,6 +236,9 @@ class Relay:
 
     # lifecycle -------------------------------------------------------------------
     async def start(self) -> Relay:
+        """Bind the listening socket and start relaying (``async with Relay(...)`` does it); returns
+        the relay. :class:`~wtlab.errors.ConfigError` if the address cannot be bound.
+        """
         if self._transport is not None:
             return self
         self._loop = asyncio.get_running_loop()
@@ -253,6 +256,7 @@ class Relay:
         return self
 
     async def close(self) -> None:
+        """Stop relaying: close the sockets and forget the clients."""
         self._up.close()
         self._down.close()
         for task in list(self._tasks):
@@ -315,6 +319,8 @@ class Relay:
 
     @property
     def stats(self) -> dict:
+        """Counters per direction (offered, delivered, dropped by cause), clients, socket errors.
+        """
         return {"up": self.path.up.stats.as_dict(), "down": self.path.down.stats.as_dict(),
                 "clients": len(self._clients), "socket_errors": self.errors}
 

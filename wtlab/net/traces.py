@@ -115,6 +115,7 @@ class MahimahiTrace:
 
     @property
     def period_s(self) -> float:
+        """The period in seconds."""
         return self.period_ms / 1000.0
 
     @property
@@ -140,6 +141,7 @@ class MahimahiTrace:
         return upto(end_s) - upto(start_s)
 
     def describe(self) -> dict:
+        """The trace as plain data (name, source, capacity, period, opportunities)."""
         return {"trace": self.name, "trace_source": self.source,
                 "trace_capacity_bps": self.capacity_bps, "trace_period_s": self.period_s,
                 "trace_opportunities": self.opportunities,

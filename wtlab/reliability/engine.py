@@ -72,6 +72,7 @@ from wtlab.trace.schema import (
     NO_STREAM,
 )
 
+#: the delivery modes, in order of strength
 MODES = ("reliable", "unordered", "partial", "unreliable")
 
 T_DATA = 0x00

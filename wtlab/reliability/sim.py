@@ -38,7 +38,11 @@ from wtlab.reliability.engine import (
 
 
 class LinkModel(Protocol):
-    def transmit(self, now: float, size_bytes: int) -> tuple[float, ...]: ...
+    """What :class:`EnginePair` needs of a link: ``transmit(now, size_bytes) -> arrival times``
+    (``()`` if dropped).
+    """
+    def transmit(self, now: float, size_bytes: int) -> tuple[float, ...]:
+        """Arrival times of a datagram of ``size_bytes`` offered at ``now`` (``()``: lost)."""
 
 
 class LossyLink:
@@ -68,6 +72,9 @@ class LossyLink:
         self.dropped = 0
 
     def transmit(self, now: float, size_bytes: int) -> tuple[float, ...]:
+        """Arrival times of a datagram of ``size_bytes`` offered at ``now`` (``()`` if lost or in an
+        outage).
+        """
         self.offered += 1
         rng = self._rng
         for start, end in self.outages:
@@ -99,6 +106,9 @@ class PatternLink:
         self.n = 0
 
     def transmit(self, now: float, size_bytes: int) -> tuple[float, ...]:
+        """Arrival times of the next datagram, as the pattern says (``()`` if dropped, two if
+        duplicated).
+        """
         n = self.n
         self.n += 1
         if n < len(self.drop) and self.drop[n]:
@@ -138,6 +148,7 @@ class EnginePair:
 
     # kinds in the queue: 0/1 = datagram arriving at side 0/1; 2/3 = send on side 0/1
     def send_at(self, t: float, data: bytes, side: int = 0) -> None:
+        """Have side ``side`` send ``data`` as a message at time ``t``."""
         self._push(t, 2 + side, data)
 
     def _push(self, t: float, kind: int, payload: Any) -> None:
@@ -145,6 +156,9 @@ class EnginePair:
         self._seq += 1
 
     def next_time(self) -> float | None:
+        """The time of the next thing to happen (a delivery, a send or an engine timer), or ``None``
+        if nothing is left.
+        """
         times = [self._queue[0][0]] if self._queue else []
         for e in self.engines:
             t = e.next_timer()
@@ -153,6 +167,9 @@ class EnginePair:
         return min(times) if times else None
 
     def step(self) -> list[tuple[float, int, Event]]:
+        """Advance to :meth:`next_time` and handle everything due then; returns the events it
+        produced as ``(time, side, event)``.
+        """
         t = self.next_time()
         if t is None:
             return []
@@ -200,8 +217,10 @@ class EnginePair:
 
     # views
     def acked_ids(self) -> set[int]:
+        """Ids of the messages side 0's engine saw acknowledged."""
         return {ev.message_id for _, s, ev in self.log if s == 0 and isinstance(ev, MessageAcked)}
 
     def expired_ids(self, side: int = 0) -> set[int]:
+        """Ids of the messages ``side``'s engine let expire."""
         return {ev.message_id for _, s, ev in self.log
                 if s == side and isinstance(ev, MessageExpired)}

@@ -20,6 +20,7 @@ from wtlab.trace.export import read_trace, write_trace
 
 
 def cli_main(argv: list[str]) -> int:
+    """``wtlab trace convert|summary ...``; returns the exit status."""
     ap = argparse.ArgumentParser(prog="wtlab trace", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     conv = sub.add_parser("convert", help="read one trace file and write it in another format")

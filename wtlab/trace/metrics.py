@@ -62,6 +62,7 @@ class Metric:
     meaning: str
 
 
+#: the per-flow figures (``metrics()``): one column each
 FLOW_METRICS: tuple[Metric, ...] = (
     Metric("flow", "", "flow id within the run"),
     Metric("cc", "", "the flow's congestion controller (its label)"),
@@ -130,6 +131,7 @@ DETAIL_METRICS: tuple[Metric, ...] = (
     Metric("cwnd_last_bytes", "bytes", "the congestion window at the window's end"),
 )
 
+#: the run-level figures (``summary()``)
 RUN_METRICS: tuple[Metric, ...] = (
     Metric("goodput_bps", "bit/s", "sum of the flows' goodput_bps"),
     Metric("goodput_packet_bps", "bit/s", "sum of the flows' goodput_packet_bps"),

@@ -241,6 +241,7 @@ class Recorder:
 
     @property
     def kinds(self) -> list[str]:
+        """The event kind names, by code (the standard ones first, then any added)."""
         return list(self._kinds)
 
     def records(self) -> np.ndarray:

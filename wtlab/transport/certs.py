@@ -50,9 +50,11 @@ class CertificatePair:
         return certificate_sha256(self.certificate)
 
     def cert_pem(self) -> bytes:
+        """The certificate in PEM."""
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
     def key_pem(self) -> bytes:
+        """The private key in PEM (PKCS#8, unencrypted)."""
         return self.private_key.private_bytes(  # type: ignore[attr-defined]
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption())
@@ -64,6 +66,9 @@ class CertificatePair:
 
 
 def certificate_sha256(cert: x509.Certificate | bytes) -> str:
+    """The SHA-256 of a certificate's DER bytes, in hex: the value browsers take in
+    ``serverCertificateHashes``.
+    """
     der = cert if isinstance(cert, bytes) else cert.public_bytes(serialization.Encoding.DER)
     return hashlib.sha256(der).hexdigest()
 

@@ -77,6 +77,9 @@ class _Tasks:
 
 
 async def echo(session: Session) -> None:
+    """The ``/echo`` route: echoes every bidirectional stream, each unidirectional stream on a new
+    one, and every datagram.
+    """
     tasks = _Tasks()
     active = [0]  # streams being echoed: each may keep its share of the backlog unsent
 
@@ -147,6 +150,9 @@ async def echo(session: Session) -> None:
 
 
 async def sink(session: Session, totals: list[dict[str, int]] | None = None) -> None:
+    """The ``/sink`` route: reads and counts everything; answers each bidirectional stream with
+    a JSON report of the counts (also appended to ``totals`` if given).
+    """
     tasks = _Tasks()
     count = {"bytes": 0, "streams": 0, "datagrams": 0, "datagram_bytes": 0}
 
@@ -194,6 +200,9 @@ async def sink(session: Session, totals: list[dict[str, int]] | None = None) -> 
 
 
 async def source(session: Session) -> None:
+    """The ``/source?bytes=N`` route: sends N bytes on a unidirectional stream; closes the session
+    with an error for a bad N.
+    """
     raw = session.query.get("bytes", "0")
     try:
         n = int(raw)

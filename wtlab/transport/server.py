@@ -430,10 +430,14 @@ class Server:
         return self.certificate.sha256
 
     def url(self, path: str = "/echo") -> str:
+        """The ``https://host:port/path`` URL of a route on this server."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.port}{path if path.startswith('/') else '/' + path}"
 
     async def start(self) -> Server:
+        """Bind the UDP socket and start serving (``wtlab.serve`` does it); returns the server.
+        :class:`~wtlab.errors.ConfigError` if the address cannot be bound.
+        """
         if self._transport is not None:
             return self
         loop = asyncio.get_running_loop()
@@ -471,6 +475,7 @@ class Server:
             self._transport.close()
 
     async def wait_closed(self) -> None:
+        """Wait until every session task has ended (after :meth:`close`)."""
         tasks = list(self._tasks)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

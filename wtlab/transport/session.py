@@ -362,6 +362,7 @@ class Stream:
         return data
 
     def at_eof(self) -> bool:
+        """Whether the peer finished the stream and every byte has been read."""
         return self._eof and not self._buf
 
     async def _wait_readable(self, force: bool = False) -> None:
@@ -501,10 +502,14 @@ class Session:
 
     @property
     def controller(self):
+        """The session's congestion controller object (a :class:`wtlab.cc.Controller`), or ``None``
+        with aioquic's own.
+        """
         return self._ep.controller
 
     @property
     def closed(self) -> bool:
+        """Whether the session has closed."""
         return self._closed_exc is not None
 
     @property

@@ -35,6 +35,9 @@ class CompareWidget:
                               self.table, self.bars, self.traces])
 
     def run(self) -> Comparison:
+        """Run the comparison with the chosen controllers and duration (the Run button does it);
+        updates the table and plots and returns the :class:`~wtlab.lab.experiment.Comparison`.
+        """
         self.run_button.disabled = True
         try:
             self.comparison = compare(self.experiment, ccs=list(self.choice.value),

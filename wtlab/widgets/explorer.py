@@ -78,11 +78,13 @@ class Explorer:
 
     # ------------------------------------------------------------ model of the view
     def experiment(self) -> Experiment:
+        """The experiment the sliders describe now."""
         path = {"rate_bps": self.rate.value * 1e6, "rtt_s": self.rtt.value / 1e3,
                 "loss": self.loss.value / 100 or None, "buffer_bdp": self.buffer.value}
         return self._base.replace(cc=self.algorithm.value, path=path, flows=1)
 
     def reset(self) -> None:
+        """Start the run again from the sliders' values."""
         self.pause()
         if self.stepper is not None:
             self.stepper.close()
@@ -91,17 +93,23 @@ class Explorer:
         self.redraw()
 
     def step(self, kinds: Any = None) -> dict | None:
+        """Step to the next event (of ``kinds``, if given), show it and redraw; returns the row (or
+        ``None``).
+        """
         row = self.stepper.step(kinds=kinds, max_time_s=self.stepper.now + 60.0)
         self.event.value = row_html(row, title="current event")
         self.redraw()
         return row
 
     def advance(self, dt_s: float) -> int:
+        """Advance the run by ``dt_s`` virtual seconds and redraw; returns the number of rows added.
+        """
         n = self.stepper.advance(dt_s)
         self.redraw()
         return n
 
     def redraw(self) -> None:
+        """Redraw the figure and the status line from the run so far."""
         s = self.stepper
         df = s.trace()
         refresh_figure(self.figure, trace_figure(df, labels=s.experiment.labels,
@@ -125,6 +133,7 @@ class Explorer:
         return self._task
 
     def pause(self) -> None:
+        """Stop playing."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._task = None

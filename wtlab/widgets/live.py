@@ -112,6 +112,7 @@ class LiveWidget:
     # ---------------------------------------------------------------- control
     @property
     def running(self) -> bool:
+        """Whether a session is running."""
         return self.task is not None and not self.task.done()
 
     def connect(self) -> asyncio.Task:
@@ -145,6 +146,7 @@ class LiveWidget:
             self.task.cancel()  # type: ignore[union-attr]
 
     def trace(self) -> pd.DataFrame:
+        """The trace recorded so far (an empty one before the first session)."""
         if self.recorder is None:
             from wtlab.trace.recorder import Recorder
 

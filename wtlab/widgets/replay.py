@@ -257,6 +257,7 @@ class TraceView:
 
     def set_traces(self, groups: Sequence[tuple[str, Any, str]], *,
                    labels: Mapping[int, str] | None = None) -> None:
+        """Show these traces: ``(label, DataFrame, dash)`` each; ``labels`` names the flows."""
         specs: list[tuple[dict, _Series]] = []
         for i, (label, df, dash) in enumerate(groups):
             specs.extend(series_of(df, label=label, dash=dash, color_offset=i, labels=labels))
@@ -378,6 +379,10 @@ class ReplayWidget:
     # ------------------------------------------------------------------ loading
     def load(self, source: Any, *, run_id: str | None = None,
              meta: Mapping[str, Any] | None = None) -> ReplayWidget:
+        """Load a recording (a Recorder, a DataFrame or a trace file; ``run_id`` picks one run of a
+        dataset) and redraw; returns the widget. :class:`~wtlab.errors.ConfigError` for an empty
+        trace.
+        """
         df, file_meta, runs = load_trace(source, run_id=run_id)
         if not len(df):
             raise ConfigError("the trace has no events; record a session first")
