@@ -1,7 +1,8 @@
 """Every Python example of the documentation runs as written.
 
 Each page's ``python`` blocks run in order in one namespace (a page is a walk-through),
-as notebook cells would (top-level ``await`` allowed), in a temporary folder. A block
+as notebook cells would (top-level ``await`` allowed), in a temporary folder (where
+``datasets/`` is the repository's, as from its root). A block
 that needs something only the reader has (their qlog file, their cluster, a browser)
 says so just above it in an HTML comment, ``<!-- not run by the tests: why -->``, and is
 left out; nothing else is.
@@ -30,6 +31,8 @@ def test_pages_have_examples():
                                              for p in PAGES])
 def test_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # pages read the shipped dataset as a reader in the repository's root would
+    (tmp_path / "datasets").symlink_to(ROOT / "datasets")
     scope: dict = {"__name__": "__doc_example__"}
     for i, (skip, code) in enumerate(BLOCK.findall(page.read_text())):
         if skip:

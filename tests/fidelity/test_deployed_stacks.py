@@ -3,7 +3,7 @@ ACK-aggregation allowance, the window after an outage (RFC 9002 persistent conge
 real packet sizes and whole packets while the window is the limit.
 
 The kernel's figures come from issue 19 (Linux 6.18 TCP through Mahimahi, 12 Mbit/s, 40 ms,
-1500-byte packets). Every path here is generated (no file from ../shared): a constant
+1500-byte packets). Every path here is generated (no public trace file): a constant
 12 Mbit/s Mahimahi trace is one 1500-byte delivery opportunity per millisecond, as
 Mahimahi's 12mbps.trace. Runs are seeded and deterministic; the figures measured when
 the tests were written are in the comments (``python -m benchmarks.fidelity`` prints

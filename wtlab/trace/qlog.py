@@ -1,12 +1,13 @@
-"""qlog out and in: the public face of :mod:`qlog_write`, :mod:`qlog_read` and
-:mod:`qlog_acks`.
+"""qlog out and in: the public face of :mod:`wtlab.trace.qlog_write`,
+:mod:`wtlab.trace.qlog_read` and :mod:`wtlab.trace.qlog_acks`.
 
-Writing (:func:`write_qlog`, :func:`to_qlog`) follows draft-ietf-quic-qlog-main-schema-14
+Writing (:func:`~wtlab.trace.qlog_write.write_qlog`, :func:`~wtlab.trace.qlog_write.to_qlog`) follows draft-ietf-quic-qlog-main-schema-14
 with the events of draft-ietf-quic-qlog-quic-events-13 (``flavour="ietf"``, default) or
 qlog 0.3 as qvis reads it (``flavour="legacy"``); JSON, or JSON-SEQ for ``.sqlog``;
-streamed, atomic, umask-respecting. Reading (:func:`read_qlog`, :func:`parse_qlog`)
+streamed, atomic, umask-respecting. Reading (:func:`~wtlab.trace.qlog_read.read_qlog`,
+:func:`~wtlab.trace.qlog_read.parse_qlog`)
 takes qlog from aioquic, quic-go, picoquic (single and multipath), mvfst, the IETF
-drafts up to and after -12, and wtlab itself; :func:`derive_acks` turns ACK frames into
+drafts up to and after -12, and wtlab itself; :func:`~wtlab.trace.qlog_acks.derive_acks` turns ACK frames into
 ``packet_acked`` rows. See each module's docstring for what may be relied on.
 """
 

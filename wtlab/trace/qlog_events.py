@@ -1,4 +1,4 @@
-"""What one qlog event says, in the trace's columns (used by :mod:`qlog_read`).
+"""What one qlog event says, in the trace's columns (used by :mod:`wtlab.trace.qlog_read`).
 
 * value converters that accept numbers or numeric text (I-JSON uint64) and raise
   :class:`_Bad` with the field's name;

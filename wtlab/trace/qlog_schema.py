@@ -12,7 +12,7 @@ Two flavours are written (see :mod:`wtlab.trace.qlog_write`):
 The reader (:mod:`wtlab.trace.qlog_read`) knows these names, the ones used up to
 quic-events-12 (``loss_timer_updated``, ``length`` in the data-moved events,
 ``recovery:``/``transport:`` categories), draft-00 event arrays and the stack-specific
-spellings listed in :data:`EVENT_ALIASES`.
+spellings listed in ``EVENT_ALIASES``.
 """
 
 from __future__ import annotations

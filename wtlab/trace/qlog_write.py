@@ -31,7 +31,7 @@ What a user may rely on:
 * ``.sqlog`` (or ``seq=True``) is JSON-SEQ (RFC 7464): one header record, then one
   record per event in row order; several flows are told apart by ``group_id``. JSON
   writes one trace per flow (``common_fields.group_id``), each in row order.
-* Streaming: events are encoded column-wise in chunks of :data:`CHUNK_ROWS` rows and
+* Streaming: events are encoded column-wise in chunks of ``CHUNK_ROWS`` rows and
   written as they are made; memory does not grow with the trace (a Recorder is decoded
   chunk by chunk). Writes are atomic and follow the umask (:mod:`wtlab.trace.files`).
 """

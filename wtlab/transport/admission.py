@@ -85,6 +85,7 @@ class Admission:
                        "refused_per_address": 0, "refused_connections": 0}
 
     def retry_required(self) -> bool:
+        """Whether a new client must first prove its address with a Retry token."""
         return self.retry == "always" or (
             self.retry == "auto" and self.handshakes >= self.limits.retry_when_handshakes)
 
@@ -134,9 +135,11 @@ class Admission:
         self.per_address[ip] = self.per_address.get(ip, 0) + 1
 
     def handshake_done(self) -> None:
+        """A connection finished its handshake: it no longer counts as handshaking."""
         self.handshakes -= 1
 
     def closed(self, ip: str, handshaking: bool) -> None:
+        """A connection from ``ip`` ended (``handshaking``: before its handshake did)."""
         self.connections -= 1
         if handshaking:
             self.handshakes -= 1

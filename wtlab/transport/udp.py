@@ -93,6 +93,7 @@ class BatchReader:
         return n
 
     def close(self) -> None:
+        """Close the socket this reader drains (idempotent)."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
