@@ -59,10 +59,13 @@ class _ClientProtocol(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
+    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         ep = self.endpoint
         if ep is not None and not ep.terminated:
-            ep.datagram_received(data, addr)
+            ep.datagram_received(data, addr, ecn)
+
+    # transports that read the ECN field (virtual network, wtlab.transport.ecn_udp)
+    datagram_received_ecn = datagram_received
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable: nothing listens there. Only meaningful before the handshake.
@@ -181,7 +184,7 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
     transport, proto = await loop.create_datagram_endpoint(
         _ClientProtocol, local_addr=local, family=family)
     ep = Endpoint(quic, wt, sendto=transport.sendto, controller=controller, recorder=recorder,
-                  flow=flow)
+                  flow=flow, sendto_ecn=getattr(transport, "sendto_ecn", None))
     ep.on_close_transport = transport.close
     proto.endpoint = ep  # type: ignore[attr-defined]
 

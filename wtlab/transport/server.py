@@ -101,11 +101,11 @@ class _ServerProtocol(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
+    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         if data and not data[0] & 0x80:  # short header: the fast path
             ep = self.endpoints.get(data[1:1 + self.cid_length])
             if ep is not None:
-                ep.datagram_received(data, addr)
+                ep.datagram_received(data, addr, ecn)
             return
         buf = Buffer(data=data)
         try:
@@ -128,7 +128,10 @@ class _ServerProtocol(asyncio.DatagramProtocol):
             self.endpoints[ep.quic.host_cid] = ep
             ep.cids.add(ep.quic.host_cid)
         if ep is not None:
-            ep.datagram_received(data, addr)
+            ep.datagram_received(data, addr, ecn)
+
+    # transports that read the ECN field (virtual network, wtlab.transport.ecn_udp)
+    datagram_received_ecn = datagram_received
 
     def _cid_issued(self, ep: Endpoint, cid: bytes) -> None:
         self.endpoints[cid] = ep
@@ -297,7 +300,8 @@ class Server:
         wt = P.WebTransportConnection(quic, dialect=self.dialect, limits=self._flow_limits)
         proto = self._proto
         ep = Endpoint(quic, wt, sendto=proto.transport.sendto, controller=controller,
-                      recorder=self.recorder, flow=flow)
+                      recorder=self.recorder, flow=flow,
+                      sendto_ecn=getattr(proto.transport, "sendto_ecn", None))
         ep.server = self  # type: ignore[attr-defined]
         ep.max_streams_per_session = self.limits.max_streams_per_session
         ep.on_session_request = self._on_session_request
