@@ -218,6 +218,7 @@ class ControllerShim(QuicCongestionControl):
                 stats.min_rtt_time = now
             stats.smoothed_rtt = recovery._rtt_smoothed
             stats.rttvar = recovery._rtt_variance
+            stats.adjusted_rtt = recovery._rtt_latest  # aioquic's sample less the ACK delay
             stats.has_sample = True
             stats.sample_count += 1
         controller = self.controller
