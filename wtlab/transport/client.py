@@ -41,6 +41,7 @@ from wtlab.transport.driver import (
     check_url,
     make_controller,
 )
+from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.session import Session
 
 # TLS alerts (RFC 8446) that mean "your certificate is not acceptable".
@@ -122,7 +123,7 @@ def _normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | 
 
 async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file: str | None,
                 verify: bool, headers: Any, timeout: float, recorder: Any, flow: int,
-                dialect: str, idle_timeout_s: float) -> Session:
+                dialect: str, idle_timeout_s: float, ecn: bool = False) -> Session:
     host, port, path, authority = check_url(url)  # before any packet
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds")
@@ -181,8 +182,8 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
     quic = Connection(configuration=config)
     attach_controller(quic, controller, recorder, flow)
     wt = P.WebTransportConnection(quic, dialect=dialect)
-    transport, proto = await loop.create_datagram_endpoint(
-        _ClientProtocol, local_addr=local, family=family)
+    transport, proto = await open_endpoint(_ClientProtocol, ecn=ecn, local_addr=local,
+                                           family=family)
     ep = Endpoint(quic, wt, sendto=transport.sendto, controller=controller, recorder=recorder,
                   flow=flow, sendto_ecn=getattr(transport, "sendto_ecn", None))
     ep.on_close_transport = transport.close
@@ -276,7 +277,10 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
     :class:`wtlab.trace.Recorder` as rows of ``flow``); ``dialect`` ("auto",
     "draft02", "draft07" or "latest"; see :mod:`wtlab.transport.protocol`);
     ``idle_timeout_s`` (the QUIC idle timeout: a path silent that long ends the
-    session with SessionClosed).
+    session with SessionClosed); ``ecn`` (on a live socket, carry the IP header's ECN
+    field where the system allows it, Linux: the controller's marking, ACK_ECN counts,
+    validation; elsewhere the session runs without ECN. The virtual network always
+    carries it).
 
     Raises InvalidURL (before any packet), ConnectTimeout, CertificateError,
     SessionRejected (with ``.status``), ProtocolError.
@@ -285,12 +289,12 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
     def __init__(self, url: str, *, congestion_control: Any = "default",
                  cert_hashes: Any = None, ca_file: str | None = None, verify: bool = True,
                  headers: Any = None, timeout: float = 10.0, recorder: Any = None, flow: int = 0,
-                 dialect: str = "auto", idle_timeout_s: float = 60.0) -> None:
+                 dialect: str = "auto", idle_timeout_s: float = 60.0, ecn: bool = False) -> None:
         check_url(url)
         self._kw = dict(congestion_control=congestion_control, cert_hashes=cert_hashes,
                         ca_file=ca_file, verify=verify, headers=headers, timeout=timeout,
                         recorder=recorder, flow=flow, dialect=dialect,
-                        idle_timeout_s=idle_timeout_s)
+                        idle_timeout_s=idle_timeout_s, ecn=bool(ecn))
         self._url = url
         self._session: Session | None = None
 

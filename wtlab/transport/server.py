@@ -59,6 +59,7 @@ from wtlab.transport.driver import (
     check_idle_timeout,
     make_controller,
 )
+from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.session import Session
 
 logger = logging.getLogger("wtlab.transport")
@@ -155,7 +156,7 @@ class Server:
                  congestion_control: Any = "default", recorder: Any = None, flow: int = 0,
                  limits: Limits | None = None, cert_kind: str = "ecdsa",
                  dialect: str = "auto", builtin_routes: bool = True,
-                 idle_timeout_s: float = 60.0) -> None:
+                 idle_timeout_s: float = 60.0, ecn: bool = False) -> None:
         from wtlab.transport import handlers
 
         if (cert is None) != (key is None):
@@ -172,6 +173,7 @@ class Server:
         self.recorder = recorder
         self.flow = flow
         self.dialect = dialect
+        self.ecn = bool(ecn)  # live: a socket that carries the ECN field (wtlab.transport.ecn_udp)
         self.certificate: CertificatePair = (
             load_certificate(cert, key) if cert is not None and key is not None
             else default_certificate(cert_kind))
@@ -240,11 +242,10 @@ class Server:
     async def start(self) -> Server:
         if self._transport is not None:
             return self
-        loop = asyncio.get_running_loop()
         self._proto = _ServerProtocol(self)
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: self._proto, local_addr=(self.host, self._requested_port))
+            transport, _ = await open_endpoint(
+                lambda: self._proto, ecn=self.ecn, local_addr=(self.host, self._requested_port))
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self.host}:{self._requested_port} ({exc}); "
                               "pick another port (0 picks a free one)") from None
@@ -364,19 +365,20 @@ def serve(host: str = "127.0.0.1", port: int = 4433, *, cert: str | None = None,
           key: str | None = None, routes: dict[str, Handler] | None = None,
           congestion_control: Any = "default", recorder: Any = None, flow: int = 0,
           limits: Limits | None = None, cert_kind: str = "ecdsa",
-          dialect: str = "auto", idle_timeout_s: float = 60.0) -> Server:
+          dialect: str = "auto", idle_timeout_s: float = 60.0, ecn: bool = False) -> Server:
     """A WebTransport server: ``async with serve(...) as server`` or ``server = await serve(...)``.
 
     ``port=0`` picks a free port (read ``server.port``). ``routes`` maps paths to
     ``async def handler(session)``; they extend the built-in ``/echo``, ``/sink``
     and ``/source``. ``recorder`` receives the trace of every connection, each
     with its own ``flow`` id starting at ``flow``. ``idle_timeout_s`` is the QUIC idle
-    timeout of every connection.
+    timeout of every connection. ``ecn``: carry the IP header's ECN field on the
+    socket where the system allows it (see :func:`wtlab.transport.connect`).
     """
     return Server(host, port, cert=cert, key=key, routes=routes,
                   congestion_control=congestion_control, recorder=recorder, flow=flow,
                   limits=limits, cert_kind=cert_kind, dialect=dialect,
-                  idle_timeout_s=idle_timeout_s)
+                  idle_timeout_s=idle_timeout_s, ecn=ecn)
 
 
 def cli_main(argv: list[str]) -> int:
