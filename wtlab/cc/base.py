@@ -6,7 +6,8 @@ model, or a notebook cell) call the ``on_*`` methods below with ``now`` passed i
 the controller never reads a clock. After any call its outputs are readable:
 
 * ``cwnd`` (bytes), ``ssthresh`` (bytes, or None while infinite),
-* ``pacing_rate_bps`` (bit/s, or None: the driver paces at cwnd/srtt),
+* ``pacing_rate_bps`` (bit/s, or None: the driver paces at cwnd/srtt; ``math.inf``:
+  no pacing, the window alone clocks packets out, as TCP without a pacing qdisc),
 * ``state`` (a short name, e.g. ``"slow_start"``), ``bytes_in_flight``.
 
 Packets are any objects with ``packet_number``, ``sent_bytes`` and ``sent_time``

@@ -13,6 +13,9 @@ The sender marks its packets ECT(0) and estimates the fraction of them a queue m
   9002's recovery period: no growth for packets sent before it).
 * Growth, loss and persistent congestion are Reno's (RFC 9002, section 3.4 of RFC
   8257: a loss halves the window).
+* Pacing: the driver's cwnd/srtt pacer (RFC 9002 7.7), or none with ``paced=False``
+  (``pacing_rate_bps = inf``: the window alone clocks packets out, as DCTCP runs in
+  Linux without a pacing qdisc).
 
 QUIC gives what TCP needed the receiver's state machine for: an ACK_ECN frame
 counts CE packets exactly, so the marked bytes of a frame are its newly acknowledged
@@ -32,6 +35,7 @@ with threshold K keeps the queue near K)::
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from wtlab.cc.base import PacketInfo, register
@@ -47,8 +51,12 @@ class DCTCP(Reno):
     name = "dctcp"
     ECN_CODEPOINT = "ect0"
 
-    def __init__(self, *, g: float = DCTCP_G, alpha: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, *, g: float = DCTCP_G, alpha: float = 1.0, paced: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.paced = bool(paced)
+        if not paced:
+            self.pacing_rate_bps = math.inf
         self.g = float(g)
         self.alpha = float(alpha)
         self.marked_fraction = 0.0

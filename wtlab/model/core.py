@@ -448,6 +448,10 @@ class FlowModel:
         mds = self.max_datagram_size
         cwnd = cc.cwnd
         rate_bps = cc.pacing_rate_bps
+        if rate_bps == math.inf:  # the controller asked for no pacing: the window clocks
+            fl.pacing_packet_time = None
+            fl.rate_paced = False
+            return
         if rate_bps is not None and rate_bps > 0:
             rate = rate_bps / 8.0
             fl.rate_paced = True
