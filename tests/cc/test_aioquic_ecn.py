@@ -26,7 +26,7 @@ from wtlab.trace import Recorder
 def test_aioquic_internals_the_seam_wraps_are_where_it_expects():
     """If this fails, aioquic changed: update wtlab/cc/aioquic_ecn.py (its table)."""
     client, server = make_pair()
-    handlers = getattr(client, "_QuicConnection__frame_handlers")
+    handlers = client._QuicConnection__frame_handlers
     assert isinstance(handlers, dict)
     for frame_type in (0x02, 0x03):
         handler, epochs = handlers[frame_type]
