@@ -117,6 +117,37 @@ _VALUE_COLS = [c for c in schema.COLUMNS if c not in ("time_s", "kind", "extra")
 _METRIC_KINDS = frozenset(("cwnd_changed", "rtt_sample", "pacing_changed", "ack_received"))
 _EPOCH_PACKET_TYPE = {"initial": "initial", "handshake": "handshake"}
 
+# --- ECN (issue 18): qlog names for wtlab's ECN rows -------------------------------------
+# The sender's validation state is the QUIC events draft's ecn_state_updated (old, new;
+# states testing/unknown/capable/failed); the ECN counts an ACK frame carried are that ack
+# frame's ect0/ect1/ce fields, in the packet_received that brought it; a queue's CE mark
+# (ecn_marked) has no qlog event (a link is not an endpoint) and stays wtlab:ecn_marked.
+_NAMES.update({"ecn_validation": ("quic:ecn_state_updated", "recovery:ecn_state_updated"),
+               "ecn_counts": ("quic:packet_received", "transport:packet_received")})
+_ECN_KINDS = frozenset(("ecn_validation", "ecn_counts"))
+
+
+def _ecn_data(kind: str, extra: str | None) -> dict[str, Any]:
+    try:
+        d = json.loads(extra) if extra else {}
+    except ValueError:
+        d = {}
+    if not isinstance(d, Mapping):
+        d = {}
+    if kind == "ecn_validation":
+        out = {k: d[k] for k in ("old", "new") if isinstance(d.get(k), str)}
+        if isinstance(d.get("reason"), str) and d["reason"]:
+            out["trigger"] = d["reason"]
+        return out
+    frame: dict[str, Any] = {"frame_type": "ack"}
+    for k in ("ect0", "ect1", "ce"):
+        if isinstance(d.get(k), int):
+            frame[k] = d[k]
+    ptype = _EPOCH_PACKET_TYPE.get(d.get("epoch"), "1RTT") if isinstance(
+        d.get("epoch"), str) else "1RTT"
+    return {"header": {"packet_type": ptype}, "frames": [frame]}
+# --- end of ECN ---------------------------------------------------------------------------
+
 
 # =============================================================================== writing
 def _rows(df: pd.DataFrame) -> list[tuple[str, float, int, str | None, dict[str, Any]]]:
@@ -191,6 +222,8 @@ def _event(row: tuple[str, float, int, str | None, dict[str, Any]], flavour: str
             data["raw"] = {"length": keep.pop("bytes")}
     elif kind == "ack_received":
         data.update(_ack_frame_packet(row_extra))
+    elif kind in _ECN_KINDS:  # ECN (issue 18), see _ecn_data
+        data.update(_ecn_data(kind, row_extra))
     elif kind == "packet_acked" and not legacy:
         if "pn" in vals:
             data["packet_numbers"] = [keep.pop("pn")]
@@ -230,7 +263,7 @@ def _event(row: tuple[str, float, int, str | None, dict[str, Any]], flavour: str
         keep["time_s"] = t
     if multi_flow:
         keep.pop("flow", None)  # the trace (JSON) or group_id (JSON-SEQ) says which flow
-    if kind in _METRIC_KINDS:  # every other kind reads back from its event name
+    if kind in _METRIC_KINDS or kind in _ECN_KINDS:  # the others read back from their name
         keep["kind"] = kind
     if row_extra is not None:
         keep["extra"] = row_extra
