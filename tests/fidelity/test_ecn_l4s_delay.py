@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from wtlab import cc as C
+from wtlab.lab import analytic
 from wtlab.model import run
 from wtlab.model.api import build
 from wtlab.net.aqm import StepMark
@@ -41,19 +42,6 @@ def sampled_queue(built, until_s, *, from_s, dt=0.001):
             times.append(t)
             q.append(link.queue_delay_s(t) * rate / (8 * WIRE))
     return np.array(times), np.array(q)
-
-
-def _solve_alpha(w):
-    """Alizadeh et al. (SIGCOMM 2010) eq. 7: alpha^2 (1 - alpha/4) = (2W* + 1)/(W* + 1)^2."""
-    lo, hi = 1e-9, 1.0
-    target = (2 * w + 1) / (w + 1) ** 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if mid * mid * (1 - mid / 4) < target:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 def _sawtooth(trace, state, from_s):
@@ -93,9 +81,8 @@ def test_dctcp_keeps_the_queue_near_k_within_the_predicted_amplitude():
     _, q = sampled_queue(built, 30.0, from_s=8.0)
     trace = built.recorder.to_pandas()
     min_rtt = trace[trace.kind == "rtt_sample"].latest_rtt_s.min()
-    w_star = rate * min_rtt / (8 * WIRE) + k
-    alpha = _solve_alpha(w_star)
-    d_pred = (w_star + 1) * alpha / 2
+    pred = analytic.dctcp_sawtooth(rate * min_rtt / (8 * WIRE), k)
+    w_star, alpha, d_pred = pred["w_star_packets"], pred["alpha"], pred["d_packets"]
     saw = _sawtooth(trace, "cwr", 8.0)
     drops = saw[:, 0] - saw[:, 1]
     d = drops.mean()

@@ -67,3 +67,32 @@ def reference_rates_bps(mss_bytes: float, rtt_s: float, loss_p: float) -> dict[s
     return {"mathis_bps": mathis_goodput_bps(mss_bytes, rtt_s, loss_p),
             "cubic_response_bps": cubic_response_window_packets(rtt_s, loss_p) * mss_bytes * 8
             / rtt_s if loss_p > 0 else math.inf}
+
+
+def dctcp_alpha(w_star_packets: float) -> float:
+    """DCTCP's steady-state alpha on a step-marking queue (Alizadeh et al., SIGCOMM 2010,
+    section 3.3, eq. 7): the root of ``alpha^2 (1 - alpha/4) = (2W* + 1) / (W* + 1)^2``
+    (about ``sqrt(2 / W*)``), where ``W* = (C x RTT + K) / N`` packets per flow."""
+    w = float(w_star_packets)
+    target = (2 * w + 1) / (w + 1) ** 2
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if mid * mid * (1 - mid / 4) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def dctcp_sawtooth(bdp_packets: float, k_packets: float, flows: int = 1) -> dict[str, float]:
+    """Alizadeh et al.'s predictions for ``flows`` synchronized DCTCP flows on a queue that
+    marks above ``k_packets``: ``alpha``, the per-flow window amplitude ``d_packets`` =
+    (W* + 1) alpha / 2, the queue's amplitude ``a_packets`` = N D and its range
+    ``q_max_packets`` = K + N, ``q_min_packets`` = q_max - A."""
+    w_star = (bdp_packets + k_packets) / flows
+    alpha = dctcp_alpha(w_star)
+    d = (w_star + 1) * alpha / 2
+    q_max = k_packets + flows
+    return {"w_star_packets": w_star, "alpha": alpha, "d_packets": d,
+            "a_packets": flows * d, "q_max_packets": q_max, "q_min_packets": q_max - flows * d}
