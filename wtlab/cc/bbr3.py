@@ -33,6 +33,14 @@ in-flight is too high, as loss above 2 % does (probing stops, ``inflight_longter
 set); ``ecn_alpha``, the per-round CE fraction's EWMA (gain 1/16), cuts
 ``inflight_shortterm`` to ``(1 - alpha / 3)`` of itself in each round with marks while
 not probing; Startup ends after two rounds whose CE fraction exceeds the threshold.
+Readouts: ``ecn_eligible``, ``ecn_alpha``, ``ecn_reactions``. Example (a data-centre path
+whose switch marks above 10 packets: BBRv3 holds the queue near the threshold, no loss)::
+
+    from wtlab.model import run
+    from wtlab.net.aqm import StepMark
+    r = run(dict(rate_bps="50mbit", rtt_s="4ms", buffer="60p",
+                 aqm=StepMark(threshold_packets=10)), cc="bbr3+ecn", duration_s=5)
+    r.metrics(2, 5)[["goodput_bps", "queueing_delay_mean_s", "ce_marks", "packets_lost"]]
 """
 
 from __future__ import annotations
