@@ -129,3 +129,26 @@ async def test_live_without_ecn_sockets_falls_back_cleanly():
     trace = rec.to_pandas()
     val = trace[trace.kind == "ecn_validation"].extra.tolist()
     assert val and "cannot set or read the ECN field" in val[0]
+
+
+@pytest.mark.skipif(not ecn_supported(), reason="this system's UDP sockets cannot carry ECN")
+async def test_live_prague_through_a_dualpi2_relay():
+    """The relay's DualPI2 keeps L4S packets in their own queue on a live path (the
+    arrival times of classic packets are confirmed when due, as in virtual time)."""
+    rec = Recorder()
+    async with wtlab.serve(port=0, ecn=True, congestion_control="prague", recorder=rec) as server:
+        async with Relay(("127.0.0.1", server.port), rate_bps="20mbit", delay_s="5ms",
+                         buffer="100p", aqm="dualpi2", seed=1) as relay:
+            url = f"https://127.0.0.1:{relay.address[1]}/source?bytes=2000000"
+            async with wtlab.connect(url, cert_hashes=[server.cert_sha256], timeout=10.0,
+                                     ecn=True, congestion_control="cubic") as session:
+                stream = await session.accept_uni()
+                data = await asyncio.wait_for(stream.read(), 30)
+            stats = relay.path.down.aqm_stats()
+            counts = relay.ecn_counts
+    assert len(data) == 2_000_000
+    assert counts["down"]["ect1"] + counts["down"]["ce"] > 1000  # Prague's data: L4S
+    assert stats["l_packets"] > 1000 and stats["c_packets"] < stats["l_packets"]
+    trace = rec.to_pandas()
+    val = trace[trace.kind == "ecn_validation"].extra.tolist()
+    assert any('"new": "capable"' in v for v in val)

@@ -11,7 +11,7 @@ aioquic internal it wraps       what ECN needs from it
 ``quic._payload_received``      receiver: count the datagram's codepoint for each packet
                                 of it that was processed (not duplicates), per packet-
                                 number space (13.4.1); a CE-marked ack-eliciting packet
-                                is acknowledged at once (``space.ack_at = now``, 13.2.1)
+                                is acknowledged at once (``ack_at`` just before now, 13.2.1)
 ``quic._write_ack_frame``       receiver: write ACK_ECN (type 0x03, three more varints)
                                 whenever the space's counts are not all zero (19.3.2);
                                 aioquic's own writer otherwise
@@ -42,6 +42,7 @@ congestion events of the same recovery period, so the window sees one reduction.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aioquic import tls
@@ -178,10 +179,12 @@ def _wrap_receiver(quic: Any, seam: EcnSeam) -> None:
             epoch = context.epoch
             counts.on_packet(_epoch_index(epoch), cp)
             if cp == CE and result[0]:
-                # RFC 9000 13.2.1: acknowledge a CE-marked packet without delay
+                # RFC 9000 13.2.1: acknowledge a CE-marked packet without delay. Due one ulp
+                # *before* now: aioquic holds an ACK due exactly now behind its pacer (and a
+                # timer at that same instant would find the same), an overdue one it sends.
                 space = quic._spaces[tls.Epoch.ONE_RTT if epoch == tls.Epoch.ZERO_RTT
                                      else epoch]
-                space.ack_at = context.time
+                space.ack_at = math.nextafter(context.time, -math.inf)
         return result
 
     quic._payload_received = _payload_received

@@ -39,8 +39,9 @@ virtual network's always can; a live socket from :mod:`wtlab.transport.ecn_udp`
 when the OS lets it), the endpoint gets ``sendto_ecn`` and the connection an
 :class:`~wtlab.cc.aioquic_ecn.EcnSeam`: each datagram's codepoint goes to the
 seam with the datagram, each batch of datagrams leaves with the seam's
-``tx_codepoint``. A CE mark makes aioquic's ACK due at once (``ack_at = now``),
-which rule 2 reads as an ACK due now, so the transmit is not skipped.
+``tx_codepoint``. A CE mark makes aioquic's ACK overdue at once (``ack_at`` one ulp
+before now), which rule 2 reads as an ACK due now and rule 3 as one the pacer must not
+hold, so the transmit is not skipped.
 
 Deferrals (``RX_BATCH``, ``READY_DEFER``) are bounded, so a scheduled transmit
 always runs within a few loop iterations. ``tests/transport/test_liveness.py``
