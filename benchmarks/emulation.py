@@ -100,26 +100,27 @@ def fidelity() -> None:
     for p in (0.005, 0.01, 0.02):
         m = emulate(_path(10e6, 0.1, loss=p), cc="reno", until_s=60.0).metrics(from_s=2.0)
         per_byte = 8 / 0.1 * 1.22 / math.sqrt(p)
-        print(f"reno p={p}: goodput/Mathis = {m.goodput_bps[0] / (1200 * per_byte):.3f} "
-              f"(per packet sent {m.goodput_bps[0] / (m.mean_packet_bytes[0] * per_byte):.3f})")
+        print(f"reno p={p}: goodput/Mathis = "
+              f"{m.goodput_bps[0] / (m.payload_per_packet_bytes[0] * per_byte):.3f} "
+              f"(per packet sent {m.goodput_packet_bps[0] / (m.mean_packet_bytes[0] * per_byte):.3f})")
     m = emulate(_path(10e6, 0.2, loss=Periodic(0.001)), cc="cubic",
                 until_s=40.0).metrics(from_s=20.0)
     ref = 1.054 * 0.2 ** 0.75 / 0.001 ** 0.75
     print(f"cubic (periodic loss): mean window / RFC 9438 = "
-          f"{m.mean_cwnd_packets[0] * 1200 / m.mean_packet_bytes[0] / ref:.3f} per packet sent "
-          f"({m.mean_cwnd_packets[0] / ref:.3f} per 1200 B)")
+          f"{m.mean_cwnd_bytes[0] / m.mean_packet_bytes[0] / ref:.3f} per packet sent "
+          f"({m.mean_cwnd_bytes[0] / 1200 / ref:.3f} per 1200 B)")
     m = emulate(_path(20e6, 0.04, 2.0), cc="bbr", until_s=10.0).metrics(from_s=2.0)
     print(f"bbr 20 Mbit/s 40 ms: utilisation {m.utilisation[0]:.3f}, queueing delay "
-          f"{m.mean_queueing_delay_s[0] / 0.04:.2f} RTT")
+          f"{m.queueing_delay_mean_s[0] / 0.04:.2f} RTT")
     for cc in ("bbr", "cubic"):
         m = emulate(_path(20e6, 0.04, 2.0, loss=0.02), cc=cc, until_s=10.0).metrics(from_s=2.0)
         print(f"{cc} at 2% loss: {m.utilisation[0]:.3f} of capacity")
     m = emulate(_path(20e6, 0.04, 2.0), cc=["cubic", "cubic"], until_s=20.0,
                 start_s=[0.0, 1.0]).metrics(from_s=10.0)
     print(f"two cubic, 2-BDP buffer: Jain {jain_index(m.goodput_bps):.3f}")
-    m = emulate(_path(20e6, 0.04, 0.25), cc=["reno", "cubic", "bbr", "bbr3"] * 2,
-                until_s=8.0).metrics(from_s=2.0)
-    print(f"8 mixed flows, 0.25-BDP buffer: aggregate {m.utilisation[0]:.3f} of capacity")
+    res = emulate(_path(20e6, 0.04, 0.25), cc=["reno", "cubic", "bbr", "bbr3"] * 2, until_s=8.0)
+    print(f"8 mixed flows, 0.25-BDP buffer: aggregate "
+          f"{res.summary(from_s=2.0)['utilisation']:.3f} of capacity")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,13 +3,16 @@
 One sender with a wtlab controller, a bottleneck of ``rate_bps`` with a drop-tail
 buffer, a fixed propagation RTT, one ACK frame per delivered packet, RFC 9002
 loss detection (packet threshold 3, time threshold 9/8 RTT), PTO probes and
-persistent congestion. The sender always has data (bulk). Only for tests: the
-project's full emulator lives in wtlab.net / wtlab.model.
+persistent congestion. The sender always has data (bulk). With ``ack_aggregate_s``
+the ACKs are held and released together on a ``ack_aggregate_s`` grid (as a Wi-Fi or
+cellular link, or a receiver's GRO, releases them), one ACK frame per release.
+Only for tests: the project's full emulator lives in wtlab.net / wtlab.model.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 
 from wtlab.cc import Packet, RttStats
@@ -22,8 +25,10 @@ K_PERSISTENT_CONGESTION_THRESHOLD = 3
 class PathSim:
     def __init__(self, cc, *, rate_bps: float, rtt_s: float, buffer_bytes: int | None = None,
                  size: int = 1200, drop: Callable[[int, float], bool] | None = None,
-                 on_frame: Callable[[PathSim], None] | None = None, start_s: float = 0.0) -> None:
+                 on_frame: Callable[[PathSim], None] | None = None, start_s: float = 0.0,
+                 ack_aggregate_s: float = 0.0) -> None:
         self.cc = cc
+        self.ack_aggregate_s = ack_aggregate_s
         self.rate_bps = rate_bps
         self.rtt_s = rtt_s
         self.buffer_bytes = buffer_bytes
@@ -65,7 +70,10 @@ class PathSim:
             return
         self.link_free_at = max(self.now, self.link_free_at) + self.size * 8 / self.rate_bps
         self.seq += 1
-        heapq.heappush(self.events, (self.link_free_at + self.rtt_s, self.seq, pn))
+        at = self.link_free_at + self.rtt_s
+        if self.ack_aggregate_s:
+            at = math.ceil(at / self.ack_aggregate_s) * self.ack_aggregate_s
+        heapq.heappush(self.events, (at, self.seq, pn))
 
     def _try_send(self) -> None:
         cc = self.cc
@@ -73,19 +81,21 @@ class PathSim:
             self._send()
 
     # ------------------------------------------------------------------ acking
-    def _on_ack(self, pn: int) -> None:
-        pkt = self.in_flight.pop(pn, None)
-        if pkt is None:
+    def _on_ack(self, pns: list[int]) -> None:
+        pkts = [p for p in map(self.in_flight.pop, pns, [None] * len(pns)) if p is not None]
+        if not pkts:
             return  # already declared lost (spurious loss)
         now = self.now
+        pkt = pkts[-1]
+        pn = pkt.packet_number
         self.largest_acked = max(self.largest_acked, pn)
         if pn == self.largest_acked:
             self.rtt.update(now - pkt.sent_time, 0.0, now)
             if self.first_rtt_sample_time is None:
                 self.first_rtt_sample_time = now
-        self.delivered_bytes += pkt.sent_bytes
+        self.delivered_bytes += sum(p.sent_bytes for p in pkts)
         self.acked_log.append((now, self.delivered_bytes))
-        self.cc.on_packets_acked(now, [pkt], self.rtt)
+        self.cc.on_packets_acked(now, pkts, self.rtt)
         self.pto_count = 0
         self._detect_loss()
         if self.on_frame is not None:
@@ -137,7 +147,10 @@ class PathSim:
             self.now = max(self.now, t)
             if self.events and self.events[0][0] <= self.now:
                 _, _, pn = heapq.heappop(self.events)
-                self._on_ack(pn)
+                pns = [pn]
+                while self.ack_aggregate_s and self.events and self.events[0][0] <= self.now:
+                    pns.append(heapq.heappop(self.events)[2])  # one frame per release
+                self._on_ack(sorted(pns))
             elif pto is not None and pto <= self.now:
                 self.pto_count += 1
                 self.pto_fired += 1

@@ -223,3 +223,90 @@ def test_virtual_clock_landing_on_the_loss_timer_does_not_spin():
     pair = Pair(client, server, delay_s=0.01, drop=lambda n, _d: n in dropped, timer_slack_s=0.0)
     pair.run(400_000, max_steps=50_000)
     assert pair.received >= 400_000 and cc.ssthresh is not None
+
+
+def test_aioquic_internals_the_seam_relies_on_are_there():
+    # Every aioquic private attribute or code path wtlab.cc.aioquic touches: if aioquic
+    # renames or restructures one, this fails here rather than silently elsewhere.
+    import inspect
+
+    from aioquic.quic.connection import QuicConnection
+    from aioquic.quic.recovery import QuicPacketRecovery
+
+    client, _ = make_pair()
+    rec = client._loss
+    assert isinstance(rec, QuicPacketRecovery)
+    for name in ("_cc", "_pacer", "_pto_count", "_rtt_initialized", "_rtt_first_sample_time",
+                 "_rtt_min", "_rtt_smoothed", "_rtt_variance", "spaces"):
+        assert hasattr(rec, name), name
+    for name in ("_detect_loss", "_in_persistent_congestion", "_get_loss_space",
+                 "get_probe_timeout", "on_ack_received", "on_loss_detection_timeout",
+                 "on_packet_sent"):
+        assert callable(getattr(rec, name)), name
+    for name in ("_max_datagram_size", "_pacing_at", "_handshake_complete"):
+        assert hasattr(client, name), name
+    assert callable(client._write_datagram_frame)
+    # aioquic asks for persistent congestion through the method the seam replaces ...
+    assert "self._in_persistent_congestion(" in inspect.getsource(QuicPacketRecovery._detect_loss)
+    # ... and sizes its packets from congestion_window - bytes_in_flight (full_packets)
+    src = inspect.getsource(QuicConnection.datagrams_to_send)
+    assert "self._loss.congestion_window - self._loss.bytes_in_flight" in src
+    assert "get_probe_timeout(self" in inspect.getsource(QuicPacketRecovery) or \
+        "def get_probe_timeout" in inspect.getsource(QuicPacketRecovery)
+
+
+def _short_share(full_packets):
+    client, server = make_pair()
+    rec = Recorder()
+    wa.attach(client, "cubic", recorder=rec, full_packets=full_packets)
+    # a 1-BDP buffer keeps CUBIC window-limited (losses, recovery, growth)
+    Pair(client, server, delay_s=0.02, rate_bps=10e6, buffer_bytes=50_000).run(3_000_000,
+                                                                                until_s=30.0)
+    df = rec.to_pandas()
+    data = df[(df["kind"] == "packet_sent") & (df["payload_bytes"].astype(float) > 0)]
+    return (data["bytes"] < 0.9 * client._max_datagram_size).mean(), len(data)
+
+
+def test_full_packets_keep_a_window_limited_sender_from_sending_short_packets():
+    share_fill, n_fill = _short_share(False)
+    share_full, n_full = _short_share(True)
+    assert share_fill > 0.10  # aioquic fills each window's last bytes with a short packet
+    assert share_full < 0.01  # only the transfer's last packet, if that
+    assert n_full < n_fill  # the same bytes in fewer packets
+    with pytest.raises(ConfigError, match="full_packets"):
+        wa.attach(make_pair()[0], "reno", full_packets="yes")
+
+
+def test_persistent_congestion_duration_uses_the_pto_when_the_run_began():
+    # After an outage a queue outlived, the acks of the packets it held bring RTT samples
+    # as long as the outage and the current PTO balloons: the run of lost packets (sent
+    # over 5 s, when the PTO was 0.1 s) must still count as persistent congestion.
+    from types import SimpleNamespace
+
+    client, _ = make_pair()
+    rec = Recorder()
+    cc = wa.attach(client, "reno", recorder=rec)
+    recovery = client._loss
+    recovery._rtt_initialized = True
+    recovery._rtt_first_sample_time = 0.5
+    recovery._rtt_smoothed, recovery._rtt_variance = 10.0, 2.0  # inflated by the outage
+
+    def run(pto_at_send):
+        return [SimpleNamespace(packet_number=100 + i, sent_time=1.0 + i, is_ack_eliciting=True,
+                                wtlab_pto_s=pto_at_send) for i in range(6)]
+
+    assert recovery.get_probe_timeout() * 3 > 5.0  # the current estimate would refuse it
+    assert recovery._in_persistent_congestion(packets=run(0.1))
+    detail = json.loads(recovery._wtlab_shim.pc_detail)
+    assert detail["duration_s"] == pytest.approx(0.3) and detail["span_s"] > 0.3
+    recovery._wtlab_shim.on_persistent_congestion()
+    assert cc.cwnd == 2 * 1200
+    row = rec.to_pandas().iloc[-2]  # persistent_congestion, then cwnd_changed
+    assert row["kind"] == "persistent_congestion" and json.loads(row["extra"])["span_s"] > 0.3
+    # a packet sent before any PTO was known: the current estimate decides, as in aioquic
+    assert not recovery._in_persistent_congestion(packets=run(float("inf")))
+    # a gap in packet numbers (something in between may have been acked) breaks the run
+    gapped = run(0.1)
+    for i, p in enumerate(gapped):
+        p.packet_number = 100 + 2 * i
+    assert recovery._in_persistent_congestion(packets=gapped) is False

@@ -141,3 +141,29 @@ def test_random_loss_keeps_more_than_cubic():
     # 1% random loss: below LOSS_THRESH per probe, so v3 keeps most of the rate.
     assert bbr3.goodput_bps(2.0, 8.0) > 0.6 * RATE_BPS
     assert bbr3.goodput_bps(2.0, 8.0) > 1.5 * sim.goodput_bps(2.0, 8.0)
+
+
+def test_fast_recovery_saves_cwnd_without_cutting_it():
+    # draft-ietf-ccwg-bbr 5.6.4.4: entering fast recovery only saves cwnd; the response to
+    # loss is the model's (bw/inflight_shortterm once per round, inflight_longterm when
+    # probing), not BBRv1's packet conservation or per-loss cut. Single losses in ProbeBW:
+    # the loss notification itself leaves cwnd alone, and recovery ends with it restored.
+    around = []
+    cc = create("bbr3")
+    original = cc.on_packets_lost
+
+    def on_packets_lost(now, packets, triggers=None):
+        before = cc.cwnd
+        original(now, packets, triggers)
+        around.append((now, before, cc.cwnd, cc.prior_cwnd, cc.state))
+
+    cc.on_packets_lost = on_packets_lost
+    sim = PathSim(cc, rate_bps=RATE_BPS, rtt_s=RTT_S, buffer_bytes=2 * int(BDP),
+                  drop=lambda pn, now: pn % 2000 == 900 and now > 2.0)
+    sim.run(10.0)
+    assert len(around) >= 3
+    for _now, before, after, prior, state in around:
+        assert after == before
+        assert prior >= before or state == "probe_rtt"
+    assert not cc.packet_conservation
+    assert sim.goodput_bps(2.0, 10.0) > 0.9 * RATE_BPS

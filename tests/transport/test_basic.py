@@ -115,3 +115,27 @@ async def test_w3c_shaped_stats(server):
         assert stats["bytes_received"] > 20_000
         assert 0 < stats["smoothed_rtt"] < 1 and stats["min_rtt"] <= stats["smoothed_rtt"] * 2
         assert stats["bytes_sent_overhead"] > 0
+
+
+async def test_packet_size_is_what_both_ends_ask_for_live():
+    # max_datagram_size is honoured live, both ways (1472: a 1500-byte MTU); out of range
+    # it is refused before any packet leaves
+    from tests.transport.conftest import running_server
+
+    client_rec, server_rec = wtlab.Recorder(), wtlab.Recorder()
+    async with running_server(max_datagram_size=1472, recorder=server_rec) as server:
+        async with server.connect("/echo", recorder=client_rec,
+                                  max_datagram_size=1472) as session:
+            stream = await session.open_bidi()
+            stream.write(b"x" * 200_000)
+            stream.write_eof()
+            assert len(await asyncio.wait_for(stream.read(), 20)) == 200_000
+        for bad in (1199, 1500):
+            with pytest.raises(wtlab.ConfigError, match="max_datagram_size"):
+                server.connect("/echo", max_datagram_size=bad)
+    for rec in (client_rec, server_rec):
+        sent = rec.to_pandas().query("kind == 'packet_sent'")
+        assert sent["bytes"].max() == 1472
+        assert (sent["bytes"] == 1472).sum() > 100  # 200 kB each way in full packets
+    with pytest.raises(wtlab.ConfigError, match="max_datagram_size"):
+        wtlab.serve(max_datagram_size=1473)

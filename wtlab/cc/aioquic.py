@@ -30,11 +30,29 @@ classes, so other connections in the process are untouched):
   carries), read off its delivery handlers; ``quic._write_datagram_frame`` is
   wrapped to add a no-op handler carrying a DATAGRAM frame's length, since
   aioquic keeps none for datagrams.
+* ``quic._loss._in_persistent_congestion`` is replaced by wtlab's check of RFC
+  9002 section 7.6.2 (same conditions as aioquic's: a contiguous run of lost
+  ack-eliciting packets sent after the first RTT sample), with the persistent
+  congestion duration taken from the RTT estimate in force when the run's first
+  packet was sent when that is shorter than the current one. Why: after an outage
+  that a bottleneck queue outlives (a cellular link holding packets), the packets
+  queued across it are acknowledged first, with RTT samples as long as the
+  outage; with the current estimate the duration (3 x PTO) then grows past the
+  span of the packets really lost and a 10 s outage never counts as persistent
+  congestion (aioquic's check, and RFC 9002's pseudocode, use the estimate at
+  detection time). The RFC's rationale (as many packets as TCP sends with tail
+  loss probes and an RTO before collapsing) is about the PTOs the sender had
+  while it was sending; the samples that measured the outage itself must not
+  stretch it. ``persistent_congestion`` rows carry ``{"span_s", "duration_s"}``
+  (the send-time span of the run of lost packets, and the duration it exceeded).
 * ``_detect_loss`` also steps a few ulps past a loss timer that a clock hit
   exactly (virtual time does): aioquic otherwise re-arms the timer at the same
   float and a driver that trusts ``get_timer()`` spins forever.
 * ``quic.datagrams_to_send`` is wrapped to tell the controller when the sender
-  had window to spare but nothing to send (``on_app_limited``), and
+  had window to spare but nothing to send (``on_app_limited``) and, with
+  ``full_packets=True`` (the default), to offer aioquic's packet builder only
+  whole datagrams of window while something is in flight: aioquic otherwise
+  fills the window's last bytes with a short packet (see :func:`attach`); and
   ``quic.receive_datagram`` to count what arrives: with the sent/acked/lost counts
   this fills :class:`ConnectionCounters` (``quic._wtlab_counters``), the source of
   ``session.stats()``.
@@ -79,6 +97,7 @@ from aioquic.quic.congestion.base import QuicCongestionControl, register_congest
 from aioquic.quic.recovery import (
     K_MICRO_SECOND,
     K_PACKET_THRESHOLD,
+    K_PERSISTENT_CONGESTION_THRESHOLD,
     K_SECOND,
     QuicPacketPacer,
     QuicPacketRecovery,
@@ -91,9 +110,20 @@ from wtlab.cc.rtt import RttStats
 from wtlab.errors import ConfigError
 from wtlab.trace import schema
 
-__all__ = ["AIOQUIC_PREFIX", "ControllerPacer", "ControllerShim", "attach"]
+__all__ = ["AIOQUIC_PREFIX", "ControllerPacer", "ControllerShim", "attach",
+           "check_full_packets"]
 
 AIOQUIC_PREFIX = "wtlab-"
+
+
+def check_full_packets(full_packets: Any) -> bool:
+    """``full_packets`` as a bool, or ConfigError."""
+    if not isinstance(full_packets, bool):
+        raise ConfigError(f"full_packets={full_packets!r} must be True (send only whole "
+                          "datagrams while the window is the limit, as TCP and deployed QUIC "
+                          "stacks do) or False (aioquic's own: fill the window's last bytes "
+                          "with a short packet)")
+    return full_packets
 
 _ON_DATA_DELIVERY = QuicStreamSender.on_data_delivery
 
@@ -147,9 +177,16 @@ class ControllerShim(QuicCongestionControl):
     """
 
     def __init__(self, controller: Controller, *, recovery: QuicPacketRecovery | None = None,
-                 rtt: RttStats | None = None) -> None:
+                 rtt: RttStats | None = None, full_packets: bool = False) -> None:
         # QuicCongestionControl.__init__ only sets congestion_window, which is ours.
         self.controller = controller
+        self.full_packets = full_packets
+        self.building = False  # inside datagrams_to_send (the builder reads the window)
+        self.mds = controller.max_datagram_size
+        # the persistent-congestion duration's PTO (with max_ack_delay) as of now; each
+        # sent packet keeps the value in force when it left (wtlab_pto_s)
+        self.pto_s = math.inf
+        self.pc_detail: str | None = None
         self.rtt = rtt if rtt is not None else RttStats()
         self.recovery = recovery
         self.pacer: ControllerPacer | None = None
@@ -167,7 +204,15 @@ class ControllerShim(QuicCongestionControl):
     def congestion_window(self) -> int:  # type: ignore[override]
         if self._acked:
             self.flush()
-        return self.controller.cwnd
+        cwnd = self.controller.cwnd
+        if self.building and self.full_packets:
+            # The packet builder gets whole datagrams of window while something is in
+            # flight (its ack opens the window again); nothing in flight: all of it.
+            bif = self.controller.bytes_in_flight
+            room = cwnd - bif
+            if bif > 0 and room > 0:
+                return cwnd - room % self.mds
+        return cwnd
 
     @property
     def bytes_in_flight(self) -> int:  # type: ignore[override]
@@ -194,6 +239,7 @@ class ControllerShim(QuicCongestionControl):
         if self._acked:
             self.flush()
         packet.payload_bytes = payload_bytes(packet)
+        packet.wtlab_pto_s = self.pto_s
         self.controller.on_packet_sent(packet.sent_time, packet)
 
     def on_packet_acked(self, *, now: float, packet: Any) -> None:
@@ -221,6 +267,7 @@ class ControllerShim(QuicCongestionControl):
             stats.adjusted_rtt = recovery._rtt_latest  # aioquic's sample less the ACK delay
             stats.has_sample = True
             stats.sample_count += 1
+            self.pto_s = recovery.get_probe_timeout()  # with max_ack_delay, as RFC 9002 7.6.1
         controller = self.controller
         controller.rtt = stats
         if controller.recorder is not None:
@@ -262,7 +309,8 @@ class ControllerShim(QuicCongestionControl):
             controller.on_packets_discarded(packets)
 
     def on_persistent_congestion(self) -> None:
-        self.controller.on_persistent_congestion_detected(self._last_now)
+        detail, self.pc_detail = self.pc_detail, None
+        self.controller.on_persistent_congestion_detected(self._last_now, detail)
         if self.pacer is not None:
             self.pacer.refresh()
 
@@ -338,7 +386,7 @@ class ControllerPacer(QuicPacketPacer):
 
 
 def attach(quic: Any, controller: str | type[Controller] | Controller, *, recorder: Any = None,
-           flow: int = 0) -> Controller:
+           flow: int = 0, full_packets: bool = True) -> Controller:
     """Make ``quic`` (an aioquic ``QuicConnection``) use ``controller``; return it.
 
     ``controller`` is a registered name (``"cubic"``), a class or an instance.
@@ -346,7 +394,15 @@ def attach(quic: Any, controller: str | type[Controller] | Controller, *, record
     ACK frame, RTT sample, ack, loss (with its trigger), PTO expiry and every
     change of the controller is written to it as rows of ``flow``. Call before
     the connection sends its first packet; attaching twice raises ConfigError.
+
+    ``full_packets=True`` (default): while the congestion window is the limit, send
+    only whole datagrams, waiting for an ack rather than sending a short packet to
+    fill the window's last bytes, as TCP (cwnd counted in segments) and deployed QUIC
+    stacks do; ``False`` keeps aioquic's own behaviour (CUBIC then sends about a
+    quarter of its packets short). A short packet still goes when data runs out, as a
+    probe, or when nothing is in flight.
     """
+    check_full_packets(full_packets)
     recovery = getattr(quic, "_loss", None)
     if not isinstance(recovery, QuicPacketRecovery):
         raise ConfigError(f"attach() needs an aioquic QuicConnection, got {type(quic).__name__}")
@@ -363,7 +419,7 @@ def attach(quic: Any, controller: str | type[Controller] | Controller, *, record
         controller.recorder = recorder
         controller.flow = flow
 
-    shim = ControllerShim(controller, recovery=recovery)
+    shim = ControllerShim(controller, recovery=recovery, full_packets=full_packets)
     pacer = ControllerPacer(max_datagram_size=mds, controller=controller, recovery=recovery)
     shim.pacer = pacer
     recovery._cc = shim
@@ -436,8 +492,39 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
             shim.in_pto = False
         controller.on_pto_expired(now, recovery._pto_count)
 
+    def _in_persistent_congestion(*, packets: list) -> bool:
+        # RFC 9002 7.6.2 as aioquic checks it (a contiguous run of lost ack-eliciting
+        # packets sent after the first RTT sample), with the duration of 7.6.1 from the
+        # RTT estimate when the run began if shorter (see the module docstring).
+        if not recovery._rtt_initialized:
+            return False
+        now_pto = recovery.get_probe_timeout()
+        first_sample = recovery._rtt_first_sample_time
+        previous = None
+        start = None
+        duration = 0.0
+        end = None  # set once the run's span exceeds the duration
+        for packet in packets:
+            if previous is not None and packet.packet_number != previous + 1:
+                if end is not None:
+                    break  # the run that established it ends here
+                start = None
+            previous = packet.packet_number
+            if packet.is_ack_eliciting and packet.sent_time > first_sample:
+                if start is None:
+                    start = packet.sent_time
+                    at_send = getattr(packet, "wtlab_pto_s", math.inf)
+                    duration = K_PERSISTENT_CONGESTION_THRESHOLD * min(now_pto, at_send)
+                elif packet.sent_time - start > duration:
+                    end = packet.sent_time
+        if end is None:
+            return False
+        shim.pc_detail = f'{{"span_s": {end - start!r}, "duration_s": {duration!r}}}'
+        return True
+
     recovery.on_ack_received = on_ack_received  # type: ignore[method-assign]
     recovery._detect_loss = _detect_loss  # type: ignore[method-assign]
+    recovery._in_persistent_congestion = _in_persistent_congestion  # type: ignore[method-assign]
     recovery.on_loss_detection_timeout = on_loss_detection_timeout  # type: ignore[method-assign]
 
     counters = shim.counters
@@ -479,7 +566,11 @@ def _wrap_connection(quic: Any, controller: Controller, shim: ControllerShim, md
     orig_datagrams_to_send = quic.datagrams_to_send
 
     def datagrams_to_send(now: float) -> list:
-        datagrams = orig_datagrams_to_send(now)
+        shim.building = True
+        try:
+            datagrams = orig_datagrams_to_send(now)
+        finally:
+            shim.building = False
         # Window to spare, not held back by the pacer: the application ran dry
         # (or flow control blocked it), which BBR must know for its rate samples.
         if (quic._pacing_at is None

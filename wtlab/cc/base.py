@@ -390,10 +390,14 @@ class Controller:
                 set_extra(len(rec) - 1, LOSS_TRIGGER_EXTRA.get(trigger)
                           or f'{{"trigger": "{trigger}"}}')
 
-    def on_persistent_congestion_detected(self, now: float) -> None:
+    def on_persistent_congestion_detected(self, now: float, detail: str | None = None) -> None:
+        """RFC 9002 7.6.2 established persistent congestion; ``detail`` (JSON text, e.g.
+        ``{"span_s": .., "duration_s": ..}``) goes to the row's ``extra``."""
         self.on_persistent_congestion(now)
         if self.recorder is not None:
             self._record(now, K_PERSISTENT_CONGESTION, -1, 0)
+            if detail is not None:
+                self.recorder.set_extra(len(self.recorder) - 1, detail)
             self._log_changes(now)
 
     def on_pto_expired(self, now: float, pto_count: int) -> None:

@@ -1,4 +1,5 @@
-"""BBR version 1, as draft-cardwell-iccrg-bbr-congestion-control-00 specifies it.
+"""BBR version 1: ``"bbr"`` as Linux ships it (net/ipv4/tcp_bbr.c), ``"bbr-draft00"`` as
+draft-cardwell-iccrg-bbr-congestion-control-00 specifies it.
 
 A model-based, pacing-based controller. It estimates the bottleneck bandwidth
 (``btlbw``: windowed maximum of per-packet delivery-rate samples over 10 round
@@ -17,18 +18,40 @@ quanta``. States:
 
 Delivery rate is sampled per acknowledged packet as
 draft-cheng-iccrg-delivery-rate-estimation specifies (send and ack intervals,
-application-limited marking). Loss: cwnd shrinks by the lost bytes, the first
-loss of a recovery period saves cwnd and applies packet conservation for one
-round, and leaving recovery restores the saved cwnd. Persistent congestion
-(QUIC's equivalent of an RTO) sets cwnd to the minimum window; the bandwidth
-filter is kept, and the saved cwnd is restored when the first packet sent
-afterwards is acknowledged, so BBR returns to the path's rate at once (ns-3's
-TcpBbr famously collapses there).
+application-limited marking). Loss, in both variants (draft-00 section 4.2.3.4,
+"Modulating cwnd in Loss Recovery"): cwnd shrinks by the lost bytes, the first
+loss of a recovery period saves cwnd and applies packet conservation (cwnd =
+in flight + newly acked), and leaving recovery restores the saved cwnd.
+Persistent congestion (QUIC's equivalent of an RTO) sets cwnd to the minimum
+window; the bandwidth filter is kept, and the saved cwnd is restored when the
+first packet sent afterwards is acknowledged, so BBR returns to the path's rate
+at once (ns-3's TcpBbr famously collapses there).
+
+``variant="linux"`` (the default, registered as ``"bbr"``) adds what Linux's
+tcp_bbr.c does beyond draft-00 (kernel 5.1+, unchanged through 6.x; each item
+is described from the kernel's public source and commit messages, not copied):
+
+* **Packet conservation for a full round** (``bbr_set_cwnd_to_recover_or_restore``):
+  entering recovery also starts a new packet-timed round, so conservation lasts
+  until a packet sent after recovery began is acknowledged (one full round trip).
+  Draft-00 ends it "after one round-trip", which wtlab's draft-00 variant reads as
+  the end of the round in progress (0 to 1 round trip, half on average).
+* **ACK-aggregation allowance** (``extra_acked``; commit 78dc70ebaa38, "tcp_bbr:
+  adapt cwnd based on ack aggregation estimation", 2019): per ACK, the data
+  acknowledged beyond ``btlbw x`` the time since the current aggregation epoch began
+  (the epoch restarts whenever acknowledgements fall behind that rate); its
+  maximum over an approximate 10-round window (two 5-round slots) is added to the
+  target cwnd once the pipe is full, capped by cwnd and by ``btlbw x 100 ms``.
+* **A 1% pacing margin** (``bbr_pacing_margin_percent``): every pacing rate is 1%
+  below ``gain x btlbw``, so an estimate a little high (the max filter keeps the
+  best of noisy samples) does not build a standing queue.
+* **Two more packets of quantization budget** while probing (cycle phase 0, gain
+  1.25), so the probe can raise in-flight above a small BDP.
 
 Deviation, on purpose: ``rtprop`` is refreshed by a sample strictly below it
-(by more than 1 us, Linux's RTT resolution) or after expiry, as Linux's tcp_bbr
-does; the draft writes ``<=``, under which an emulated path with perfectly
-constant delay would never enter probe_rtt.
+(by more than 1 us) or after expiry; the draft and Linux write ``<=``, under which
+an emulated path with perfectly constant delay (where every sample equals the
+minimum, unlike any real path) would never enter probe_rtt.
 """
 
 from __future__ import annotations
@@ -40,6 +63,7 @@ from typing import Any
 
 from wtlab.cc.base import Controller, PacketInfo, register
 from wtlab.cc.rtt import RttStats
+from wtlab.errors import ConfigError
 
 BBR_HIGH_GAIN = 2 / math.log(2)  # 2.885: doubles the sending rate every round
 BBR_DRAIN_GAIN = 1 / BBR_HIGH_GAIN
@@ -53,6 +77,15 @@ FULL_BW_COUNT = 3
 # RTT samples are compared at Linux's resolution (whole microseconds): a "lower" sample
 # that differs only by float rounding must not postpone ProbeRTT.
 RTT_RESOLUTION_S = 1e-6
+
+#: BBRv1 variants: what each switches on (see the module docstring)
+VARIANTS = ("linux", "draft00")
+# Linux's tcp_bbr.c constants (as documented there)
+LINUX_PACING_MARGIN = 0.01  # bbr_pacing_margin_percent
+EXTRA_ACKED_SLOT_ROUNDS = 5  # bbr_extra_acked_win_rtts: two slots, a 5-10 round max
+EXTRA_ACKED_MAX_S = 0.1  # bbr_extra_acked_max_us: the allowance is at most btlbw x 100 ms
+EXTRA_ACKED_RESET_PACKETS = 1 << 20  # bbr_ack_epoch_acked_reset_thresh (packets)
+PROBE_QUANTUM_PACKETS = 2  # bbr_quantization_budget: +2 packets in gain-cycle phase 0
 
 
 class WindowedMax:
@@ -94,13 +127,46 @@ class WindowedMax:
 
 class BBR(Controller):
     """BBRv1. Readable model: ``btlbw_bps``, ``rtprop_s``, ``pacing_gain``, ``cwnd_gain``,
-    ``cycle_index``, ``round_count``, ``filled_pipe``, ``delivery_rate_bps()``."""
+    ``cycle_index``, ``round_count``, ``filled_pipe``, ``extra_acked``,
+    ``delivery_rate_bps()``.
+
+    ``variant``: ``"linux"`` (default) or ``"draft00"``; ``ack_aggregation`` and
+    ``pacing_margin`` override that variant's choice for one piece (e.g.
+    ``create("bbr", ack_aggregation=False)`` to see what the allowance does)."""
 
     name = "bbr"
     RECOVERY_STATE = None  # BBR names its own states; recovery only modulates cwnd
+    DEFAULT_VARIANT = "linux"
 
-    def __init__(self, *, seed: int | None = 0, **kwargs: Any) -> None:
+    def __init__(self, *, seed: int | None = 0, variant: str | None = None,
+                 ack_aggregation: bool | None = None, pacing_margin: float | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        variant = self.DEFAULT_VARIANT if variant is None else variant
+        if variant not in VARIANTS:
+            raise ConfigError(f"BBR variant={variant!r}: use one of {', '.join(VARIANTS)} "
+                              "('linux' is tcp_bbr.c's behaviour, 'draft00' the draft's)")
+        if ack_aggregation is not None and not isinstance(ack_aggregation, bool):
+            raise ConfigError(f"ack_aggregation={ack_aggregation!r} must be True or False")
+        if pacing_margin is not None and (isinstance(pacing_margin, bool) or not isinstance(
+                pacing_margin, int | float) or not 0 <= pacing_margin < 0.5):
+            raise ConfigError(f"pacing_margin={pacing_margin!r} must be a fraction in [0, 0.5) "
+                              "(Linux: 0.01)")
+        self.variant = variant
+        linux = variant == "linux"
+        # each Linux addition can be switched on its own (ack_aggregation=, pacing_margin=)
+        self.pacing_margin = float(pacing_margin if pacing_margin is not None
+                                   else LINUX_PACING_MARGIN if linux else 0.0)
+        self.ack_aggregation = linux if ack_aggregation is None else ack_aggregation
+        self.recovery_round_restart = linux
+        self.probe_quantum_bytes = PROBE_QUANTUM_PACKETS * self.max_datagram_size if linux else 0
+        # ACK-aggregation estimate (Linux): two max slots of EXTRA_ACKED_SLOT_ROUNDS rounds
+        self.extra_acked = 0  # bytes: max of the slots (what the allowance is made of)
+        self._extra_slots = [0, 0]
+        self._extra_slot = 0
+        self._extra_slot_rounds = 0
+        self._aggr_epoch_start = 0.0
+        self._aggr_epoch_acked = 0
         self._rng = random.Random(seed)
         self.initial_cwnd = self.cwnd
         self.min_pipe_cwnd = MIN_PIPE_CWND_PACKETS * self.max_datagram_size
@@ -144,7 +210,7 @@ class BBR(Controller):
         self._rs_lost = 0
         self._pre_loss_cwnd = self.cwnd
         # Before any RTT sample: high gain x initial window / 1 ms (draft 4.2.1).
-        self.pacing_rate_bps = BBR_HIGH_GAIN * self.cwnd * 8 / 0.001
+        self.pacing_rate_bps = BBR_HIGH_GAIN * self.cwnd * 8 / 0.001 * (1 - self.pacing_margin)
         self.state = "startup"
         self._last_logged = (self.cwnd, self.ssthresh, self.state, self.pacing_rate_bps)
 
@@ -169,10 +235,24 @@ class BBR(Controller):
         return min(int(rate / 8 * 0.001), 65536)
 
     def inflight_bytes(self, gain: float) -> float:
-        """Inflight(gain) of the draft: gain x BDP + 3 send quanta."""
+        """Inflight(gain) of the draft: gain x BDP + 3 send quanta (Linux: + 2 packets in
+        the probing phase of the gain cycle)."""
         if self.rtprop_s == math.inf or not self._has_bw_sample:
             return self.initial_cwnd
-        return self.bdp_bytes(gain) + 3 * self.send_quantum_bytes()
+        return self.bdp_bytes(gain) + self._quantization_budget()
+
+    def _quantization_budget(self) -> int:
+        budget = 3 * self.send_quantum_bytes()
+        if self.probe_quantum_bytes and self.state == "probe_bw" and self.cycle_index == 0:
+            budget += self.probe_quantum_bytes
+        return budget
+
+    def aggregation_allowance_bytes(self) -> float:
+        """What the ACK-aggregation estimate adds to the target cwnd (0 without it, or
+        before the pipe is full): ``extra_acked``, at most ``btlbw x 100 ms``."""
+        if not (self.ack_aggregation and self.filled_pipe):
+            return 0.0
+        return min(self.extra_acked, self.btlbw_filter.get() * EXTRA_ACKED_MAX_S)
 
     def delivery_rate_bps(self) -> float:
         return self.rate_sample_bps
@@ -182,7 +262,8 @@ class BBR(Controller):
         snap.update(btlbw_bps=self.btlbw_bps, rtprop_s=self.rtprop_s,
                     pacing_gain=self.pacing_gain, cwnd_gain=self.cwnd_gain,
                     cycle_index=self.cycle_index, round_count=self.round_count,
-                    filled_pipe=self.filled_pipe)
+                    filled_pipe=self.filled_pipe, variant=self.variant,
+                    extra_acked_bytes=self.extra_acked)
         return snap
 
     # ------------------------------------------------------- driver entry points
@@ -271,6 +352,8 @@ class BBR(Controller):
         # BBRUpdateModelAndState
         self._update_round(prior_delivered)
         self._update_btlbw(now, rate_Bps, app_limited)
+        if self.ack_aggregation:
+            self._update_ack_aggregation(now, prior_delivered, rate_Bps)
         self._check_cycle_phase(now, lost)
         self._check_full_pipe(app_limited)
         self._check_drain(now)
@@ -300,6 +383,9 @@ class BBR(Controller):
         self.cwnd = max(self.bytes_in_flight + max(self._delivered_in_frame,
                                                    self.max_datagram_size), self.min_cwnd)
         self.packet_conservation = True
+        if self.recovery_round_restart:
+            # Linux: a new round starts now, so conservation lasts a whole round trip
+            self.next_round_delivered = self.delivered
         self._conservation_round = self.round_count + 1
 
     def on_recovery_exit(self, now: float) -> None:
@@ -328,6 +414,34 @@ class BBR(Controller):
         if rate_Bps >= self.btlbw_filter.get() or not app_limited:
             self.btlbw_filter.update(self.round_count, rate_Bps)
             self._has_bw_sample = True
+
+    def _update_ack_aggregation(self, now: float, prior_delivered: int,
+                                rate_Bps: float) -> None:
+        """Linux's ACK-aggregation estimate (see the module docstring), in bytes."""
+        acked = self._delivered_in_frame
+        if acked <= 0 or rate_Bps < 0:
+            # no newly acked data, or no valid rate sample (none, or over an interval
+            # shorter than min_rtt): Linux skips those ACKs here too
+            return
+        if self.round_start:
+            self._extra_slot_rounds += 1
+            if self._extra_slot_rounds >= EXTRA_ACKED_SLOT_ROUNDS:
+                self._extra_slot_rounds = 0
+                self._extra_slot ^= 1
+                self._extra_slots[self._extra_slot] = 0
+        expected = self.btlbw_filter.get() * (now - self._aggr_epoch_start)
+        if (self._aggr_epoch_acked <= expected or self._aggr_epoch_acked + acked
+                >= EXTRA_ACKED_RESET_PACKETS * self.max_datagram_size):
+            # acks came no faster than btlbw: a new aggregation epoch starts here
+            self._aggr_epoch_acked = 0
+            self._aggr_epoch_start = now
+            expected = 0.0
+        self._aggr_epoch_acked += acked
+        extra = min(int(self._aggr_epoch_acked - expected), self.cwnd)
+        slots = self._extra_slots
+        if extra > slots[self._extra_slot]:
+            slots[self._extra_slot] = extra
+        self.extra_acked = max(slots)
 
     def _check_cycle_phase(self, now: float, lost: int) -> None:
         if self.state == "probe_bw" and self._is_next_cycle_phase(now, lost):
@@ -414,17 +528,21 @@ class BBR(Controller):
 
     def _on_idle_restart(self) -> None:
         self.idle_restart = True
+        if self.ack_aggregation:  # Linux restarts the aggregation epoch after idle
+            self._aggr_epoch_start = self.first_sent_time
+            self._aggr_epoch_acked = 0
         if self.state == "probe_bw" and self._has_bw_sample:
-            self.pacing_rate_bps = self.btlbw_filter.get() * 8
+            self.pacing_rate_bps = self.btlbw_filter.get() * 8 * (1 - self.pacing_margin)
 
     def _set_pacing_rate(self, rtt: RttStats) -> None:
         if not self._has_seen_rtt and rtt.has_sample and rtt.smoothed_rtt > 0:
             # First RTT sample: re-init from it, as Linux does (the 1 ms guess is gone).
             self._has_seen_rtt = True
-            self.pacing_rate_bps = BBR_HIGH_GAIN * self.cwnd * 8 / rtt.smoothed_rtt
+            self.pacing_rate_bps = (BBR_HIGH_GAIN * self.cwnd * 8 / rtt.smoothed_rtt
+                                    * (1 - self.pacing_margin))
         if not self._has_bw_sample:
             return
-        rate = self.pacing_gain * self.btlbw_filter.get() * 8
+        rate = self.pacing_gain * self.btlbw_filter.get() * 8 * (1 - self.pacing_margin)
         if self.filled_pipe or rate > (self.pacing_rate_bps or 0.0):
             self.pacing_rate_bps = rate
 
@@ -439,7 +557,12 @@ class BBR(Controller):
 
     def _set_cwnd(self, lost: int) -> None:
         delivered = self._delivered_in_frame
-        target = self.inflight_bytes(self.cwnd_gain)
+        if self.ack_aggregation and self.rtprop_s != math.inf and self._has_bw_sample:
+            # Linux: target = gain x BDP + the aggregation allowance + quantization budget
+            target = (self.bdp_bytes(self.cwnd_gain) + self.aggregation_allowance_bytes()
+                      + self._quantization_budget())
+        else:
+            target = self.inflight_bytes(self.cwnd_gain)
         cwnd = self.cwnd
         if self.packet_conservation:
             cwnd = max(cwnd, self.bytes_in_flight + delivered)
@@ -454,4 +577,14 @@ class BBR(Controller):
         self.cwnd = cwnd
 
 
+class BBRDraft00(BBR):
+    """BBRv1 exactly as draft-cardwell-iccrg-bbr-congestion-control-00 specifies it
+    (``BBR(variant="draft00")``): no ACK-aggregation allowance, no pacing margin,
+    conservation until the end of the round in progress. For teaching the difference."""
+
+    name = "bbr-draft00"
+    DEFAULT_VARIANT = "draft00"
+
+
 register("bbr", BBR)
+register("bbr-draft00", BBRDraft00)

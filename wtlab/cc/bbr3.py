@@ -20,9 +20,18 @@ What differs from BBRv1 (``wtlab.cc.bbr``), in the draft's terms:
   200 ms and one round; ``min_rtt`` itself is a 10 s min filter.
 * Cwnd adds ACK aggregation (``extra_acked``, max over 10 rounds).
 
-Loss recovery, persistent congestion (RTO) and the delivery-rate sampler are
-shared with BBRv1: the saved cwnd comes back when recovery ends, so a timeout
-does not collapse the rate. Not implemented: spurious-loss undo.
+Loss recovery as draft-ietf-ccwg-bbr section 5.6.4.4 specifies it: entering fast
+recovery only saves cwnd (``BBROnEnterFastRecovery``), loss acts through the model
+(the long- and short-term bounds above, per lost packet and once per round), and
+leaving recovery restores the saved cwnd, bounded by the model. BBRv1's packet
+conservation and its per-loss cwnd cut are not part of v3 (the draft dropped them;
+wtlab's BBR3 inherited them until issue 19). Persistent congestion (QUIC's RTO) sets
+cwnd to the minimum window, and the saved cwnd comes back when recovery ends, so a
+timeout does not collapse the rate. ACK aggregation: ``extra_acked`` as the draft's
+BBRUpdateACKAggregation (a 1-round max in Startup, 10 rounds after), added to the
+cwnd target before the quantization budget, with no cap (Linux's v1 caps it at
+``btlbw x 100 ms``). The delivery-rate sampler is shared with BBRv1. Not
+implemented: spurious-loss undo.
 
 ECN (``ecn=True`` or ``"bbr3+ecn"``; off by default, as in Linux), after the draft's
 use of ECN and the Linux BBRv3 reference: CE marks are not a loss-like congestion
@@ -92,7 +101,9 @@ class BBR3(BBR):
 
     def __init__(self, *, seed: int | None = 0, ecn_max_rtt_s: float | None = ECN_MAX_RTT_S,
                  **kwargs: Any) -> None:
-        super().__init__(seed=seed, **kwargs)
+        # BBRv1's Linux additions (wtlab.cc.bbr VARIANTS) are not BBRv3's: it has its own
+        # ACK-aggregation estimate and pacing margin, as draft-ietf-ccwg-bbr specifies.
+        super().__init__(seed=seed, variant="draft00", **kwargs)
         self.ecn_max_rtt_s = ecn_max_rtt_s
         self._ecn_init()
         mds = self.max_datagram_size
@@ -225,11 +236,9 @@ class BBR3(BBR):
         # UpdateControlParameters
         self._set_pacing_rate(rtt)
         self._set_cwnd_v3(newly_acked)
-        if self.packet_conservation and self.round_count >= self._conservation_round:
-            self.packet_conservation = False
 
     def on_loss(self, now: float, packets: Sequence[PacketInfo]) -> None:
-        self._pre_loss_cwnd = self.cwnd
+        # draft 5.5.10: each lost packet updates the model; cwnd itself is not cut here
         lost = 0
         for packet in packets:
             info = self._sent.pop(packet.packet_number, None)
@@ -237,10 +246,10 @@ class BBR3(BBR):
             self.lost_bytes += packet.sent_bytes
             self._handle_lost_packet(now, packet, info)
         self._rs_lost_bytes += lost
-        self.cwnd = max(self.cwnd - lost, self.max_datagram_size)
 
     def on_congestion_event(self, now: float, sent_time: float) -> None:
-        super().on_congestion_event(now, sent_time)
+        # BBROnEnterFastRecovery: save cwnd (and, for an undo wtlab does not do, the model)
+        self._save_cwnd(in_recovery=False)
         self._recovery_round = self.round_count
 
     # ------------------------------------------------------------ rounds, bw
@@ -560,9 +569,7 @@ class BBR3(BBR):
         max_inflight = self._quantization_budget(self.bdp_bytes(self.cwnd_gain)
                                                  + self.extra_acked)
         cwnd = self.cwnd
-        if self.packet_conservation:
-            cwnd = max(cwnd, self.bytes_in_flight + newly_acked)
-        elif self.full_bw_reached:
+        if self.full_bw_reached:
             cwnd = min(cwnd + newly_acked, max_inflight)
         elif cwnd < max_inflight or self.delivered < self.initial_cwnd:
             cwnd += newly_acked

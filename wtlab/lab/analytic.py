@@ -69,6 +69,33 @@ def reference_rates_bps(mss_bytes: float, rtt_s: float, loss_p: float) -> dict[s
             / rtt_s if loss_p > 0 else math.inf}
 
 
+def restart_goodput_bps(rate_bps: float, rtt_s: float, *, window_s: float = 1.0,
+                        initial_window_packets: float = 2.0, ssthresh_packets: float,
+                        payload_bytes: float, wire_bytes: float) -> float:
+    """Goodput of the first ``window_s`` after a timeout restart, in bit/s of payload.
+
+    What TCP does after an RTO (RFC 5681: cwnd from the loss window, slow start to
+    ssthresh, then one packet more per round trip) and QUIC after persistent congestion
+    (RFC 9002 7.6.2: cwnd from the minimum window, 2 packets). Round by round: a round
+    sends ``cwnd`` packets and lasts the path's RTT, or the time the bottleneck needs for
+    them if longer (then a queue forms and the rate is the link's); the window grows by
+    what the round acknowledged. The window starts at the restart's first packet, so
+    what is acknowledged in it was sent in its first ``window_s - rtt_s``. ``wire_bytes``
+    is a packet's size on the bottleneck (with IP/UDP headers), ``payload_bytes`` what
+    it carries. Assumes no loss during the restart and a buffer that holds the window.
+    """
+    t = 0.0
+    end = window_s - rtt_s  # sent after this, acknowledged after the window
+    cwnd = float(initial_window_packets)
+    sent = 0.0
+    while t < end:
+        round_s = max(rtt_s, cwnd * wire_bytes * 8.0 / rate_bps)
+        sent += cwnd * min(1.0, (end - t) / round_s)  # the last round counts in part
+        t += round_s
+        cwnd = min(2 * cwnd, ssthresh_packets) if cwnd < ssthresh_packets else cwnd + 1
+    return sent * payload_bytes * 8.0 / window_s
+
+
 def dctcp_alpha(w_star_packets: float) -> float:
     """DCTCP's steady-state alpha on a step-marking queue (Alizadeh et al., SIGCOMM 2010,
     section 3.3, eq. 7): the root of ``alpha^2 (1 - alpha/4) = (2W* + 1) / (W* + 1)^2``

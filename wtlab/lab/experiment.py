@@ -77,6 +77,12 @@ class Experiment:
     dict (``{"kind": "messages", "rate_hz": 100, "size_bytes": 1000}``). ``cc``: a
     registered name, a Controller subclass, or a W3C hint. ``flows``: how many flows
     of ``cc`` share the bottleneck, or a list of controllers, one per flow.
+    ``max_datagram_size``: the QUIC packet size in bytes (UDP payload): 1200 (QUIC's
+    minimum, aioquic's default) up to 1472, what a 1500-byte MTU carries (the size to
+    compare with TCP's 1448-byte segments; results state ``payload_per_packet_bytes``).
+    ``full_packets``: while the congestion window is the limit, send only whole
+    packets (True, as TCP and deployed QUIC stacks) or fill the window's last bytes
+    with a short packet (False, aioquic's own).
     """
 
     path: Any = None
@@ -86,10 +92,16 @@ class Experiment:
     seed: int = 0
     engine: str = "model"
     max_datagram_size: int = 1200
+    full_packets: bool = True
 
     def __post_init__(self) -> None:
+        from wtlab.cc.aioquic import check_full_packets
+        from wtlab.transport.driver import check_max_datagram_size
+
         if self.engine not in ENGINES:
             raise ConfigError(f"engine={self.engine!r}: use one of {', '.join(ENGINES)}")
+        check_max_datagram_size(self.max_datagram_size)
+        check_full_packets(self.full_packets)
         for c in _flow_ccs(self.cc, self.flows):
             if isinstance(c, str):
                 cc_registry.get(c)  # typed error now rather than mid-run
@@ -105,7 +117,8 @@ class Experiment:
         p = make_path(self.path, self.seed)
         return {"cc": [_cc_label(c) for c in _flow_ccs(self.cc, self.flows)],
                 "workload": self.workload, "seed": self.seed, "engine": self.engine,
-                "path": p.describe()}
+                "max_datagram_size": self.max_datagram_size,
+                "full_packets": self.full_packets, "path": p.describe()}
 
     def stepper(self) -> Stepper:
         """A run you advance by hand: ``step()``, ``advance(dt_s)``, ``run(until_s)``."""
@@ -143,7 +156,7 @@ class _ModelEngine:
         # the same construction as wtlab.model.run: one door, one model
         built = build(make_path(exp.path, exp.seed), [c for c in _flow_ccs(exp.cc, exp.flows)],
                       recorder=recorder, max_datagram_size=exp.max_datagram_size,
-                      workload=_workload_dict(exp.workload))
+                      full_packets=exp.full_packets, workload=_workload_dict(exp.workload))
         self.path = built.path
         self.sim = built.model
         self.controllers = [fl.cc for fl in self.sim.flows]
@@ -185,7 +198,8 @@ class _EmulateEngine:
                                 duration_s=1e6)
             else:
                 w = wl.create({k if k != "kind" else "workload": v for k, v in work.items()})
-            self.flows.append(self.net.add_flow(c, w))
+            self.flows.append(self.net.add_flow(c, w, max_datagram_size=exp.max_datagram_size,
+                                                full_packets=exp.full_packets))
         self.controllers = [f.controller for f in self.flows]
 
     @property

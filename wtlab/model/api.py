@@ -116,8 +116,8 @@ def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None
     "size_bytes": N}`` (N bytes per flow), or ``{"kind": "messages", "rate_hz": R,
     "size_bytes": S}`` (one S-byte message every 1/R s, latency per message).
     ``recorder``: a Recorder to fill (``None``: a new one; ``record=False``: none).
-    The other options (``max_datagram_size``, ``ack_policy``, ``setup_rtts``,
-    ``start_times_s``, ``cc_kwargs``, ...) are :func:`build`'s. See
+    The other options (``max_datagram_size``, ``full_packets``, ``ack_policy``,
+    ``setup_rtts``, ``start_times_s``, ``cc_kwargs``, ...) are :func:`build`'s. See
     :mod:`wtlab.model.core` for the protocol model. Same inputs, same result.
     """
     if not (isinstance(duration_s, (int, float)) and duration_s > 0 and math.isfinite(duration_s)):
@@ -147,9 +147,14 @@ def build(path: Any, cc: Any = "cubic", seed: int | None = None, flows: int = 1,
           direction: str = "down", max_datagram_size: int = 1200, overhead_bytes: int = 40,
           ack_size_bytes: int = 40, ip_overhead_bytes: int = 28, ack_policy: str = "aioquic",
           setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
-          record_acks: bool = True, cc_kwargs: Mapping[str, Any] | None = None) -> Built:
+          record_acks: bool = True, cc_kwargs: Mapping[str, Any] | None = None,
+          full_packets: bool = True) -> Built:
     """The model of :func:`run`, not yet run (``Experiment``'s stepper advances it by hand);
-    the arguments are :func:`run`'s."""
+    the arguments are :func:`run`'s. ``max_datagram_size``: the QUIC packet size (UDP
+    payload; 1200, QUIC's minimum, as aioquic; 1472 fills a 1500-byte MTU).
+    ``full_packets``: with less than a datagram of window left, wait for an ack (True,
+    as TCP and deployed QUIC stacks) or send a short packet to fill it (False, as
+    aioquic does)."""
     from wtlab.trace import Recorder
 
     if not isinstance(flows, int) or isinstance(flows, bool) or flows < 1:
@@ -196,10 +201,11 @@ def build(path: Any, cc: Any = "cubic", seed: int | None = None, flows: int = 1,
                       ip_overhead_bytes=ip_overhead_bytes,
                       ack_policy=ack_policy, setup_rtts=setup_rtts,
                       start_times_s=start_times_s, workload=wl, record_acks=record_acks,
-                      data_direction=direction)
+                      full_packets=full_packets, data_direction=direction)
     params = {"cc": names if len(names) > 1 else names[0], "flows": len(controllers), "seed": p.seed, "workload": wl,
               "direction": direction, "ack_policy": ack_policy,
-              "max_datagram_size": max_datagram_size, "setup_rtts": setup_rtts}
+              "max_datagram_size": max_datagram_size, "full_packets": full_packets,
+              "setup_rtts": setup_rtts}
     if recorder is not None:
         recorder.meta.update({"engine": "model", "algorithm": params["cc"],
                               "path": p.describe(), "workload": wl, "seed": p.seed,

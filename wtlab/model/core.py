@@ -13,7 +13,10 @@ user may rely on:
   the oldest outstanding packet's data is resent in one probe that may exceed
   cwnd (aioquic declares that packet lost without a congestion event, so do
   we); persistent congestion (a contiguous run of lost packets spanning
-  > 3 x PTO) collapses the window.
+  > 3 x PTO) collapses the window, the PTO being the smaller of the current one
+  and the one in force when the run's first packet was sent (as wtlab's aioquic
+  adapter does: RTT samples of packets a queue held across an outage must not
+  stretch the duration; see :mod:`wtlab.cc.aioquic`).
 * **ACKs**: the receiver acknowledges cumulatively with implied ranges (an ACK
   carries everything received so far, so a lost ACK is repaired by the next
   one). ``ack_policy="aioquic"`` (default, what the emulator's aioquic peer
@@ -25,10 +28,11 @@ user may rely on:
   controller's ``pacing_rate_bps`` when it sets one, else at cwnd/srtt (inactive
   until the first RTT sample, as in aioquic). Packets are full-size
   (``max_datagram_size``) datagrams carrying ``max_datagram_size -
-  overhead_bytes`` of payload, except that, like aioquic, the sender fills the
-  window: with less than a datagram of room left in cwnd it sends a smaller
-  packet (at least ``overhead_bytes`` + 1), and a short tail of data goes in a
-  short packet; ACK-only packets are ``ack_size_bytes`` (40, what
+  overhead_bytes`` of payload; a short tail of data goes in a short packet. With
+  less than a datagram of room left in cwnd, ``full_packets=True`` (default, as
+  wtlab's aioquic adapter) waits for an ack while something is in flight;
+  ``full_packets=False`` fills the window as aioquic itself does, with a smaller
+  packet (at least ``overhead_bytes`` + 1). ACK-only packets are ``ack_size_bytes`` (40, what
   aioquic's ACK-only packets measure); on the links each datagram also carries
   ``ip_overhead_bytes`` (28: IPv4 + UDP), as in the emulator.
 * **Connection setup**: each flow spends ``setup_rtts`` path RTTs before its
@@ -121,15 +125,17 @@ _U32_MAX = NO_BYTES_U32 - 1
 class SentPacket:
     """A packet in flight, as controllers see it (aioquic's attribute names)."""
 
-    __slots__ = ("packet_number", "sent_bytes", "sent_time", "payload_bytes", "chunk", "ecn")
+    __slots__ = ("packet_number", "sent_bytes", "sent_time", "payload_bytes", "chunk", "pto_s",
+                 "ecn")
 
     def __init__(self, packet_number: int, sent_bytes: int, sent_time: float,
-                 payload_bytes: int, chunk: int, ecn: int = 0) -> None:
+                 payload_bytes: int, chunk: int, pto_s: float = math.inf, ecn: int = 0) -> None:
         self.packet_number = packet_number
         self.sent_bytes = sent_bytes
         self.sent_time = sent_time
         self.payload_bytes = payload_bytes
         self.chunk = chunk  # message chunk id (-1: bulk data)
+        self.pto_s = pto_s  # the persistent-congestion PTO in force when it was sent
         self.ecn = ecn  # ECN codepoint it was sent with
 
     def __repr__(self) -> str:
@@ -255,7 +261,10 @@ class FlowModel:
                  ack_policy: str = "aioquic", max_ack_delay_s: float = 0.025,
                  setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
                  workload: dict[str, Any] | None = None, record_acks: bool = True,
-                 data_direction: str = "down") -> None:
+                 full_packets: bool = True, data_direction: str = "down") -> None:
+        if not isinstance(full_packets, bool):
+            raise ConfigError(f"full_packets={full_packets!r} must be True or False")
+        self.full_packets = full_packets
         if ack_policy not in ("aioquic", "rfc9000"):
             raise ConfigError(f"ack_policy={ack_policy!r}: use 'aioquic' or 'rfc9000'")
         if not 0 <= overhead_bytes < max_datagram_size:
@@ -503,12 +512,18 @@ class FlowModel:
         min_size = self.min_packet_bytes
         overhead = size - payload_size
         ip = self.ip_overhead_bytes
+        full = self.full_packets
+        pto_s = self._pc_pto(fl)
         while True:
-            # aioquic fills the window: a packet may be smaller than a full datagram
             room = cc.cwnd - cc.bytes_in_flight
-            if room < min_size:
-                break
-            cap = payload_size if room >= size else room - overhead
+            if room < size:
+                # less than a datagram of window: wait for an ack (full_packets), or fill
+                # the window with a smaller packet as aioquic does
+                if room < min_size or (full and cc.bytes_in_flight > 0):
+                    break
+                cap = room - overhead
+            else:
+                cap = payload_size
             if pt is not None:
                 if now > eval_t:
                     bucket += now - eval_t
@@ -547,10 +562,10 @@ class FlowModel:
             if pt is not None:
                 bucket = 0.0 if bucket < pt else bucket - pt
             if payload == payload_size:
-                pkt = SentPacket(pn, size, now, payload, -1)
+                pkt = SentPacket(pn, size, now, payload, -1, pto_s)
                 w = wire
             else:
-                pkt = SentPacket(pn, payload + overhead, now, payload, -1)
+                pkt = SentPacket(pn, payload + overhead, now, payload, -1, pto_s)
                 w = payload + overhead + ip
             sent[pn] = pkt
             on_sent(now, pkt)
@@ -602,6 +617,8 @@ class FlowModel:
         first_pn = pn
         min_size = self.min_packet_bytes
         overhead = size - payload_size
+        full = self.full_packets
+        pto_s = self._pc_pto(fl)
         ecn_mode = self._ecn_mode
         cp = 0
         val = fl.validator
@@ -615,10 +632,12 @@ class FlowModel:
             room = cc.cwnd - cc.bytes_in_flight
             if probe:
                 cap = payload_size  # a probe may exceed the window (one datagram)
-            elif room < min_size:
-                break
+            elif room >= size:
+                cap = payload_size
+            elif room < min_size or (full and cc.bytes_in_flight > 0):
+                break  # see _try_send
             else:
-                cap = payload_size if room >= size else room - overhead
+                cap = room - overhead
             # pacing: aioquic's token bucket of send time (a PTO probe goes at once)
             if pt is not None:
                 if now > fl.eval_time:
@@ -673,7 +692,7 @@ class FlowModel:
                 fl.probe_pending = False
                 fl.probe_packets += 1
             psize = size if payload == payload_size else payload + overhead
-            pkt = SentPacket(pn, psize, now, payload, chunk, cp)
+            pkt = SentPacket(pn, psize, now, payload, chunk, pto_s, cp)
             sent[pn] = pkt
             on_sent(now, pkt)
             if ecn_mode:
@@ -1023,37 +1042,52 @@ class FlowModel:
                 change = fl.validator.on_packets_lost(testing)
                 if change is not None:
                     self._ecn_state_changed(now, fl, change)
-        persistent = self._in_persistent_congestion(fl, lost)
+        persistent = self._in_persistent_congestion(fl, lost)  # a detail string, or None
         if self.recorder is None:
             cc.on_packets_lost(now, lost)
         else:
             cc.on_packets_lost(now, lost, [
                 "packet_threshold" if p.packet_number <= packet_threshold else "time_threshold"
                 for p in lost])
-        if persistent:
-            cc.on_persistent_congestion_detected(now)
+        if persistent is not None:
+            cc.on_persistent_congestion_detected(now, persistent)
         self._account_cwnd(fl, now)
         self._update_pacer(fl)
 
-    def _in_persistent_congestion(self, fl: Flow, lost: list[SentPacket]) -> bool:
-        """RFC 9002 7.6.2 as aioquic checks it: a contiguous run of lost packets > 3 PTO."""
+    def _pc_pto(self, fl: Flow) -> float:
+        """The PTO of RFC 9002 7.6.1 (with max_ack_delay) as of now (inf before a sample)."""
+        rtt = fl.rtt
+        return rtt.pto_s(self.max_ack_delay_s) if rtt.has_sample else math.inf
+
+    def _in_persistent_congestion(self, fl: Flow, lost: list[SentPacket]) -> str | None:
+        """RFC 9002 7.6.2 as wtlab's aioquic adapter checks it: a contiguous run of lost
+        packets spanning more than 3 PTO, the PTO being the smaller of now's and the one
+        in force when the run began. Returns the row's detail (JSON text) or None."""
         rtt = fl.rtt
         if not rtt.has_sample:
-            return False
-        duration = rtt.pto_s(self.max_ack_delay_s) * K_PERSISTENT_CONGESTION_THRESHOLD
+            return None
+        now_pto = rtt.pto_s(self.max_ack_delay_s)
         first_sample = fl.data_start_s if self.setup_rtts > 0 else -1.0
         prev = None
-        start = None
+        start: float | None = None
+        duration = 0.0
+        end = None  # set once the run's span exceeds the duration
         for p in lost:
             if prev is not None and p.packet_number != prev + 1:
+                if end is not None:
+                    break  # the run that established it ends here
                 start = None
             prev = p.packet_number
             if p.sent_time > first_sample:
                 if start is None:
                     start = p.sent_time
+                    pto = p.pto_s if p.pto_s < now_pto else now_pto
+                    duration = pto * K_PERSISTENT_CONGESTION_THRESHOLD
                 elif p.sent_time - start > duration:
-                    return True
-        return False
+                    end = p.sent_time
+        if end is None or start is None:
+            return None
+        return f'{{"span_s": {end - start!r}, "duration_s": {duration!r}}}'
 
     # ------------------------------------------------------------------ timers
     def _arm_timer(self, now: float, fl: Flow) -> None:

@@ -90,13 +90,16 @@ class EmulationResult:
 def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, *,
             flows: int | None = None, until_s: float | None = 10.0,
             start_s: Sequence[float] | float = 0.0, record_link: str | None = "drops",
-            meta: dict | None = None, **network_options: Any) -> EmulationResult:
+            meta: dict | None = None, max_datagram_size: int = 1200, full_packets: bool = True,
+            **network_options: Any) -> EmulationResult:
     """Run ``flows`` flows (default: one per entry of ``cc``) over ``path``; each flow
     runs ``workload`` (default: bulk download) under its controller (``cc``: one name for
     all, or one per flow). The run stops at ``until_s`` virtual seconds or when every
     flow's workload has finished, whichever comes first (``until_s=None``: only the
     latter). The path may be reused across calls (a used one is replaced by
-    ``path.new()``; ``result.path`` is the one that ran). ``network_options`` go to
+    ``path.new()``; ``result.path`` is the one that ran). ``max_datagram_size``
+    (1200..1472 bytes of UDP payload) and ``full_packets`` are every flow's
+    (:meth:`VirtualNetwork.add_flow`). ``network_options`` go to
     :class:`VirtualNetwork` (``timer_granularity_s``,
     ``rx_coalesce_s``). Deterministic for a path with a fixed seed."""
     ccs = [cc] if isinstance(cc, str) or not isinstance(cc, Sequence) else list(cc)
@@ -115,6 +118,7 @@ def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, 
     describe = getattr(path, "describe", None)
     run_meta = {"engine": "emulate", "cc": [c if isinstance(c, str) else str(c) for c in ccs],
                 "path": describe() if callable(describe) else None, "until_s": until_s,
+                "max_datagram_size": max_datagram_size, "full_packets": full_packets,
                 **(meta or {})}
     net = VirtualNetwork(path, record_link=record_link, meta=run_meta, **network_options)
     path = net.path  # a fresh copy if the given one had been used before
@@ -124,7 +128,8 @@ def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, 
                                                                   direction="down")
         if workload is not None and i > 0 and not isinstance(workload, (dict, str)):
             work = type(work)(**work.params())  # one instance per flow
-        made.append(net.add_flow(ccs[i], work, start_s=starts[i]))
+        made.append(net.add_flow(ccs[i], work, start_s=starts[i],
+                                 max_datagram_size=max_datagram_size, full_packets=full_packets))
     net.recorder.meta["workload"] = [f.workload.describe() for f in made]
     running = [len(made)]
 

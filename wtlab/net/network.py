@@ -310,7 +310,8 @@ class VirtualNetwork:
 
     def add_flow(self, cc: Any = "cubic", workload: Any = None, *, start_s: float = 0.0,
                  path: Any = None, name: str | None = None,
-                 extra_delay_s: float = 0.0) -> Flow:
+                 extra_delay_s: float = 0.0, max_datagram_size: int = 1200,
+                 full_packets: bool = True) -> Flow:
         """Add a flow: a client host with its own WebTransport session to its own server
         port, running ``workload`` (default: bulk upload until the run stops) under
         controller ``cc`` (a name, class or instance).
@@ -320,24 +321,32 @@ class VirtualNetwork:
         rows (packets, acks, losses, cwnd, RTT) go to the recorder as rows of this flow's
         id, together with the workload's message rows. Flows on the same path share its
         bottleneck; ``extra_delay_s`` (one way, each direction) gives this flow a longer
-        RTT than the path's. Returns the :class:`Flow` (``flow.controller``,
-        ``flow.summary``).
+        RTT than the path's. ``max_datagram_size`` (1200..1472 bytes of UDP payload; 1472
+        fills a 1500-byte MTU) is the size of both ends' QUIC packets; ``full_packets``
+        (default True) makes both ends send only whole packets while the congestion
+        window is the limit (see :func:`wtlab.cc.aioquic.attach`). Returns the
+        :class:`Flow` (``flow.controller``, ``flow.summary``).
         """
         from wtlab.cc import create as create_controller
         from wtlab.lab import workloads as wl
         from wtlab.transport.client import connect
+        from wtlab.transport.driver import check_max_datagram_size
         from wtlab.transport.server import Server
+
+        check_max_datagram_size(max_datagram_size)
 
         work = wl.create(workload if workload is not None else wl.Bulk(duration_s=1e6))
         fid = len(self.flows)
         host = self.add_client(path=path, flow=fid, name=name, extra_delay_s=extra_delay_s)
         rec = self.recorder
-        controller = create_controller(cc, max_datagram_size=1200, recorder=rec, flow=fid)
+        controller = create_controller(cc, max_datagram_size=max_datagram_size, recorder=rec,
+                                       flow=fid)
         at_server = work.sender == "server"
         ctx = wl.WorkloadContext(recorder=rec, flow=fid)
         server = Server(host=SERVER_HOST, port=4433 + fid, routes=work.routes(ctx),
                         congestion_control=controller if at_server else _plain(cc),
-                        recorder=rec if at_server else None, flow=fid, cert_kind="rsa")
+                        recorder=rec if at_server else None, flow=fid, cert_kind="rsa",
+                        max_datagram_size=max_datagram_size, full_packets=full_packets)
         flow = Flow(id=fid, cc=cc if isinstance(cc, str) else type(controller).__name__,
                     workload=work, host=host, controller=controller, server=server, ctx=ctx,
                     start_s=float(start_s))
@@ -351,7 +360,9 @@ class VirtualNetwork:
             async with connect(server.url(work.route()),
                                congestion_control=_plain(cc) if at_server else controller,
                                cert_hashes=[server.cert_sha256],
-                               recorder=None if at_server else rec, flow=fid) as session:
+                               recorder=None if at_server else rec, flow=fid,
+                               max_datagram_size=max_datagram_size,
+                               full_packets=full_packets) as session:
                 flow.session = session
                 result = await work.client(session, ctx)
             flow.summary = result

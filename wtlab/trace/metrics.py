@@ -31,7 +31,10 @@ Bases, stated once:
   nothing was sent).
 * The reference packet size for analytic overlays (Mathis, RFC 9438's response,
   BDP in packets) is ``payload_per_packet_bytes``: the payload of the largest packet
-  acknowledged, the MSS in goodput's own unit.
+  acknowledged, the MSS in goodput's own unit (1163-1165 bytes for QUIC's 1200-byte
+  packets, ~1437 for 1472-byte ones; TCP's is 1448 on a 1500-byte MTU). A packet is
+  **short** when it carries data but is under 90% of the flow's largest packet sent
+  in the window (``short_packet_share``).
 
 Runs that deliver nothing (too short, a blackout) give NaN figures and a ``note``
 saying why, never a missing column.
@@ -87,6 +90,9 @@ FLOW_METRICS: tuple[Metric, ...] = (
     Metric("payload_per_packet_bytes", "bytes", "payload of the largest packet acknowledged "
            "in the window: the MSS in goodput's unit, used by analytic overlays"),
     Metric("mean_packet_bytes", "bytes", "mean size of the packets sent in the window"),
+    Metric("short_packet_share", "", "of the packets sent in the window that carry "
+           "application data, the share under 90% of the flow's largest packet sent in it "
+           "(a window-filling sender's runts; NaN when no such packet was sent)"),
     Metric("note", "", "empty, or why the figures are NaN (e.g. nothing was delivered)"),
 )
 
@@ -148,6 +154,8 @@ RUN_METRICS: tuple[Metric, ...] = (
     Metric("queueing_delay_mean_s", "s", "mean RTT of every flow's samples minus the "
            "propagation RTT"),
     Metric("loss_rate", "", "all packets declared lost / all packets sent in the window"),
+    Metric("payload_per_packet_bytes", "bytes", "the largest of the flows' "
+           "payload_per_packet_bytes: the payload a full packet carries in this run"),
     Metric("jain_index", "", "Jain's fairness index of the flows' goodput_bps (only with "
            "two flows or more)"),
     Metric("capacity_bps", "bit/s", "the bottleneck's capacity over the window"),
@@ -233,6 +241,7 @@ def flow_metrics(trace: pd.DataFrame, *, from_s: float | None = None,
         samples = rtt[win & (kind == "rtt_sample")]
         samples = samples[~np.isnan(samples)]
         n_sent, n_acked, n_lost = int(sent.sum()), int(acked.sum()), int(lost.sum())
+        data_sizes = nbytes[sent & (payload > 0)]  # NaN payloads (unknown) compare False
         acked_bytes = float(nbytes[acked].sum())
         acked_payload = payload[acked]
         known = n_acked > 0 and not np.isnan(acked_payload).all()
@@ -274,6 +283,8 @@ def flow_metrics(trace: pd.DataFrame, *, from_s: float | None = None,
             "payload_per_packet_bytes": float(np.nanmax(acked_payload)) if known and delivered
             else math.nan,
             "mean_packet_bytes": float(nbytes[sent].mean()) if n_sent else math.nan,
+            "short_packet_share": float((data_sizes < 0.9 * data_sizes.max()).mean())
+            if len(data_sizes) else math.nan,
             "note": _note(n_sent, n_acked, known, delivered, lo, hi),
         }
         rows.append(row)
@@ -393,6 +404,8 @@ def run_metrics(trace: pd.DataFrame, flows: pd.DataFrame | None = None, *,
         "queueing_delay_mean_s": max(0.0, float(samples.mean()) - base_rtt_s)
         if len(samples) and base_rtt_s is not None else math.nan,
         "loss_rate": float(flows["packets_lost"].sum()) / sent if sent else math.nan,
+        "payload_per_packet_bytes": float(flows["payload_per_packet_bytes"].max())
+        if len(flows) and flows["payload_per_packet_bytes"].notna().any() else math.nan,
         "capacity_bps": float(capacity_bps) if capacity_bps else math.nan,
         "flows": len(flows),
     }

@@ -38,6 +38,7 @@ from wtlab.transport.driver import (
     Endpoint,
     attach_controller,
     check_idle_timeout,
+    check_max_datagram_size,
     check_url,
     make_controller,
 )
@@ -123,19 +124,24 @@ def _normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | 
 
 async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file: str | None,
                 verify: bool, headers: Any, timeout: float, recorder: Any, flow: int,
-                dialect: str, idle_timeout_s: float, ecn: bool = False) -> Session:
+                dialect: str, idle_timeout_s: float, max_datagram_size: int = 1200,
+                full_packets: bool = True, ecn: bool = False) -> Session:
     host, port, path, authority = check_url(url)  # before any packet
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds")
     if dialect not in P.DIALECTS:
         raise ConfigError(f"unknown dialect {dialect!r}; use one of {P.DIALECTS}")
     check_idle_timeout(idle_timeout_s)
+    check_max_datagram_size(max_datagram_size)
+    from wtlab.cc.aioquic import check_full_packets
+
+    check_full_packets(full_packets)
     hashes = _normalize_hashes(cert_hashes)
     extra_headers = _normalize_headers(headers)
     config = QuicConfiguration(
         is_client=True, alpn_protocols=H3_ALPN, max_datagram_frame_size=MAX_DATAGRAM_FRAME_SIZE,
         server_name=host, max_data=QUIC_MAX_DATA, max_stream_data=QUIC_MAX_STREAM_DATA,
-        idle_timeout=idle_timeout_s,
+        idle_timeout=idle_timeout_s, max_datagram_size=max_datagram_size,
     )
     if hashes is not None or not verify:
         config.verify_mode = ssl.CERT_NONE  # checked against cert_hashes after the handshake
@@ -180,7 +186,7 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
         local = ("127.0.0.1", 0) if ip.is_loopback else ("0.0.0.0", 0)
 
     quic = Connection(configuration=config)
-    attach_controller(quic, controller, recorder, flow)
+    attach_controller(quic, controller, recorder, flow, full_packets)
     wt = P.WebTransportConnection(quic, dialect=dialect)
     transport, proto = await open_endpoint(_ClientProtocol, ecn=ecn, local_addr=local,
                                            family=family)
@@ -277,10 +283,14 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
     :class:`wtlab.trace.Recorder` as rows of ``flow``); ``dialect`` ("auto",
     "draft02", "draft07" or "latest"; see :mod:`wtlab.transport.protocol`);
     ``idle_timeout_s`` (the QUIC idle timeout: a path silent that long ends the
-    session with SessionClosed); ``ecn`` (on a live socket, carry the IP header's ECN
-    field where the system allows it, Linux: the controller's marking, ACK_ECN counts,
-    validation; elsewhere the session runs without ECN. The virtual network always
-    carries it).
+    session with SessionClosed); ``max_datagram_size`` (the QUIC packets this end
+    sends, UDP payload bytes, 1200..1472: 1472 fills a 1500-byte MTU, as TCP's
+    1448-byte segments do); ``full_packets`` (True: while the congestion window is
+    the limit, send only whole packets, as TCP and deployed QUIC stacks do; False:
+    aioquic's own, a short packet fills the window's last bytes);
+    ``ecn`` (on a live socket, carry the IP header's ECN field where the system allows
+    it, Linux: the controller's marking, ACK_ECN counts, validation; elsewhere the session
+    runs without ECN. The virtual network always carries it).
 
     Raises InvalidURL (before any packet), ConnectTimeout, CertificateError,
     SessionRejected (with ``.status``), ProtocolError.
@@ -289,12 +299,16 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
     def __init__(self, url: str, *, congestion_control: Any = "default",
                  cert_hashes: Any = None, ca_file: str | None = None, verify: bool = True,
                  headers: Any = None, timeout: float = 10.0, recorder: Any = None, flow: int = 0,
-                 dialect: str = "auto", idle_timeout_s: float = 60.0, ecn: bool = False) -> None:
+                 dialect: str = "auto", idle_timeout_s: float = 60.0,
+                 max_datagram_size: int = 1200, full_packets: bool = True,
+                 ecn: bool = False) -> None:
         check_url(url)
+        check_max_datagram_size(max_datagram_size)
         self._kw = dict(congestion_control=congestion_control, cert_hashes=cert_hashes,
                         ca_file=ca_file, verify=verify, headers=headers, timeout=timeout,
                         recorder=recorder, flow=flow, dialect=dialect,
-                        idle_timeout_s=idle_timeout_s, ecn=bool(ecn))
+                        idle_timeout_s=idle_timeout_s, max_datagram_size=max_datagram_size,
+                        full_packets=full_packets, ecn=bool(ecn))
         self._url = url
         self._session: Session | None = None
 

@@ -151,12 +151,13 @@ def make_controller(congestion_control: Any, max_datagram_size: int, recorder: A
         raise
 
 
-def attach_controller(quic: QuicConnection, controller: Any, recorder: Any, flow: int) -> None:
+def attach_controller(quic: QuicConnection, controller: Any, recorder: Any, flow: int,
+                      full_packets: bool = True) -> None:
     if controller is None:
         return
     from wtlab.cc.aioquic import attach
 
-    attach(quic, controller, recorder=recorder, flow=flow)
+    attach(quic, controller, recorder=recorder, flow=flow, full_packets=full_packets)
 
 
 def attach_ecn(quic: QuicConnection, controller: Any, sendto_ecn: Any, now: float) -> Any:
@@ -679,3 +680,20 @@ def check_idle_timeout(idle_timeout_s: object) -> float:
         raise ConfigError(f"idle_timeout_s={idle_timeout_s!r} must be a number of seconds in "
                           "(0, 3600]")
     return float(idle_timeout_s)
+
+
+#: QUIC packet sizes (UDP payload) wtlab's client and server accept: QUIC's minimum (1200,
+#: aioquic's default) up to what a 1500-byte Ethernet MTU carries under IPv4 + UDP (1472)
+MIN_DATAGRAM_SIZE = 1200
+MAX_DATAGRAM_SIZE = 1472
+
+
+def check_max_datagram_size(max_datagram_size: object) -> int:
+    """The QUIC packet size in bytes (UDP payload), checked: 1200..1472."""
+    if isinstance(max_datagram_size, bool) or not isinstance(max_datagram_size, int) or not (
+            MIN_DATAGRAM_SIZE <= max_datagram_size <= MAX_DATAGRAM_SIZE):
+        raise ConfigError(
+            f"max_datagram_size={max_datagram_size!r} must be an integer number of bytes in "
+            f"{MIN_DATAGRAM_SIZE}..{MAX_DATAGRAM_SIZE} (QUIC's minimum up to a 1500-byte MTU "
+            "less 28 bytes of IPv4 and UDP headers; 1472 matches TCP's 1448-byte segments)")
+    return max_datagram_size

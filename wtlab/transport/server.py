@@ -57,6 +57,7 @@ from wtlab.transport.driver import (
     Endpoint,
     attach_controller,
     check_idle_timeout,
+    check_max_datagram_size,
     make_controller,
 )
 from wtlab.transport.ecn_udp import open_endpoint
@@ -156,9 +157,13 @@ class Server:
                  congestion_control: Any = "default", recorder: Any = None, flow: int = 0,
                  limits: Limits | None = None, cert_kind: str = "ecdsa",
                  dialect: str = "auto", builtin_routes: bool = True,
-                 idle_timeout_s: float = 60.0, ecn: bool = False) -> None:
+                 idle_timeout_s: float = 60.0, max_datagram_size: int = 1200,
+                 full_packets: bool = True, ecn: bool = False) -> None:
+        from wtlab.cc.aioquic import check_full_packets
         from wtlab.transport import handlers
 
+        check_max_datagram_size(max_datagram_size)
+        self.full_packets = check_full_packets(full_packets)
         if (cert is None) != (key is None):
             raise ConfigError("give both cert and key (PEM files), or neither for a self-signed one")
         if not isinstance(port, int) or not 0 <= port < 65536:
@@ -197,7 +202,7 @@ class Server:
         self.quic_config = QuicConfiguration(
             is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=MAX_DATAGRAM_FRAME_SIZE,
             max_data=QUIC_MAX_DATA, max_stream_data=QUIC_MAX_STREAM_DATA,
-            idle_timeout=check_idle_timeout(idle_timeout_s),
+            idle_timeout=check_idle_timeout(idle_timeout_s), max_datagram_size=max_datagram_size,
         )
         self.quic_config.certificate = self.certificate.certificate
         self.quic_config.private_key = self.certificate.private_key
@@ -297,7 +302,7 @@ class Server:
         if rec is not None and not getattr(rec, "clock_fixed", True):
             rec.t0 = asyncio.get_running_loop().time()  # times count from the first session
             rec.clock_fixed = True
-        attach_controller(quic, controller, self.recorder, flow)
+        attach_controller(quic, controller, self.recorder, flow, self.full_packets)
         wt = P.WebTransportConnection(quic, dialect=self.dialect, limits=self._flow_limits)
         proto = self._proto
         ep = Endpoint(quic, wt, sendto=proto.transport.sendto, controller=controller,
@@ -365,20 +370,24 @@ def serve(host: str = "127.0.0.1", port: int = 4433, *, cert: str | None = None,
           key: str | None = None, routes: dict[str, Handler] | None = None,
           congestion_control: Any = "default", recorder: Any = None, flow: int = 0,
           limits: Limits | None = None, cert_kind: str = "ecdsa",
-          dialect: str = "auto", idle_timeout_s: float = 60.0, ecn: bool = False) -> Server:
+          dialect: str = "auto", idle_timeout_s: float = 60.0,
+          max_datagram_size: int = 1200, full_packets: bool = True, ecn: bool = False) -> Server:
     """A WebTransport server: ``async with serve(...) as server`` or ``server = await serve(...)``.
 
     ``port=0`` picks a free port (read ``server.port``). ``routes`` maps paths to
     ``async def handler(session)``; they extend the built-in ``/echo``, ``/sink``
     and ``/source``. ``recorder`` receives the trace of every connection, each
     with its own ``flow`` id starting at ``flow``. ``idle_timeout_s`` is the QUIC idle
-    timeout of every connection. ``ecn``: carry the IP header's ECN field on the
-    socket where the system allows it (see :func:`wtlab.transport.connect`).
+    timeout of every connection. ``max_datagram_size`` (1200..1472) and
+    ``full_packets`` are :func:`wtlab.connect`'s, for what this server sends. ``ecn``:
+    carry the IP header's ECN field on the socket where the system allows it (see
+    :func:`wtlab.transport.connect`).
     """
     return Server(host, port, cert=cert, key=key, routes=routes,
                   congestion_control=congestion_control, recorder=recorder, flow=flow,
                   limits=limits, cert_kind=cert_kind, dialect=dialect,
-                  idle_timeout_s=idle_timeout_s, ecn=ecn)
+                  idle_timeout_s=idle_timeout_s, max_datagram_size=max_datagram_size,
+                  full_packets=full_packets, ecn=ecn)
 
 
 def cli_main(argv: list[str]) -> int:
