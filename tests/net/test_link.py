@@ -273,7 +273,7 @@ def test_time_must_not_go_backwards_for_queue_queries():
     (dict(rate_bps=1e6, delay_s=-1), "delay_s"),
     (dict(rate_bps=1e6, loss="150%"), "loss"),
     (dict(rate_bps=1e6, buffer="lots"), "buffer"),
-    (dict(rate_bps=1e6, aqm="red"), "aqm"),
+    (dict(rate_bps=1e6, aqm="fq_codel"), "aqm"),
     (dict(rate_bps=1e6, outages=[(2, 1)]), "outages"),
     (dict(rate_bps=1e6, reorder_p=2), "reorder_p"),
     (dict(rate_bps=1e6, seed="x"), "seed"),

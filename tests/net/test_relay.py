@@ -229,7 +229,7 @@ async def test_aioquic_transfer_through_the_relay_tracks_rate_and_rtt(tmp_path):
     (["--to", "127.0.0.1:4433", "--trace", "/nonexistent.trace"], "--trace"),
     (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--trace", "x"], "--rate and --trace"),
     (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--seed", "abc"], "--seed"),
-    (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--aqm", "red"], "--aqm"),
+    (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--aqm", "fq_codel"], "--aqm"),
     (["--rate", "1mbit"], "--to"),
     (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--bogus"], "--bogus"),
     (["--to", "127.0.0.1:4433", "--rate", "1mbit", "--up-loss", "x"], "--up-loss"),

@@ -73,12 +73,14 @@ def test_jain_only_with_several_flows():
 
 
 def test_every_column_is_defined_once_with_a_unit_and_meaning():
-    names = [m.name for m in M.FLOW_METRICS + M.MESSAGE_METRICS + M.DETAIL_METRICS]
+    names = [m.name for m in M.FLOW_METRICS + M.MESSAGE_METRICS + M.ECN_METRICS
+             + M.DETAIL_METRICS]
     assert len(names) == len(set(names))
     for m in M.METRICS:
         assert m.meaning and (m.unit or m.name in {
             "flow", "cc", "utilisation", "loss_rate", "pto_count", "note", "jain_index",
-            "flows", "messages_retransmitted", "rtt_samples", "short_packet_share"}), m
+            "flows", "messages_retransmitted", "rtt_samples", "short_packet_share",
+            "mark_rate", "ecn_state"}), m
 
 
 def test_runs_that_deliver_nothing_give_nan_and_a_note_not_a_key_error():

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from wtlab.cc.base import HINTS, Controller, create, get, names, on_register, register
+from wtlab.cc.base import HINTS, Controller, create, ecn_variant, get, names, on_register, register
 from wtlab.cc.rtt import RttStats
 
 
@@ -16,7 +16,7 @@ class Packet:
     payload_bytes: int | None = None  # application payload among sent_bytes (None: unknown)
 
 
-__all__ = ["HINTS", "Controller", "Packet", "RttStats", "create", "get", "names",
+__all__ = ["HINTS", "Controller", "Packet", "RttStats", "create", "ecn_variant", "get", "names",
            "on_register", "register"]
 
 
@@ -24,4 +24,9 @@ __all__ = ["HINTS", "Controller", "Packet", "RttStats", "create", "get", "names"
 from wtlab.cc import bbr as _bbr  # noqa: E402,F401,I001
 from wtlab.cc import bbr3 as _bbr3  # noqa: E402,F401
 from wtlab.cc import cubic as _cubic  # noqa: E402,F401
+from wtlab.cc import dctcp as _dctcp  # noqa: E402,F401
+from wtlab.cc import prague as _prague  # noqa: E402,F401
+from wtlab.cc import copa as _copa  # noqa: E402,F401
+from wtlab.cc import ledbat as _ledbat  # noqa: E402,F401
 from wtlab.cc import reno as _reno  # noqa: E402,F401
+from wtlab.cc import vegas as _vegas  # noqa: E402,F401

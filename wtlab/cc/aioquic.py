@@ -265,6 +265,7 @@ class ControllerShim(QuicCongestionControl):
                 stats.min_rtt_time = now
             stats.smoothed_rtt = recovery._rtt_smoothed
             stats.rttvar = recovery._rtt_variance
+            stats.adjusted_rtt = recovery._rtt_latest  # aioquic's sample less the ACK delay
             stats.has_sample = True
             stats.sample_count += 1
             self.pto_s = recovery.get_probe_timeout()  # with max_ack_delay, as RFC 9002 7.6.1
@@ -320,7 +321,7 @@ class ControllerShim(QuicCongestionControl):
                                 "bytes_in_flight": controller.bytes_in_flight}
         if controller.ssthresh is not None:
             data["ssthresh"] = controller.ssthresh
-        if controller.pacing_rate_bps is not None:
+        if controller.pacing_rate_bps is not None and controller.pacing_rate_bps != math.inf:
             data["pacing_rate"] = int(controller.pacing_rate_bps)
         return data
 
@@ -343,6 +344,8 @@ class ControllerPacer(QuicPacketPacer):
     # clocking (acks more often than one packet time) it sends at the ack rate, not
     # the pacing rate. A rate-based controller needs a whole packet of credit.
     def next_send_time(self, now: float) -> float | None:
+        if self.controller.pacing_rate_bps == math.inf:
+            return None  # the controller asked for no pacing: the window alone clocks
         if self.controller.pacing_rate_bps is None or self.packet_time is None:
             return super().next_send_time(now)
         self.update_bucket(now=now)
@@ -363,6 +366,9 @@ class ControllerPacer(QuicPacketPacer):
         rate_bps = controller.pacing_rate_bps
         if rate_bps is None or rate_bps <= 0:
             super().update_rate(congestion_window, smoothed_rtt)
+            return
+        if rate_bps == math.inf:  # no pacing (see next_send_time)
+            self.packet_time = None
             return
         pacing_rate = rate_bps / 8.0  # bytes per second
         mds = self._max_datagram_size

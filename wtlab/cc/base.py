@@ -6,7 +6,8 @@ model, or a notebook cell) call the ``on_*`` methods below with ``now`` passed i
 the controller never reads a clock. After any call its outputs are readable:
 
 * ``cwnd`` (bytes), ``ssthresh`` (bytes, or None while infinite),
-* ``pacing_rate_bps`` (bit/s, or None: the driver paces at cwnd/srtt),
+* ``pacing_rate_bps`` (bit/s, or None: the driver paces at cwnd/srtt; ``math.inf``:
+  no pacing, the window alone clocks packets out, as TCP without a pacing qdisc),
 * ``state`` (a short name, e.g. ``"slow_start"``), ``bytes_in_flight``.
 
 Packets are any objects with ``packet_number``, ``sent_bytes`` and ``sent_time``
@@ -31,6 +32,21 @@ Driver contract, in the order a driver calls things:
 
 * ``on_pto_expired(now, pto_count)`` when a probe timeout fired (optional for
   drivers; QUIC does not treat a PTO as congestion).
+* ``on_ecn_feedback(now, acked_ect, acked_bytes, ce_increase, sent_time, counts)``
+  once per ACK frame whose ECN counts the sender validated, after that frame's
+  acks and losses (ECN, below); ``on_ecn_validation(now, old, new, reason)`` when
+  the sender's ECN validation state changes.
+
+ECN (RFC 9002 section 7.1 and appendix B.7, RFC 3168, RFC 9331): ``ecn_codepoint``
+is what the sender marks its packets with (:mod:`wtlab.cc.ecn`: ECT(0) classic,
+ECT(1) L4S, not-ECT: no ECN), from the class's ``ECN_CODEPOINT`` or the ``ecn=``
+argument (``True``: ECT(0); ``"ect1"``; ``False``: off). The registry also
+answers ``"<name>+ecn"`` (e.g. ``"reno+ecn"``): the controller with ECT(0). A CE
+increase reaches the hook ``on_ecn(now, acked_ect, acked_bytes, ce_increase,
+sent_time)``, called for every validated ACK frame; its default is the classic
+response of RFC 9002 B.7: one congestion event per recovery period, exactly as
+a loss (``on_congestion_event``), with no retransmission. Controllers that use
+every mark (DCTCP, Prague) override it.
 
 Subclasses implement the hooks ``on_ack`` (per acked packet),
 ``on_congestion_event`` (once per recovery period), and optionally
@@ -48,6 +64,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Protocol
 
+from wtlab.cc import ecn as ecnmod
 from wtlab.cc.rtt import RttStats
 from wtlab.errors import ConfigError, UnknownAlgorithm
 from wtlab.trace import schema
@@ -60,6 +77,8 @@ K_CWND_CHANGED: int = schema.K_CWND_CHANGED  # type: ignore[attr-defined]
 K_STATE_CHANGED: int = schema.K_STATE_CHANGED  # type: ignore[attr-defined]
 K_PACING_CHANGED: int = schema.K_PACING_CHANGED  # type: ignore[attr-defined]
 K_PERSISTENT_CONGESTION: int = schema.K_PERSISTENT_CONGESTION  # type: ignore[attr-defined]
+K_ECN_COUNTS: int = schema.K_ECN_COUNTS  # type: ignore[attr-defined]
+K_ECN_VALIDATION: int = schema.K_ECN_VALIDATION  # type: ignore[attr-defined]
 
 #: ``extra`` of packet_lost rows, by trigger (RFC 9002's names)
 LOSS_TRIGGER_EXTRA = {t: f'{{"trigger": "{t}"}}' for t in ("packet_threshold", "time_threshold",
@@ -127,10 +146,14 @@ class Controller:
     name: ClassVar[str] = "base"
     #: State name set when a recovery period begins (None: the controller keeps its own).
     RECOVERY_STATE: ClassVar[str | None] = "recovery"
+    #: ECN codepoint the sender marks packets with unless ``ecn=`` says otherwise
+    #: (None: no ECN; "ect0": classic ECN; "ect1": L4S, RFC 9331)
+    ECN_CODEPOINT: ClassVar[str | None] = None
 
     def __init__(self, *, max_datagram_size: int = 1200, recorder: Any = None, flow: int = 0,
                  initial_window_packets: int = K_INITIAL_WINDOW_PACKETS,
-                 minimum_window_packets: int = K_MINIMUM_WINDOW_PACKETS) -> None:
+                 minimum_window_packets: int = K_MINIMUM_WINDOW_PACKETS,
+                 ecn: Any = None) -> None:
         if max_datagram_size < 1200 or max_datagram_size > 65527:
             raise ConfigError(
                 f"max_datagram_size={max_datagram_size} is outside QUIC's 1200..65527 bytes"
@@ -157,6 +180,16 @@ class Controller:
         self._code_state: str | None = None
         self._code = 0
         self._has_rate = type(self).delivery_rate_bps is not Controller.delivery_rate_bps
+        #: codepoint this controller's sender marks packets with (wtlab.cc.ecn; 0: no ECN)
+        if ecn is None:
+            ecn = self.ECN_CODEPOINT
+        elif ecn is True and self.ECN_CODEPOINT is not None:
+            ecn = self.ECN_CODEPOINT
+        self.ecn_codepoint: int = ecnmod.as_codepoint(ecn, "ecn")
+        if self.ecn_codepoint == ecnmod.CE:
+            raise ConfigError("ecn='ce': a sender marks ECT(0) or ECT(1), never CE")
+        self.ecn_state = "off" if self.ecn_codepoint == ecnmod.NOT_ECT else "testing"
+        self.ce_marks = 0  # CE increases reported to this controller (validated)
 
     # ------------------------------------------------------------------ hooks
     def on_ack(self, now: float, packet: PacketInfo, rtt: RttStats) -> None:
@@ -190,6 +223,19 @@ class Controller:
 
     def on_pto(self, now: float, pto_count: int) -> None:
         """A probe timeout fired (optional; QUIC does not treat it as congestion)."""
+
+    def on_ecn(self, now: float, acked_ect: int, acked_bytes: int, ce_increase: int,
+               sent_time: float) -> None:
+        """ECN feedback of one ACK frame: ``acked_ect`` newly acknowledged ECT-marked
+        packets (``acked_bytes`` bytes), of which the peer saw ``ce_increase`` new CE
+        marks; ``sent_time`` is when the largest acknowledged packet was sent.
+
+        Default (RFC 9002 appendix B.7, RFC 3168): a CE increase is a congestion event,
+        once per recovery period, handled exactly as a loss. Override for per-mark
+        feedback (DCTCP, Prague).
+        """
+        if ce_increase > 0 and not self.in_recovery(sent_time):
+            self._begin_recovery(now, sent_time)
 
     # --------------------------------------------------------- driver entry points
     def in_recovery(self, sent_time: float) -> bool:
@@ -304,14 +350,46 @@ class Controller:
         self.on_loss(now, packets)
         if not self.in_recovery(largest_sent):
             # RFC 9002 7.3.2: one reduction per recovery period.
-            self.recovery_start_time = now
-            self._recovering = True
-            self.on_congestion_event(now, largest_sent)
-            if self.RECOVERY_STATE is not None:
-                self.state = self.RECOVERY_STATE
+            self._begin_recovery(now, largest_sent)
         if self.recorder is not None:
             self._record_lost(now, packets, triggers)
             self._log_changes(now)
+
+    def _begin_recovery(self, now: float, sent_time: float) -> None:
+        """A congestion event (loss or CE): a new recovery period starts now."""
+        self.recovery_start_time = now
+        self._recovering = True
+        self.on_congestion_event(now, sent_time)
+        if self.RECOVERY_STATE is not None:
+            self.state = self.RECOVERY_STATE
+
+    def on_ecn_feedback(self, now: float, acked_ect: int, acked_bytes: int, ce_increase: int,
+                        sent_time: float, counts: Sequence[int] | None = None, pn: int = -1,
+                        epoch: str = "application") -> None:
+        """A validated ACK frame's ECN feedback (drivers call this after the frame's acks
+        and losses): ``on_ecn`` reacts, then an ``ecn_counts`` row records the counts
+        (``counts`` = the frame's ECT(0), ECT(1), CE) with the state after the response."""
+        if ce_increase > 0:
+            self.ce_marks += ce_increase
+        self.on_ecn(now, acked_ect, acked_bytes, ce_increase, sent_time)
+        rec = self.recorder
+        if rec is not None:
+            self._record(now, K_ECN_COUNTS, pn, acked_bytes)
+            c = counts if counts is not None else (0, 0, 0)
+            rec.set_extra(len(rec) - 1,
+                          f'{{"ect0": {c[0]}, "ect1": {c[1]}, "ce": {c[2]}, '
+                          f'"ce_increase": {ce_increase}, "acked_ect": {acked_ect}, '
+                          f'"epoch": "{epoch}"}}')
+            self._log_changes(now)
+
+    def on_ecn_validation(self, now: float, old: str, new: str, reason: str = "") -> None:
+        """The sender's ECN validation state changed (RFC 9000 13.4.2); recorded as an
+        ``ecn_validation`` row. ``ecn_state`` holds the new state."""
+        self.ecn_state = new
+        rec = self.recorder
+        if rec is not None:
+            self._record(now, K_ECN_VALIDATION, -1, 0)
+            rec.set_extra(len(rec) - 1, {"old": old, "new": new, "reason": reason})
 
     def _record_lost(self, now: float, packets: Sequence[PacketInfo],
                      triggers: Sequence[str] | str | None) -> None:
@@ -381,6 +459,9 @@ class Controller:
             "pacing_rate_bps": self.pacing_rate_bps,
             "delivery_rate_bps": self.delivery_rate_bps(),
             "state": self.state,
+            "ecn": ecnmod.CODEPOINT_NAMES[self.ecn_codepoint],
+            "ecn_state": self.ecn_state,
+            "ce_marks": self.ce_marks,
             "srtt_s": rtt.smoothed_rtt if rtt else None,
             "min_rtt_s": rtt.min_rtt if rtt and rtt.has_sample else None,
         }
@@ -483,9 +564,31 @@ def on_register(listener: Callable[[str, type[Controller]], None]) -> None:
     _listeners.append(listener)
 
 
+_ECN_VARIANTS: dict[type[Controller], type[Controller]] = {}
+ECN_SUFFIX = "+ecn"
+
+
+def ecn_variant(cls: type[Controller]) -> type[Controller]:
+    """``cls`` marking its packets ECT(0) (classic ECN, RFC 3168 / RFC 9002 7.1): the
+    class the registry answers for ``"<name>+ecn"``. Cached, so the same class each time."""
+    variant = _ECN_VARIANTS.get(cls)
+    if variant is None:
+        variant = type(cls.__name__ + "Ecn", (cls,),
+                       {"name": getattr(cls, "name", cls.__name__) + ECN_SUFFIX,
+                        "ECN_CODEPOINT": cls.ECN_CODEPOINT or "ect0",
+                        "__doc__": f"{cls.__name__} with ECN (ECT(0) unless the controller "
+                                   "asks for another codepoint)",
+                        "__module__": cls.__module__})
+        _ECN_VARIANTS[cls] = variant
+    return variant
+
+
 def get(name: str) -> type[Controller]:
-    """The controller class registered as ``name`` (or a W3C hint such as "throughput")."""
+    """The controller class registered as ``name`` (or a W3C hint such as "throughput");
+    ``"<name>+ecn"`` is that controller using ECN (:func:`ecn_variant`)."""
     key = HINTS.get(name, name)
+    if isinstance(key, str) and key.endswith(ECN_SUFFIX) and key not in _REGISTRY:
+        return ecn_variant(get(key[: -len(ECN_SUFFIX)]))
     try:
         return _REGISTRY[key]
     except KeyError:

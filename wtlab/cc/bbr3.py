@@ -31,7 +31,25 @@ timeout does not collapse the rate. ACK aggregation: ``extra_acked`` as the draf
 BBRUpdateACKAggregation (a 1-round max in Startup, 10 rounds after), added to the
 cwnd target before the quantization budget, with no cap (Linux's v1 caps it at
 ``btlbw x 100 ms``). The delivery-rate sampler is shared with BBRv1. Not
-implemented: ECN, spurious-loss undo.
+implemented: spurious-loss undo.
+
+ECN (``ecn=True`` or ``"bbr3+ecn"``; off by default, as in Linux), after the draft's
+use of ECN and the Linux BBRv3 reference: CE marks are not a loss-like congestion
+event; while ECN is *eligible* (the min RTT is at most ``ecn_max_rtt_s``, 5 ms: the
+reference trusts shallow-threshold marking only in data centres; ``None`` trusts it
+everywhere) a rate sample whose CE fraction exceeds ``ECN_THRESH`` (50 %) means
+in-flight is too high, as loss above 2 % does (probing stops, ``inflight_longterm`` is
+set); ``ecn_alpha``, the per-round CE fraction's EWMA (gain 1/16), cuts
+``inflight_shortterm`` to ``(1 - alpha / 3)`` of itself in each round with marks while
+not probing; Startup ends after two rounds whose CE fraction exceeds the threshold.
+Readouts: ``ecn_eligible``, ``ecn_alpha``, ``ecn_reactions``. Example (a data-centre path
+whose switch marks above 10 packets: BBRv3 holds the queue near the threshold, no loss)::
+
+    from wtlab.model import run
+    from wtlab.net.aqm import StepMark
+    r = run(dict(rate_bps="50mbit", rtt_s="4ms", buffer="60p",
+                 aqm=StepMark(threshold_packets=10)), cc="bbr3+ecn", duration_s=5)
+    r.metrics(2, 5)[["goodput_bps", "queueing_delay_mean_s", "ce_marks", "packets_lost"]]
 """
 
 from __future__ import annotations
@@ -64,6 +82,12 @@ PROBE_RTT_INTERVAL_S = 5.0
 PROBE_RTT_DURATION_S = 0.2
 EXTRA_ACKED_FILTER_ROUNDS = 10
 MAX_PROBE_WAIT_ROUNDS = 63
+# ECN (the Linux BBRv3 reference's defaults; see the module docstring)
+ECN_THRESH = 0.5
+ECN_FACTOR = 1.0 / 3.0
+ECN_ALPHA_GAIN = 1.0 / 16.0
+FULL_ECN_COUNT = 2
+ECN_MAX_RTT_S = 0.005
 
 INF = math.inf
 PROBE_BW_STATES = ("probe_bw_down", "probe_bw_cruise", "probe_bw_refill", "probe_bw_up")
@@ -75,10 +99,13 @@ class BBR3(BBR):
 
     name = "bbr3"
 
-    def __init__(self, *, seed: int | None = 0, **kwargs: Any) -> None:
+    def __init__(self, *, seed: int | None = 0, ecn_max_rtt_s: float | None = ECN_MAX_RTT_S,
+                 **kwargs: Any) -> None:
         # BBRv1's Linux additions (wtlab.cc.bbr VARIANTS) are not BBRv3's: it has its own
         # ACK-aggregation estimate and pacing margin, as draft-ietf-ccwg-bbr specifies.
         super().__init__(seed=seed, variant="draft00", **kwargs)
+        self.ecn_max_rtt_s = ecn_max_rtt_s
+        self._ecn_init()
         mds = self.max_datagram_size
         self.bw_hi = [0.0, 0.0]  # max_bw filter: this cycle and the previous one (bytes/s)
         self.bw_shortterm = INF
@@ -183,7 +210,8 @@ class BBR3(BBR):
         snap.update(max_bw_bps=self.max_bw_bps, bw_bps=self.bw_bps, min_rtt_s=self.min_rtt_s,
                     inflight_longterm=self.inflight_longterm,
                     inflight_shortterm=self.inflight_shortterm,
-                    bw_shortterm_bps=self.bw_shortterm_bps, full_bw_reached=self.full_bw_reached)
+                    bw_shortterm_bps=self.bw_shortterm_bps, full_bw_reached=self.full_bw_reached,
+                    ecn_alpha=self.ecn_alpha)
         for key in ("btlbw_bps", "rtprop_s", "cycle_index", "filled_pipe"):
             snap.pop(key, None)
         return snap
@@ -566,6 +594,65 @@ class BBR3(BBR):
             cap = self._inflight_with_headroom()
         cap = max(min(cap, self.inflight_shortterm), self.min_pipe_cwnd)
         self.cwnd = int(min(cwnd, cap))
+
+    # ------------------------------------------------------------------ ECN
+    def _ecn_init(self) -> None:
+        self.ecn_alpha = 1.0
+        self._ecn_round_ect = 0
+        self._ecn_round_ce = 0
+        self._ecn_high_rounds = 0
+        self.ecn_reactions = 0  # model changes CE marks caused (readout)
+
+    @property
+    def ecn_eligible(self) -> bool:
+        """ECN signals are used: the sender marks and the min RTT is small enough."""
+        return bool(self.ecn_codepoint) and (
+            self.ecn_max_rtt_s is None or self.min_rtt_s <= self.ecn_max_rtt_s)
+
+    def on_ecn(self, now: float, acked_ect: int, acked_bytes: int, ce_increase: int,
+               sent_time: float) -> None:
+        # not the classic once-per-recovery reduction: BBR's model takes the marks
+        if self.round_start and self._ecn_round_ect:
+            self._ecn_end_round()
+        self._ecn_round_ect += acked_ect
+        self._ecn_round_ce += ce_increase
+        if not (self.ecn_eligible and ce_increase and acked_ect):
+            return
+        if ce_increase > ECN_THRESH * acked_ect and self.bw_probe_samples \
+                and self.state != "startup":
+            # IsInflightTooHigh (CE ratio): probing found the limit
+            self.ecn_reactions += 1
+            self.prev_probe_too_high = True
+            self.bw_probe_samples = False
+            if not self.rs_is_app_limited:
+                self.inflight_longterm = max(self._rs_tx_in_flight,
+                                             BETA * self._target_inflight())
+            if self.state == "probe_bw_up":
+                self._start_probe_bw_down(now)
+
+    def _ecn_end_round(self) -> None:
+        ratio = self._ecn_round_ce / self._ecn_round_ect
+        self.ecn_alpha = (1.0 - ECN_ALPHA_GAIN) * self.ecn_alpha + ECN_ALPHA_GAIN * ratio
+        ce = self._ecn_round_ce
+        self._ecn_round_ect = self._ecn_round_ce = 0
+        if not self.ecn_eligible or not ce:
+            self._ecn_high_rounds = 0
+            return
+        if self.state == "startup":
+            self._ecn_high_rounds = self._ecn_high_rounds + 1 if ratio > ECN_THRESH else 0
+            if self._ecn_high_rounds >= FULL_ECN_COUNT:
+                self.ecn_reactions += 1
+                self.full_bw_reached = self.filled_pipe = True
+                self.inflight_longterm = max(self.bdp_bytes(), self.inflight_latest)
+                self._check_startup_done()
+            return
+        if self.state in ("probe_bw_refill", "probe_bw_up"):
+            return  # probing: the long-term model reacts, not the short-term one
+        if self.inflight_shortterm == INF:
+            self.inflight_shortterm = self.cwnd
+        self.ecn_reactions += 1
+        self.inflight_shortterm = max(self.min_pipe_cwnd, self.inflight_shortterm
+                                      * (1.0 - ECN_FACTOR * self.ecn_alpha))
 
 
 register("bbr3", BBR3)

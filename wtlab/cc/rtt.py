@@ -14,7 +14,7 @@ class RttStats:
     """
 
     __slots__ = ("latest_rtt", "smoothed_rtt", "rttvar", "min_rtt", "has_sample", "min_rtt_time",
-                 "sample_count")
+                 "sample_count", "adjusted_rtt")
 
     def __init__(self, initial_rtt_s: float = K_INITIAL_RTT_S) -> None:
         self.latest_rtt = 0.0
@@ -24,6 +24,9 @@ class RttStats:
         self.min_rtt_time = 0.0
         self.has_sample = False
         self.sample_count = 0  # RTT samples taken so far: tells a new sample from a stale one
+        #: the latest sample less the peer's ACK delay when RFC 9002 5.3 allows it: the
+        #: path's RTT without the receiver's delayed-ACK timer (delay-based controllers)
+        self.adjusted_rtt = 0.0
 
     def update(self, latest_rtt_s: float, ack_delay_s: float = 0.0, now: float = 0.0,
                handshake_confirmed: bool = True, max_ack_delay_s: float = 0.025) -> None:
@@ -36,6 +39,7 @@ class RttStats:
             self.min_rtt_time = now
             self.smoothed_rtt = latest_rtt_s
             self.rttvar = latest_rtt_s / 2
+            self.adjusted_rtt = latest_rtt_s
             return
         if latest_rtt_s < self.min_rtt:
             self.min_rtt = latest_rtt_s
@@ -45,6 +49,7 @@ class RttStats:
         adjusted = latest_rtt_s
         if latest_rtt_s >= self.min_rtt + ack_delay_s:
             adjusted = latest_rtt_s - ack_delay_s
+        self.adjusted_rtt = adjusted
         self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.smoothed_rtt - adjusted)
         self.smoothed_rtt = 0.875 * self.smoothed_rtt + 0.125 * adjusted
 

@@ -94,3 +94,32 @@ def restart_goodput_bps(rate_bps: float, rtt_s: float, *, window_s: float = 1.0,
         t += round_s
         cwnd = min(2 * cwnd, ssthresh_packets) if cwnd < ssthresh_packets else cwnd + 1
     return sent * payload_bytes * 8.0 / window_s
+
+
+def dctcp_alpha(w_star_packets: float) -> float:
+    """DCTCP's steady-state alpha on a step-marking queue (Alizadeh et al., SIGCOMM 2010,
+    section 3.3, eq. 7): the root of ``alpha^2 (1 - alpha/4) = (2W* + 1) / (W* + 1)^2``
+    (about ``sqrt(2 / W*)``), where ``W* = (C x RTT + K) / N`` packets per flow."""
+    w = float(w_star_packets)
+    target = (2 * w + 1) / (w + 1) ** 2
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if mid * mid * (1 - mid / 4) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def dctcp_sawtooth(bdp_packets: float, k_packets: float, flows: int = 1) -> dict[str, float]:
+    """Alizadeh et al.'s predictions for ``flows`` synchronized DCTCP flows on a queue that
+    marks above ``k_packets``: ``alpha``, the per-flow window amplitude ``d_packets`` =
+    (W* + 1) alpha / 2, the queue's amplitude ``a_packets`` = N D and its range
+    ``q_max_packets`` = K + N, ``q_min_packets`` = q_max - A."""
+    w_star = (bdp_packets + k_packets) / flows
+    alpha = dctcp_alpha(w_star)
+    d = (w_star + 1) * alpha / 2
+    q_max = k_packets + flows
+    return {"w_star_packets": w_star, "alpha": alpha, "d_packets": d,
+            "a_packets": flows * d, "q_max_packets": q_max, "q_min_packets": q_max - flows * d}

@@ -202,7 +202,7 @@ def build(path: Any, cc: Any = "cubic", seed: int | None = None, flows: int = 1,
                       ip_overhead_bytes=ip_overhead_bytes,
                       ack_policy=ack_policy, setup_rtts=setup_rtts,
                       start_times_s=start_times_s, workload=wl, record_acks=record_acks,
-                      full_packets=full_packets)
+                      full_packets=full_packets, data_direction=direction)
     params = {"cc": names if len(names) > 1 else names[0], "flows": len(controllers), "seed": p.seed, "workload": wl,
               "direction": direction, "ack_policy": ack_policy,
               "max_datagram_size": max_datagram_size, "full_packets": full_packets,

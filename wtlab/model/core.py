@@ -56,6 +56,18 @@ user may rely on:
   ``message_delivered`` (pn = message id). Rows follow the trace's row contract
   (:mod:`wtlab.trace.schema`), as the emulator's do.
 
+**ECN** (RFC 9000 13.4, RFC 9002 7.1): a flow whose controller marks
+(``ecn_codepoint``: ECT(0), or ECT(1) for L4S) sends its packets with that codepoint
+while :class:`wtlab.cc.ecn.EcnValidator` allows (testing, capable); the data link
+may mark them CE (an ``ecn_marked`` row, pn = the packet); the receiver counts
+ECT(0)/ECT(1)/CE and every ACK carries the counts (as ACK_ECN); a CE-marked packet
+is acknowledged at once (RFC 9000 13.2.1). The sender validates each ACK's counts
+and hands the feedback to the controller (``on_ecn_feedback``: an ``ecn_counts``
+row) after the ACK's losses, before sending again, as wtlab's aioquic seam does.
+ACK-only packets are not ECN-capable here. ECN runs, and runs over a DualPI2 link
+(provisional arrival times, confirmed with ``link.confirm`` when they come), take
+the per-packet receive path (no lazy receive: the same trace, about 2x slower).
+
 Differences from the emulator, on purpose: RTT samples go through
 :class:`wtlab.cc.RttStats` (RFC 9002) where aioquic keeps its own estimator
 (rttvar from ``|min_rtt - latest|``); there is no flow control, stream framing or
@@ -76,6 +88,7 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
+from wtlab.cc.ecn import CE, ECT0, ECT1, EcnValidator
 from wtlab.cc.rtt import K_GRANULARITY_S, RttStats
 from wtlab.errors import ConfigError
 from wtlab.trace import schema
@@ -95,6 +108,8 @@ _EV_SEND = 3  # the pacer allows the next packet
 _EV_LOSS_TIMER = 4  # loss-time or PTO timer
 _EV_START = 5  # a flow's first data packet may go
 _EV_MESSAGE = 6  # the application hands a message to the sender
+_EV_DATA_ECN = 7  # a data packet with its ECN codepoint reaches the receiver (ECN runs)
+_EV_CONFIRM = 8  # a provisional arrival (DualPI2 link): confirm it, then dispatch
 
 _K_SENT = schema.K_PACKET_SENT
 _K_RTT = schema.K_RTT_SAMPLE
@@ -103,22 +118,25 @@ _K_PTO = schema.K_PTO_EXPIRED
 _K_APP_LIMITED = schema.K_APP_LIMITED
 _K_MSG_SENT = schema.K_MESSAGE_SENT
 _K_MSG_DELIVERED = schema.K_MESSAGE_DELIVERED
+_K_ECN_MARKED = schema.K_ECN_MARKED
 _U32_MAX = NO_BYTES_U32 - 1
 
 
 class SentPacket:
     """A packet in flight, as controllers see it (aioquic's attribute names)."""
 
-    __slots__ = ("packet_number", "sent_bytes", "sent_time", "payload_bytes", "chunk", "pto_s")
+    __slots__ = ("packet_number", "sent_bytes", "sent_time", "payload_bytes", "chunk", "pto_s",
+                 "ecn")
 
     def __init__(self, packet_number: int, sent_bytes: int, sent_time: float,
-                 payload_bytes: int, chunk: int, pto_s: float = math.inf) -> None:
+                 payload_bytes: int, chunk: int, pto_s: float = math.inf, ecn: int = 0) -> None:
         self.packet_number = packet_number
         self.sent_bytes = sent_bytes
         self.sent_time = sent_time
         self.payload_bytes = payload_bytes
         self.chunk = chunk  # message chunk id (-1: bulk data)
         self.pto_s = pto_s  # the persistent-congestion PTO in force when it was sent
+        self.ecn = ecn  # ECN codepoint it was sent with
 
     def __repr__(self) -> str:
         return (f"SentPacket(pn={self.packet_number}, bytes={self.sent_bytes}, "
@@ -149,6 +167,7 @@ class Flow:
         "chunk_got", "msg_queue", "chunk_bytes", "latencies_s", "messages",
         "cwnd_time_integral", "cwnd_last_t", "cwnd_last", "pn_chunk",
         "rx_t", "rx_pn", "rx_head", "rx_last",
+        "validator", "rx_ecn", "ecn_testing_end",
     )
 
     def __init__(self, index: int, cc: Any, rtt: RttStats, start_s: float) -> None:
@@ -219,6 +238,12 @@ class Flow:
         self.cwnd_time_integral = 0.0
         self.cwnd_last_t = start_s
         self.cwnd_last = cc.cwnd
+        # ECN: the sender's validator (None: the controller does not mark), the
+        # receiver's ECT(0)/ECT(1)/CE counts, the first packet sent after testing
+        cp = getattr(cc, "ecn_codepoint", 0)
+        self.validator = EcnValidator(cp) if cp else None
+        self.rx_ecn = [0, 0, 0]
+        self.ecn_testing_end = math.inf
 
 
 class FlowModel:
@@ -236,7 +261,7 @@ class FlowModel:
                  ack_policy: str = "aioquic", max_ack_delay_s: float = 0.025,
                  setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
                  workload: dict[str, Any] | None = None, record_acks: bool = True,
-                 full_packets: bool = True) -> None:
+                 full_packets: bool = True, data_direction: str = "down") -> None:
         if not isinstance(full_packets, bool):
             raise ConfigError(f"full_packets={full_packets!r} must be True or False")
         self.full_packets = full_packets
@@ -283,6 +308,13 @@ class FlowModel:
         # when its ACK timer runs, so in-order arrivals need no event of their own; they
         # queue per flow and the timer takes those due (the trace is the same, ~2x faster).
         self._lazy_rx = ack_policy == "aioquic" and self.workload.get("kind", "bulk") == "bulk"
+        # ECN or a DualPI2 link (provisional arrivals): the per-packet receive path
+        self._ecn_mode = (any(fl.validator is not None for fl in self.flows)
+                          or getattr(data_link, "deferred", False)
+                          or getattr(ack_link, "deferred", False))
+        if self._ecn_mode:
+            self._lazy_rx = False
+        self._mark_extra = f'{{"dir": "{data_direction}"}}'
         for fl in self.flows:
             fl.data_start_s = fl.start_s + self.setup_rtts * self.base_rtt_s
             self._push(fl.data_start_s, _EV_START, fl, 0)
@@ -356,6 +388,18 @@ class FlowModel:
                 self._on_start(t, ev[3])
             elif kind == _EV_MESSAGE:
                 self._on_message(t, ev[3])
+            elif kind == _EV_DATA_ECN:
+                self._on_data_ecn(t, ev[3], ev[4])
+            elif kind == _EV_CONFIRM:
+                link, ticket, inner, arg = ev[4]
+                t2 = link.confirm(ticket, t)
+                if t2 > t:
+                    self._seq += 1
+                    heapq.heappush(heap, (t2, self._seq, _EV_CONFIRM, ev[3], ev[4]))
+                elif inner == _EV_DATA_ECN:
+                    self._on_data_ecn(t, ev[3], arg)
+                else:
+                    on_ack(t, ev[3], arg)
         if until > self.now:
             self.now = until  # (event handlers never read self.now: time is passed in)
         for fl in self.flows:
@@ -413,6 +457,10 @@ class FlowModel:
         mds = self.max_datagram_size
         cwnd = cc.cwnd
         rate_bps = cc.pacing_rate_bps
+        if rate_bps == math.inf:  # the controller asked for no pacing: the window clocks
+            fl.pacing_packet_time = None
+            fl.rate_paced = False
+            return
         if rate_bps is not None and rate_bps > 0:
             rate = rate_bps / 8.0
             fl.rate_paced = True
@@ -571,6 +619,14 @@ class FlowModel:
         overhead = size - payload_size
         full = self.full_packets
         pto_s = self._pc_pto(fl)
+        ecn_mode = self._ecn_mode
+        cp = 0
+        val = fl.validator
+        if val is not None:
+            change = val.end_of_batch()
+            if change is not None:
+                self._ecn_state_changed(now, fl, change)
+            cp = val.tx_codepoint
         while True:
             probe = fl.probe_pending
             room = cc.cwnd - cc.bytes_in_flight
@@ -636,9 +692,15 @@ class FlowModel:
                 fl.probe_pending = False
                 fl.probe_packets += 1
             psize = size if payload == payload_size else payload + overhead
-            pkt = SentPacket(pn, psize, now, payload, chunk, pto_s)
+            pkt = SentPacket(pn, psize, now, payload, chunk, pto_s, cp)
             sent[pn] = pkt
             on_sent(now, pkt)
+            if ecn_mode:
+                if cp:
+                    val.on_packet_sent(2, cp)
+                self._send_data_ecn(now, fl, pn, psize + self.ip_overhead_bytes, cp)
+                pn += 1
+                continue
             for arrival in transmit(now, psize + self.ip_overhead_bytes):
                 if lazy and arrival >= fl.rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
@@ -661,6 +723,82 @@ class FlowModel:
             fl.last_ae_sent = now
             if fl.timer_at is None:
                 self._arm_timer(now, fl)
+
+    def _send_data_ecn(self, now: float, fl: Flow, pn: int, wire: int, cp: int) -> None:
+        """One data packet onto the data link with its codepoint (ECN runs)."""
+        link = self.data_link
+        arrivals = link.transmit(now, wire, cp) if cp else link.transmit(now, wire)
+        out = cp
+        if cp:
+            out = link.last_ecn
+            if out == CE and cp != CE and self.recorder is not None:
+                self._record(now, fl, _K_ECN_MARKED, pn, wire)
+                queue = getattr(link, "last_queue", None)
+                rec = self.recorder
+                rec.set_extra(len(rec) - 1, self._mark_extra if queue is None else
+                              self._mark_extra[:-1] + f', "queue": "{queue}"}}')
+        ticket = link.last_ticket if getattr(link, "deferred", False) else None
+        heap = self._heap
+        for arrival in arrivals:
+            self._seq += 1
+            if ticket is None:
+                heapq.heappush(heap, (arrival, self._seq, _EV_DATA_ECN, fl, (pn, out)))
+            else:
+                heapq.heappush(heap, (arrival, self._seq, _EV_CONFIRM, fl,
+                                      (link, ticket, _EV_DATA_ECN, (pn, out))))
+
+    def _on_data_ecn(self, now: float, fl: Flow, arg: tuple[int, int]) -> None:
+        """A data packet and its ECN codepoint reach the receiver (RFC 9000 13.4.1)."""
+        pn, cp = arg
+        if cp:  # (the model's receiver keeps no duplicate filter: a copy counts again)
+            fl.rx_ecn[0 if cp == ECT0 else 1 if cp == ECT1 else 2] += 1
+        self._on_data(now, fl, pn)
+        if cp == CE and fl.ack_at is not None:
+            self._set_ack_timer(fl, now)  # RFC 9000 13.2.1: CE is acknowledged at once
+
+    def _push_ack(self, now: float, fl: Flow, info: tuple) -> None:
+        """An ACK frame onto the ACK link."""
+        link = self.ack_link
+        heap = self._heap
+        arrivals = link.transmit(now, self.ack_wire_bytes)
+        ticket = link.last_ticket if getattr(link, "deferred", False) else None
+        for arrival in arrivals:
+            self._seq += 1
+            if ticket is None:
+                heapq.heappush(heap, (arrival, self._seq, _EV_ACK, fl, info))
+            else:
+                heapq.heappush(heap, (arrival, self._seq, _EV_CONFIRM, fl,
+                                      (link, ticket, _EV_ACK, info)))
+
+    def _ecn_state_changed(self, now: float, fl: Flow, change: tuple[str, str]) -> None:
+        val = fl.validator
+        if change[1] != "testing" and fl.ecn_testing_end == math.inf:
+            fl.ecn_testing_end = fl.next_pn
+        fl.cc.on_ecn_validation(now, change[0], change[1], val.reason)
+
+    def _on_ack_ecn(self, now: float, fl: Flow, acked: list[SentPacket],
+                    counts: tuple[int, int, int] | None, advanced: bool, largest: int,
+                    sent_time: float) -> None:
+        """The sender validates an ACK frame's ECN counts and tells the controller."""
+        n0 = n1 = nbytes = 0
+        for p in acked:
+            c = p.ecn
+            if c == ECT0:
+                n0 += 1
+                nbytes += p.sent_bytes
+            elif c == ECT1:
+                n1 += 1
+                nbytes += p.sent_bytes
+        val = fl.validator
+        res = val.on_ack(2, counts, advanced, n0, n1, nbytes)
+        if res.state_change is not None:
+            self._ecn_state_changed(now, fl, res.state_change)
+        if res.validated and val.state != "failed" and (res.acked_ect or res.ce_increase):
+            self._account_cwnd(fl, now)
+            fl.cc.on_ecn_feedback(now, res.acked_ect, res.acked_ect_bytes, res.ce_increase,
+                                  sent_time, counts, pn=largest)
+            self._account_cwnd(fl, now)
+            self._update_pacer(fl)
 
     def _app_limited(self, now: float, fl: Flow) -> None:
         if not fl.app_limited:
@@ -724,13 +862,20 @@ class FlowModel:
             fl.ack_at = None
             fl.unacked_ae = 0
             fl.acks_sent += 1
+            r = fl.rx_ecn
             info = (fl.largest_received, now - fl.largest_received_time,
-                    fl.recv_base + len(fl.recv))
+                    fl.recv_base + len(fl.recv),
+                    (r[0], r[1], r[2]) if r[0] or r[1] or r[2] else None)
             heap = self._heap
+            if self._ecn_mode:
+                self._push_ack(now, fl, info)
+            else:
+                seq = self._seq
+                for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
+                    seq += 1
+                    heapq.heappush(heap, (arrival, seq, _EV_ACK, fl, info))
+                self._seq = seq
             seq = self._seq
-            for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
-                seq += 1
-                heapq.heappush(heap, (arrival, seq, _EV_ACK, fl, info))
             if len(rx_t) > fl.rx_head:
                 at = rx_t[fl.rx_head] + AIOQUIC_ACK_DELAY_S
                 fl.ack_at = at
@@ -746,7 +891,12 @@ class FlowModel:
         fl.ack_gen += 1  # cancels a pending delayed-ACK timer
         fl.unacked_ae = 0
         fl.acks_sent += 1
-        info = (fl.largest_received, now - fl.largest_received_time, fl.recv_base + len(fl.recv))
+        r = fl.rx_ecn
+        info = (fl.largest_received, now - fl.largest_received_time, fl.recv_base + len(fl.recv),
+                (r[0], r[1], r[2]) if r[0] or r[1] or r[2] else None)
+        if self._ecn_mode:
+            self._push_ack(now, fl, info)
+            return
         heap = self._heap
         for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
             self._seq += 1
@@ -755,7 +905,7 @@ class FlowModel:
     # ------------------------------------------------------------------ ACK processing
     def _on_ack(self, now: float, fl: Flow, info: tuple[int, float, int]) -> None:
         """An ACK frame reaches the sender (the per-ACK hot path, helpers inlined)."""
-        largest, ack_delay, index = info
+        largest, ack_delay, index, ecn_counts = info
         cursor = fl.recv_cursor
         fl.acks_received += 1
         if index <= cursor:
@@ -770,7 +920,8 @@ class FlowModel:
         sent = fl.sent
         largest_pkt = sent.get(largest)  # present now means: newly acknowledged
         acked = [p for p in map(sent.pop, newly, repeat(None)) if p is not None]
-        if largest > fl.largest_acked:
+        advanced = largest > fl.largest_acked
+        if advanced:
             fl.largest_acked = largest
         if not acked:
             return
@@ -808,6 +959,9 @@ class FlowModel:
         if rec is not None and self.record_acks:
             self._record(now, fl, _K_ACK_RECEIVED, largest, sum(map(_size_of, acked)),
                          payload_bytes=nbytes)
+        if fl.validator is not None:
+            self._on_ack_ecn(now, fl, acked, ecn_counts, advanced, largest,
+                             (largest_pkt if largest_pkt is not None else acked[-1]).sent_time)
         if sent:
             # re-arm the loss timer (inlined _arm_timer for the common PTO case)
             if fl.loss_time is not None:
@@ -881,6 +1035,13 @@ class FlowModel:
             cc.on_packets_probed_lost(now, lost)
             return
         fl.packets_lost += len(lost)
+        if fl.validator is not None:
+            end = fl.ecn_testing_end
+            testing = sum(1 for p in lost if p.ecn and p.packet_number < end)
+            if testing:
+                change = fl.validator.on_packets_lost(testing)
+                if change is not None:
+                    self._ecn_state_changed(now, fl, change)
         persistent = self._in_persistent_congestion(fl, lost)  # a detail string, or None
         if self.recorder is None:
             cc.on_packets_lost(now, lost)

@@ -37,6 +37,18 @@ What happens to a packet offered at ``now``, in this order:
    *behind* it at dequeue; packets offered later are not known yet, so the
    bytes queued *ahead* of the packet when it arrived stand in for that (equal
    under a standing queue, where the rule matters).
+   Marking AQMs (``aqm="step" | "red" | "pie" | "dualpi2"``, :mod:`wtlab.net.aqm`)
+   decide at arrival from the queue the packet finds; ``"dualpi2"`` replaces the
+   FIFO by RFC 9332's two coupled queues (see :class:`wtlab.net.aqm.DualPI2`).
+   **ECN**: ``transmit(now, size_bytes, ecn)`` takes the packet's ECN codepoint
+   (:mod:`wtlab.cc.ecn`; 0: not-ECT) and leaves the codepoint it carries on in
+   ``link.last_ecn`` (read it right after a non-empty return, as ``last_drop_cause``
+   after an empty one). With ``ecn=True`` (the default, RFC 3168) an AQM's signal
+   marks an ECN-capable packet CE instead of dropping it (CoDel too); ``ecn=False``
+   drops it; ``ecn="bleach"`` clears the field of every packet (a middlebox that
+   erases ECN: QUIC's ECN validation then fails). ``mark`` marks ECN-capable
+   packets CE at random with that probability, as ``loss`` drops (a congested
+   hop elsewhere; not-ECT packets are untouched and draw nothing).
 5. **Wire**: random ``loss`` (the lost packet used its capacity, as a
    corrupted frame does), then the propagation ``delay_s`` plus ``jitter_s``
    (uniform in [-jitter_s, +jitter_s] around ``delay_s`` as with netem, never
@@ -67,7 +79,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 
+from wtlab.cc.ecn import CE, NOT_ECT, is_l4s
 from wtlab.errors import ConfigError
+from wtlab.net.aqm import DROP, DualPI2, DualQueue, as_marking_aqm
 from wtlab.net.loss import Bernoulli, GilbertElliott, as_loss_model, describe_loss
 from wtlab.net.traces import MahimahiTrace, as_trace
 from wtlab.net.units import (
@@ -195,9 +209,10 @@ class CoDel:
                f"interval={format_duration(self.interval_s)})"
 
 
-def as_aqm(value: object, name: str = "aqm") -> CoDel | None:
-    """A queue discipline from ``None``/``'droptail'`` (None), ``'codel'`` or a :class:`CoDel`;
-    :class:`~wtlab.errors.ConfigError` naming ``name`` otherwise.
+def as_aqm(value: object, name: str = "aqm") -> object | None:
+    """A queue discipline from ``None``/``'droptail'`` (None), ``'codel'``, a :class:`CoDel`,
+    or a marking AQM (``'red'``, ``'pie'``, ``'step'``, ``'dualpi2'``, see
+    :mod:`wtlab.net.aqm`); :class:`~wtlab.errors.ConfigError` naming ``name`` otherwise.
     """
     if value is None or value == "droptail" or value == "drop-tail":
         return None
@@ -205,8 +220,21 @@ def as_aqm(value: object, name: str = "aqm") -> CoDel | None:
         return value
     if value == "codel":
         return CoDel()
-    raise ConfigError(f"{name}: {value!r} is not a queue discipline; use 'droptail', 'codel' or "
-                      "CoDel(target_s=..., interval_s=...)")
+    marking = as_marking_aqm(value)
+    if marking is not None:
+        return marking
+    raise ConfigError(f"{name}: {value!r} is not a queue discipline; use 'droptail', 'codel', "
+                      "'red', 'pie', 'step', 'dualpi2' or an instance (CoDel(...), "
+                      "wtlab.net.aqm.Red(...), Pie(...), StepMark(...), DualPI2(...))")
+
+
+def as_ecn_mode(value: object, name: str = "ecn") -> bool | str:
+    """The link's ECN behaviour: True (AQMs mark ECN-capable packets, RFC 3168), False
+    (AQMs drop them) or "bleach" (the link clears every packet's ECN field)."""
+    if value is True or value is False or value == "bleach":
+        return value
+    raise ConfigError(f"{name}: {value!r}; use True (AQMs mark ECN-capable packets CE), "
+                      "False (AQMs drop them) or 'bleach' (the link erases the ECN field)")
 
 
 def _as_outages(value: object, name: str = "outages") -> tuple[tuple[float, float], ...]:
@@ -251,7 +279,9 @@ class LinkSpec:
     reorder_delay_s: float = 0.005
     duplicate_p: float = 0.0
     buffer: Buffer | None = None
-    aqm: CoDel | None = None
+    aqm: object | None = None
+    ecn: bool | str = True
+    mark: float = 0.0
     seed: int | None = field(default=None, compare=True)
 
     def __post_init__(self) -> None:
@@ -272,6 +302,13 @@ class LinkSpec:
         s(self, "duplicate_p", parse_fraction(self.duplicate_p, "duplicate_p"))
         s(self, "buffer", as_buffer(self.buffer))
         s(self, "aqm", as_aqm(self.aqm))
+        s(self, "ecn", as_ecn_mode(self.ecn))
+        s(self, "mark", parse_fraction(self.mark, "mark"))
+        if isinstance(self.aqm, DualPI2) and self.trace is not None:
+            raise ConfigError("aqm='dualpi2' needs a constant-rate link (rate_bps=); "
+                              "trace-driven service is not modelled for two queues")
+        if isinstance(self.aqm, DualPI2) and self.outages:
+            raise ConfigError("aqm='dualpi2' with outages is not modelled; drop one of them")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed: {self.seed!r} must be an integer or None")
 
@@ -296,6 +333,10 @@ class LinkSpec:
                  reorder_delay_s=self.reorder_delay_s, duplicate_p=self.duplicate_p,
                  buffer=self.buffer.describe() if self.buffer else None,
                  aqm=self.aqm.describe() if self.aqm else "droptail", seed=self.seed)
+        if self.ecn is not True:
+            d["ecn"] = self.ecn
+        if self.mark:
+            d["mark"] = self.mark
         return d
 
     def summary(self) -> str:
@@ -310,7 +351,11 @@ class LinkSpec:
         if self.buffer:
             parts.append(f"buffer {self.buffer.describe()}")
         if self.aqm:
-            parts.append("codel")
+            parts.append(self.aqm.describe().split("(")[0])
+        if self.mark:
+            parts.append(f"mark {self.mark * 100:g}%")
+        if self.ecn is not True:
+            parts.append("ecn " + ("bleached" if self.ecn == "bleach" else "off"))
         return ", ".join(parts)
 
 
@@ -331,6 +376,7 @@ class LinkStats:
     dropped_outage: int
     duplicated: int
     reordered: int
+    marked: int = 0  # packets this link marked CE (AQM or random marking)
 
     @property
     def dropped(self) -> int:
@@ -359,12 +405,13 @@ class Link:
                  delay_s: float | str = 0.0, jitter_s: float | str = 0.0, loss: object = None,
                  outages: Iterable[tuple[float, float]] = (), reorder_p: float | str = 0.0,
                  reorder_delay_s: float | str = 0.005, duplicate_p: float | str = 0.0,
-                 buffer: object = None, aqm: object = "droptail", seed: int | None = None,
+                 buffer: object = None, aqm: object = "droptail", ecn: bool | str = True,
+                 mark: float | str = 0.0, seed: int | None = None,
                  rtt_s: float | None = None) -> None:
         spec = LinkSpec(rate_bps=rate_bps, trace=trace, delay_s=delay_s, jitter_s=jitter_s,
                         loss=loss, outages=tuple(outages), reorder_p=reorder_p,
                         reorder_delay_s=reorder_delay_s, duplicate_p=duplicate_p, buffer=buffer,
-                        aqm=aqm, seed=seed)
+                        aqm=aqm, ecn=ecn, mark=mark, seed=seed)
         self._setup(spec, rtt_s)
 
     @classmethod
@@ -435,12 +482,37 @@ class Link:
             self._lose = loss.make(self._rng)
         self._plain_wire = (self._loss_kind == 0 and self._jitter == 0.0
                             and self._reorder_p == 0.0 and self._dup_p == 0.0)
+        # ECN: marking instead of dropping, bleaching, random marks (see module docstring)
+        self._ecn_mark = spec.ecn is True
+        self._bleach = spec.ecn == "bleach"
+        self._mark_p = spec.mark
+        if self._mark_p:
+            self._plain_wire = False
+        #: codepoint the last delivered packet carries on (read after transmit(..., ecn))
+        self.last_ecn = NOT_ECT
+        #: DualPI2: the queue ("L"/"C") of the last packet; ticket of a provisional arrival
+        self.last_queue: str | None = None
+        self.last_ticket: int | None = None
+        self._marked = 0
+        # enqueue-time marking AQMs (step, RED, PIE) and DualPI2 (wtlab.net.aqm)
+        aqm = spec.aqm
+        self._enq_aqm = None
+        self._dualq: DualQueue | None = None
+        #: True when arrivals may be provisional (DualPI2): see confirm()
+        self.deferred = False
+        if isinstance(aqm, DualPI2):
+            self._dualq = DualQueue(aqm, spec.rate_bps, self._rand)
+            self.deferred = True
+            aqm = None
+        elif aqm is not None and not isinstance(aqm, CoDel):
+            self._enq_aqm = aqm.make(self.capacity_bps, self._rand)
+            aqm = None
         # CoDel state
-        self._codel = spec.aqm
-        if spec.aqm is not None:
-            self._cd_target = spec.aqm.target_s
-            self._cd_interval = spec.aqm.interval_s
-            self._cd_mtu = spec.aqm.mtu_bytes
+        self._codel = aqm
+        if aqm is not None:
+            self._cd_target = aqm.target_s
+            self._cd_interval = aqm.interval_s
+            self._cd_mtu = aqm.mtu_bytes
         self._cd_first_above = 0.0
         self._cd_dropping = False
         self._cd_drop_next = 0.0
@@ -463,11 +535,31 @@ class Link:
         #: (read it right after transmit() returned (); it is not cleared on success)
         self.last_drop_cause: str | None = None
         self.transmit = self._transmit_rate if spec.rate_bps is not None else self._transmit_trace
+        if self._dualq is not None:
+            self.transmit = self._transmit_dualq
 
     # ---------------------------------------------------------------- public API
-    def transmit(self, now: float, size_bytes: int) -> tuple[float, ...]:  # replaced per instance
-        """Offer one packet at ``now``; return its arrival time(s), ``()`` if dropped."""
+    def transmit(self, now: float, size_bytes: int,
+                 ecn: int = NOT_ECT) -> tuple[float, ...]:  # replaced per instance
+        """Offer one packet at ``now``; return its arrival time(s), ``()`` if dropped.
+
+        ``ecn``: the packet's ECN codepoint; when non-zero, ``last_ecn`` holds the
+        codepoint it arrives with (CE if a queue marked it)."""
         raise NotImplementedError  # pragma: no cover
+
+    def confirm(self, ticket: int, t: float) -> float:
+        """The arrival time, as known at ``t``, of a packet whose arrival ``transmit``
+        gave provisionally (``deferred`` links: DualPI2, where L packets arriving later
+        may overtake a C packet). An engine that reaches a provisional arrival time
+        calls this; if the answer is later than ``t`` it re-schedules the packet there
+        (and asks again then), else delivers it. Other links return ``t``."""
+        if self._dualq is None:
+            return t
+        return self._dualq.confirm(ticket, t)
+
+    def aqm_stats(self) -> dict:
+        """The AQM's own figures (DualPI2: p', p_C, p_CL, per-queue sojourn and marks)."""
+        return self._dualq.stats() if self._dualq is not None else {}
 
     @property
     def stats(self) -> LinkStats:
@@ -479,20 +571,26 @@ class Link:
             delivered_bytes=self._offered_bytes - self._drop_bytes,
             dropped_queue=self._drop_queue, dropped_aqm=self._drop_aqm,
             dropped_loss=self._drop_loss, dropped_outage=self._drop_outage,
-            duplicated=self._duplicated, reordered=self._reordered)
+            duplicated=self._duplicated, reordered=self._reordered, marked=self._marked)
 
     def queue_bytes(self, now: float) -> int:
         """Bytes in the buffer at ``now`` (queued or being serialized)."""
+        if self._dualq is not None:
+            return self._dualq.occupancy(now)[0]
         self._advance(now)
         return self._q_bytes
 
     def queue_packets(self, now: float) -> int:
         """Packets in the queue at ``now`` (not yet departed)."""
+        if self._dualq is not None:
+            return self._dualq.occupancy(now)[1]
         self._advance(now)
         return len(self._dep)
 
     def queue_delay_s(self, now: float) -> float:
         """How long the buffer's content at ``now`` takes to leave (0 if empty)."""
+        if self._dualq is not None:
+            return self._dualq.drain_time(now)
         self._advance(now)
         return self._dep[-1] - now if self._dep else 0.0
 
@@ -572,8 +670,12 @@ class Link:
         self._drop_bytes += size_bytes
         return ()
 
-    def _codel_drop(self, head: float, sojourn: float, ahead_bytes: int, idle: bool) -> bool:
-        """CoDel's verdict for the packet reaching the head at ``head`` (FIFO order)."""
+    def _codel_drop(self, head: float, sojourn: float, ahead_bytes: int, idle: bool,
+                    ect: bool = False) -> int:
+        """CoDel's verdict for the packet reaching the head at ``head`` (FIFO order):
+        0 send, 1 drop, 2 mark CE (``ect``: the packet is ECN-capable and the link marks;
+        RFC 8289 section 5.3: a mark takes the drop's place, the packet is sent and the
+        next one is judged on its own)."""
         if idle:  # the link found the queue empty since the last packet: CoDel resets
             self._cd_first_above = 0.0
             self._cd_dropping = False
@@ -588,27 +690,33 @@ class Link:
             ok_to_drop = True
         if self._cd_entered:  # dequeued right after the first drop: always sent
             self._cd_entered = False
-            return False
+            return 0
         if self._cd_chain:  # dequeued right after a drop in the drop state
             self._cd_chain = False
             if not ok_to_drop:
                 self._cd_dropping = False
-                return False
+                return 0
             self._cd_drop_next += self._cd_interval / math.sqrt(self._cd_count)
             if head >= self._cd_drop_next:
                 self._cd_count += 1
+                if ect:
+                    self._cd_drop_next += self._cd_interval / math.sqrt(self._cd_count)
+                    return 2
                 self._cd_chain = True
-                return True
-            return False
+                return 1
+            return 0
         if self._cd_dropping:
             if not ok_to_drop:
                 self._cd_dropping = False
-                return False
+                return 0
             if head >= self._cd_drop_next:
                 self._cd_count += 1
+                if ect:
+                    self._cd_drop_next += self._cd_interval / math.sqrt(self._cd_count)
+                    return 2
                 self._cd_chain = True
-                return True
-            return False
+                return 1
+            return 0
         if ok_to_drop:
             self._cd_dropping = True
             delta = self._cd_count - self._cd_lastcount
@@ -618,9 +726,11 @@ class Link:
                 self._cd_count = 1
             self._cd_lastcount = self._cd_count
             self._cd_drop_next = head + self._cd_interval / math.sqrt(self._cd_count)
+            if ect:
+                return 2
             self._cd_entered = True
-            return True
-        return False
+            return 1
+        return 0
 
     def _wire(self, done: float, size_bytes: int) -> tuple[float, ...]:
         """Loss, delay, jitter, reordering, duplication for a packet leaving at ``done``."""
@@ -655,6 +765,10 @@ class Link:
                 self._drop_bytes += size_bytes
                 self.last_drop_cause = "loss"
                 return ()
+        if self._mark_p and self.last_ecn & 3 and self.last_ecn != CE \
+                and self._rand() < self._mark_p:
+            self.last_ecn = CE  # ECN-capable packets only draw (see the module docstring)
+            self._marked += 1
         arrival = done + self._delay
         if self._jitter:
             arrival += (2.0 * self._rand() - 1.0) * self._jitter
@@ -672,9 +786,13 @@ class Link:
             return (arrival, arrival)
         return (arrival,)
 
-    def _transmit_rate(self, now: float, size_bytes: int) -> tuple[float, ...]:
+    def _transmit_rate(self, now: float, size_bytes: int, ecn: int = NOT_ECT
+                       ) -> tuple[float, ...]:
         self._offered += 1
         self._offered_bytes += size_bytes
+        if self._bleach:
+            ecn = NOT_ECT
+        self.last_ecn = ecn
         if now >= self._out_start and self._outage_at(now):
             self._drop_outage += 1
             self._drop_bytes += size_bytes
@@ -694,8 +812,20 @@ class Link:
             return ()
         busy = self._busy_until
         start = now if now > busy else busy
-        if (self._codel is not None and start < self._out_start  # else lost in the outage
-                and self._codel_drop(start, start - now, qb, now > busy)):
+        if self._enq_aqm is not None:
+            verdict = self._enq_aqm(now, size_bytes, qb, len(dep), busy)
+            if verdict and not self._signal(verdict, ecn, size_bytes):
+                self._q_bytes = qb
+                return ()
+        if self._codel is not None and start < self._out_start:  # else lost in the outage
+            verdict = self._codel_drop(start, start - now, qb, now > busy,
+                                       ecn != NOT_ECT and self._ecn_mark)
+            if verdict == 2:
+                self._mark()
+                verdict = 0
+        else:
+            verdict = 0
+        if verdict:
             # dropped at the head: it waited in the buffer until `start`, took no capacity
             self._busy_until = start
             dep.append(start)
@@ -723,6 +853,69 @@ class Link:
             return (done + self._delay,)
         return self._wire(done, size_bytes)
 
+    def _mark(self) -> None:
+        """Set CE on the packet being offered (ECN-capable; counted unless already CE)."""
+        if self.last_ecn != CE:
+            self.last_ecn = CE
+            self._marked += 1
+
+    def _signal(self, verdict: int, ecn: int, size_bytes: int) -> bool:
+        """An enqueue-time AQM signalled the packet: mark it (True: it goes on) or drop it."""
+        if verdict != DROP and ecn != NOT_ECT and self._ecn_mark:
+            self._mark()
+            return True
+        self._drop_aqm += 1
+        self._drop_bytes += size_bytes
+        self.last_drop_cause = "aqm"
+        return False
+
+    def _transmit_dualq(self, now: float, size_bytes: int, ecn: int = NOT_ECT
+                        ) -> tuple[float, ...]:
+        """DualPI2 (wtlab.net.aqm.DualPI2): L and C queues, coupled marking; a C packet's
+        arrival is provisional (``last_ticket``) until no L packet can overtake it."""
+        self._offered += 1
+        self._offered_bytes += size_bytes
+        if self._bleach:
+            ecn = NOT_ECT
+        self.last_ecn = ecn
+        self.last_ticket = None
+        if now < self._last_now:
+            raise ConfigError(f"now={now} is before the link's last time {self._last_now}; "
+                              "a link only moves forward in time")
+        self._last_now = now
+        dq = self._dualq
+        dq.advance(now)
+        qbytes, qpkts = dq.occupancy(now)
+        is_l = is_l4s(ecn)
+        self.last_queue = "L" if is_l else "C"
+        if qbytes + size_bytes > self.buffer_bytes_limit or qpkts >= self.buffer_packets_limit:
+            self._drop_queue += 1
+            self._drop_bytes += size_bytes
+            self.last_drop_cause = "queue"
+            return ()
+        if is_l:
+            pkt = dq.enqueue(now, size_bytes, True)
+            if ecn != CE and dq.l_mark(pkt.start - now):
+                self._mark()
+                dq.l_marks += 1
+        else:
+            if dq.classic_signal():
+                if ecn != NOT_ECT and self._ecn_mark:
+                    self._mark()
+                    dq.c_marks += 1
+                else:
+                    dq.c_drops += 1
+                    self._drop_aqm += 1
+                    self._drop_bytes += size_bytes
+                    self.last_drop_cause = "aqm"
+                    return ()
+            pkt = dq.enqueue(now, size_bytes, False)
+        done = pkt.start + pkt.dur
+        arrivals = (done + self._delay,) if self._plain_wire else self._wire(done, size_bytes)
+        if arrivals and not is_l and pkt.start > now:
+            self.last_ticket = dq.provisional(pkt, tuple(a - done for a in arrivals))
+        return arrivals
+
     def _first_opp_after(self, now: float) -> tuple[int, int, float]:
         """(period base in ms, index, time in s) of the first opportunity strictly after now."""
         stamps = self._stamps
@@ -742,9 +935,13 @@ class Link:
             t = (base + stamps[i]) * 0.001
         return base, i, t
 
-    def _transmit_trace(self, now: float, size_bytes: int) -> tuple[float, ...]:
+    def _transmit_trace(self, now: float, size_bytes: int, ecn: int = NOT_ECT
+                        ) -> tuple[float, ...]:
         self._offered += 1
         self._offered_bytes += size_bytes
+        if self._bleach:
+            ecn = NOT_ECT
+        self.last_ecn = ecn
         if now >= self._out_start and self._outage_at(now):
             self._drop_outage += 1
             self._drop_bytes += size_bytes
@@ -765,6 +962,11 @@ class Link:
         ob = self._opp_bytes
         used = self._used
         kt = self._k_time
+        if self._enq_aqm is not None:
+            verdict = self._enq_aqm(now, size_bytes, qb, len(dep), kt)
+            if verdict and not self._signal(verdict, ecn, size_bytes):
+                self._q_bytes = qb
+                return ()
         idle = kt <= now
         if idle:  # queue empty at `now`: unused bytes of past opportunities are gone
             base, i, kt = self._first_opp_after(now)
@@ -779,8 +981,14 @@ class Link:
                     i = 0
                 used = 0
                 kt = (base + self._stamps[i]) * 0.001
-        if (self._codel is not None and kt < self._out_start  # else lost in the outage
-                and self._codel_drop(kt, kt - now, qb, idle)):
+        if self._codel is not None and kt < self._out_start:  # else lost in the outage
+            verdict = self._codel_drop(kt, kt - now, qb, idle, ecn != NOT_ECT and self._ecn_mark)
+            if verdict == 2:
+                self._mark()
+                verdict = 0
+        else:
+            verdict = 0
+        if verdict:
             self._base_ms, self._i, self._used, self._k_time = base, i, used, kt
             dep.append(kt)
             sizes.append(size_bytes)

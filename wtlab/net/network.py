@@ -64,7 +64,17 @@ has no wall-clock input. (Use RSA certificates: ECDSA signatures vary in length.
 
 Trace rows written by the network itself (into ``recorder``, flow = the client's flow
 id): ``link_drop`` (``extra``: direction and, when the link tells, the cause) always;
-``link_delivery`` for every delivered datagram when ``record_link="all"``.
+``link_delivery`` for every delivered datagram when ``record_link="all"``;
+``ecn_marked`` (``extra``: direction, and the queue of a DualPI2 link) for every
+datagram a link marked CE, unless ``record_link=None``.
+
+ECN: a virtual socket carries the ECN field. ``transport.sendto_ecn(data, addr,
+codepoint)`` sends with a codepoint (``sendto``: not-ECT); the links may mark or
+erase it (:mod:`wtlab.net.link`); the receiving protocol gets it through
+``protocol.datagram_received_ecn(data, addr, codepoint)`` when it has that method
+(wtlab's client and server do), else the plain ``datagram_received``. Links whose
+arrival times are provisional (``link.deferred``: DualPI2) are asked again
+(``link.confirm``) when a datagram's time comes, and the datagram waits if it moved.
 """
 
 from __future__ import annotations
@@ -128,6 +138,18 @@ class VirtualDatagramTransport:
         else:
             dst = (_norm_ip(addr[0]), addr[1])
         self._net._send(self, data, dst)
+
+    def sendto_ecn(self, data: bytes, addr: Any, ecn: int) -> None:
+        """``sendto`` with the ECN codepoint ``ecn`` in the (virtual) IP header."""
+        if self._closing:
+            return
+        if addr is None:
+            if self._remote is None:
+                raise ConfigError("sendto() without an address on an unconnected virtual socket")
+            dst = self._remote
+        else:
+            dst = (_norm_ip(addr[0]), addr[1])
+        self._net._send(self, data, dst, ecn)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._extra.get(name, default)
@@ -558,7 +580,8 @@ class VirtualNetwork:
             del self._endpoints[(ep.host, ep.port)]
 
     # -- moving datagrams -----------------------------------------------------------
-    def _send(self, src: VirtualDatagramTransport, data: bytes, dst: tuple[str, int]) -> None:
+    def _send(self, src: VirtualDatagramTransport, data: bytes, dst: tuple[str, int],
+              ecn: int = 0) -> None:
         now = self.loop._now_s
         src_host = src.host
         dst_host = dst[0]
@@ -571,10 +594,12 @@ class VirtualNetwork:
                 self._drop(now, src, data, "no_route")
                 return
             link = path.down
-            arrivals = link.transmit(now, len(data) + self.overhead_bytes)
+            arrivals = link.transmit(now, len(data) + self.overhead_bytes, ecn) if ecn else \
+                link.transmit(now, len(data) + self.overhead_bytes)
         elif dst_host == SERVER_HOST:
             link = self._hosts[src_host].up
-            arrivals = link.transmit(now, len(data) + self.overhead_bytes)
+            arrivals = link.transmit(now, len(data) + self.overhead_bytes, ecn) if ecn else \
+                link.transmit(now, len(data) + self.overhead_bytes)
         else:
             raise ConfigError(
                 f"no route from {src_host} to {dst_host}: clients reach only the server"
@@ -593,15 +618,46 @@ class VirtualNetwork:
                     extra["cause"] = str(cause)
                 rec.set_extra(len(rec) - 1, extra)
             return
+        ticket = None
+        if link is not None:
+            if ecn:
+                out = link.last_ecn
+                if out == 3 and ecn != 3:
+                    self._record_mark(now, src, dst_host, link, data)
+                ecn = out
+            if link.deferred:
+                ticket = link.last_ticket
+        extra_s = 0.0
         if self._extra_delay:
             extra_s = self._extra_delay.get(dst_host if src_host == SERVER_HOST else src_host)
             if extra_s:
                 arrivals = tuple(t + extra_s for t in arrivals)
         heap = self._heap
         src_addr = (src_host, src.port)
+        if ecn or ticket is not None:
+            meta = (ecn, link if ticket is not None else None, ticket, extra_s or 0.0)
+            for t in arrivals:
+                self._seq += 1
+                heapq.heappush(heap, (t, self._seq, dst, data, src_addr, meta))
+            return
         for t in arrivals:
             self._seq += 1
             heapq.heappush(heap, (t, self._seq, dst, data, src_addr))
+
+    def _record_mark(self, now: float, src: Any, dst_host: str, link: Any, data: bytes) -> None:
+        """An ``ecn_marked`` row: ``link`` set CE on this datagram."""
+        if self.record_link is None:
+            return
+        src_host = src.host
+        flow = src.flow if src_host != SERVER_HOST else self._host_flow.get(dst_host, 0)
+        rec = self.recorder
+        rec.append(now, schema.K_ECN_MARKED, 0, flow, NO_PN, NO_STREAM, len(data),
+                   NO_BYTES_U32, NO_BYTES_U32, NO_BYTES_U32, NAN, NAN, NAN, NAN, NAN, NAN)
+        extra = {"dir": "down" if src_host == SERVER_HOST else "up"}
+        queue = getattr(link, "last_queue", None)
+        if queue is not None:
+            extra["queue"] = queue
+        rec.set_extra(len(rec) - 1, extra)
 
     def _drop(self, now: float, src: Any, data: bytes, cause: str) -> None:
         self.dropped_datagrams += 1
@@ -632,7 +688,17 @@ class VirtualNetwork:
         coalesce = self.rx_coalesce_s
         woken: list[str] = []
         while heap and heap[0][0] <= now:
-            t, seq, dst, data, src_addr = pop(heap)
+            entry = pop(heap)
+            t, seq, dst, data, src_addr = entry[:5]
+            ecn = 0
+            if len(entry) > 5:
+                ecn, link, ticket, extra_s = entry[5]
+                if ticket is not None:
+                    # a provisional arrival (DualPI2's C queue): has it moved?
+                    t2 = link.confirm(ticket, t - extra_s) + extra_s
+                    if t2 > now:
+                        heapq.heappush(heap, (t2, seq, dst, data, src_addr, entry[5]))
+                        continue
             ep = endpoints.get(dst)
             if ep is None or ep._closing:
                 continue  # nobody listening: the datagram vanishes, as UDP does
@@ -641,7 +707,10 @@ class VirtualNetwork:
                 if last != now and now < last + coalesce:
                     # the socket was served less than rx_coalesce_s ago: hold this one
                     # for the next batch (same seq: FIFO order is kept)
-                    heapq.heappush(heap, (last + coalesce, seq, dst, data, src_addr))
+                    held = (last + coalesce, seq, dst, data, src_addr)
+                    if len(entry) > 5:
+                        held += ((ecn, None, None, 0.0),)
+                    heapq.heappush(heap, held)
                     continue
                 ep._rx_last = now
             self.delivered_datagrams += 1
@@ -659,7 +728,15 @@ class VirtualNetwork:
             if ctx is None:
                 ctx = self._context_of(host)
             try:
-                ctx.run(ep._protocol.datagram_received, data, addr)
+                proto = ep._protocol
+                if ecn:
+                    rx = getattr(proto, "datagram_received_ecn", None)
+                    if rx is not None:
+                        ctx.run(rx, data, addr, ecn)
+                    else:
+                        ctx.run(proto.datagram_received, data, addr)
+                else:
+                    ctx.run(proto.datagram_received, data, addr)
             except BaseException as exc:  # noqa: BLE001 - surfaced by run()/step()
                 self.errors.append(exc)
             if host not in woken:

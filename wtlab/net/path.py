@@ -68,7 +68,8 @@ class Path:
                   buffer_bdp: float | None = 1.0, buffer: object = None,
                   jitter_s: float | str = 0.0, aqm: object = "droptail",
                   reorder_p: float | str = 0.0, duplicate_p: float | str = 0.0,
-                  outages: tuple = (), seed: int | None = None) -> Path:
+                  outages: tuple = (), ecn: bool | str = True, mark: float | str = 0.0,
+                  seed: int | None = None) -> Path:
         """Both directions alike: ``rate_bps`` (or ``trace``), one-way delay ``rtt_s / 2``.
 
         The buffer is ``buffer`` if given (``Buffer``, ``"64KB"``, ``"100p"``...),
@@ -80,6 +81,13 @@ class Path:
         ns-3's usual bottleneck error model. ``ack_loss`` applies to ``up``, the
         direction of the ACKs. Numeric ``rtt_s`` above 10 and ``rate_bps`` below 1000
         are refused as unit slips (write ``"80s"`` / ``"500bit"`` if you mean them).
+
+        ``aqm``: ``"droptail"``, ``"codel"``, ``"red"``, ``"pie"``, ``"step"`` (DCTCP's
+        threshold marking) or ``"dualpi2"`` (RFC 9332's L4S dual queue), or an instance
+        (:mod:`wtlab.net.aqm`). ``ecn``: True (an AQM marks ECN-capable packets CE
+        instead of dropping them, RFC 3168), False (it drops them) or ``"bleach"`` (the
+        path erases the ECN field). ``mark``: a probability of random CE marks of
+        ECN-capable packets on the data direction, as ``loss`` drops.
         """
         if isinstance(rtt_s, int | float) and not isinstance(rtt_s, bool) and (
                 rtt_s > MAX_BARE_RTT_S):
@@ -98,8 +106,8 @@ class Path:
             buffer = Buffer(bdp=buffer_bdp)
         common = dict(rate_bps=rate_bps, trace=trace, delay_s=rtt / 2.0, jitter_s=jitter_s,
                       outages=tuple(outages), reorder_p=reorder_p, duplicate_p=duplicate_p,
-                      buffer=buffer, aqm=aqm)
-        down = LinkSpec(loss=loss, **common)
+                      buffer=buffer, aqm=aqm, ecn=ecn)
+        down = LinkSpec(loss=loss, mark=mark, **common)
         up = LinkSpec(loss=ack_loss, **common)
         return cls(down=down, up=up, seed=seed)
 

@@ -30,6 +30,15 @@ Details a user may rely on:
 * The relay listens on loopback only: a ``listen`` address beyond it is refused
   (ConfigError) unless ``allow_non_loopback=True`` (``--allow-non-loopback``), which
   warns that other machines can then send through the relay to ``target``.
+* ECN (``ecn=True``, the default where the system allows it: Linux's IP_RECVTOS /
+  IP_TOS, :mod:`wtlab.transport.ecn_udp`): the relay reads each datagram's ECN field,
+  hands it to the link (whose AQM or ``mark`` may set CE, or ``ecn="bleach"`` erase
+  it) and sends the datagram on with the codepoint the link left. ``relay.ecn_counts``
+  counts what it delivered per direction and codepoint, and ``recorder`` (optional)
+  receives an ``ecn_marked`` row per mark. Without ECN sockets the relay carries no
+  ECN field (every datagram leaves not-ECT, as a bleaching middlebox would).
+* DualPI2 links give provisional arrival times (an L4S packet may overtake a classic
+  one queued earlier); the relay asks the link again when a time comes.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from wtlab.cc.ecn import CE
 from wtlab.errors import ConfigError
 from wtlab.net.link import LinkSpec, as_aqm, as_buffer
 from wtlab.net.path import Path
@@ -99,34 +109,48 @@ def _grow_buffers(transport: asyncio.DatagramTransport) -> None:
 
 
 class _Client:
-    __slots__ = ("addr", "transport", "pending", "last_seen")
+    __slots__ = ("addr", "transport", "pending", "last_seen", "index")
 
-    def __init__(self, addr: Any, now: float) -> None:
+    def __init__(self, addr: Any, now: float, index: int = 0) -> None:
         self.addr = addr
         self.transport: asyncio.DatagramTransport | None = None
-        self.pending: list[bytes] = []  # due before the upstream socket existed
+        self.pending: list[tuple[bytes, int]] = []  # due before the upstream socket existed
         self.last_seen = now
+        self.index = index  # the client's flow id in the relay's trace rows
 
 
 class _Direction:
     """One link and the datagrams it will deliver, sent from one loop timer."""
 
-    def __init__(self, relay: Relay, link: Any, send: Any) -> None:
+    def __init__(self, relay: Relay, link: Any, send: Any, name: str = "") -> None:
         self.relay = relay
         self.link = link
-        self.send = send  # send(dest, data)
-        self.heap: list[tuple[float, int, Any, bytes]] = []
+        self.name = name
+        self.send = send  # send(dest, data, codepoint)
+        self.heap: list[tuple[float, int, Any, bytes, int, int | None]] = []
         self.seq = 0
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = float("inf")
+        self.ecn_counts = [0, 0, 0, 0]  # delivered, by codepoint (not-ECT, ECT(1), ECT(0), CE)
+        self.marks = 0
 
-    def offer(self, dest: Any, data: bytes) -> None:
+    def offer(self, dest: Any, data: bytes, ecn: int = 0) -> None:
         relay = self.relay
         now = relay._loop.time()
-        arrivals = self.link.transmit(now - relay._t0, len(data) + relay.overhead_bytes)
+        link = self.link
+        size = len(data) + relay.overhead_bytes
+        arrivals = link.transmit(now - relay._t0, size, ecn) if ecn else \
+            link.transmit(now - relay._t0, size)
+        if ecn and arrivals:
+            out = link.last_ecn
+            if out == CE and ecn != CE:
+                self.marks += 1
+                relay._record_mark(now, self.name, dest, data, getattr(link, "last_queue", None))
+            ecn = out
+        ticket = link.last_ticket if getattr(link, "deferred", False) else None
         for arrival in arrivals:
             self.seq += 1
-            heapq.heappush(self.heap, (arrival + relay._t0, self.seq, dest, data))
+            heapq.heappush(self.heap, (arrival + relay._t0, self.seq, dest, data, ecn, ticket))
         if arrivals and self.heap[0][0] < self.timer_at:
             self._arm()
 
@@ -140,10 +164,18 @@ class _Direction:
         self.timer = None
         self.timer_at = float("inf")
         heap = self.heap
-        limit = self.relay._loop.time() + _EARLY_S
+        relay = self.relay
+        limit = relay._loop.time() + _EARLY_S
         while heap and heap[0][0] <= limit:
-            _, _, dest, data = heapq.heappop(heap)
-            self.send(dest, data)
+            t, seq, dest, data, ecn, ticket = heapq.heappop(heap)
+            if ticket is not None:
+                # a provisional arrival (DualPI2's classic queue): has it moved?
+                t2 = self.link.confirm(ticket, t - relay._t0) + relay._t0
+                if t2 > limit:
+                    heapq.heappush(heap, (t2, seq, dest, data, ecn, ticket))
+                    continue
+            self.ecn_counts[ecn] += 1
+            self.send(dest, data, ecn)
         if heap:
             self._arm()
 
@@ -158,8 +190,10 @@ class _ListenProtocol(asyncio.DatagramProtocol):
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.relay._from_client(data, addr)
+    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
+        self.relay._from_client(data, addr, ecn)
+
+    datagram_received_ecn = datagram_received  # ECN sockets (wtlab.transport.ecn_udp)
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable
         self.relay.errors += 1
@@ -170,8 +204,10 @@ class _UpstreamProtocol(asyncio.DatagramProtocol):
         self.relay = relay
         self.client = client
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.relay._down.offer(self.client.addr, data)
+    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
+        self.relay._down.offer(self.client, data, ecn)
+
+    datagram_received_ecn = datagram_received
 
     def error_received(self, exc: Exception) -> None:
         self.relay.errors += 1
@@ -184,7 +220,9 @@ class Relay:
     client -> server, ``path.down`` server -> client) or the shortcuts
     ``rate_bps``/``trace``, ``delay_s`` (one-way), ``loss``, ``jitter_s``,
     ``buffer``, ``aqm``, ``seed``, which build a symmetric path (``buffer``
-    defaults to unlimited here, as a relay's user usually sets it).
+    defaults to unlimited here, as a relay's user usually sets it). ``ecn``: carry the
+    ECN field where the system allows it (see the module docstring); ``recorder``: a
+    :class:`wtlab.trace.Recorder` for ``ecn_marked`` rows (flow = client index).
 
     Use as ``async with Relay(...) as relay`` or ``await relay.start()`` /
     ``await relay.close()``. ``relay.address`` is the bound (host, port).
@@ -195,7 +233,8 @@ class Relay:
                  trace: Any = None, delay_s: Any = 0.0, loss: Any = None, jitter_s: Any = 0.0,
                  buffer: Any = None, aqm: Any = "droptail", seed: int | None = None,
                  overhead_bytes: int = IP_UDP_OVERHEAD_BYTES,
-                 idle_timeout_s: float = 120.0, allow_non_loopback: bool = False) -> None:
+                 idle_timeout_s: float = 120.0, allow_non_loopback: bool = False,
+                 ecn: bool = True, recorder: Any = None) -> None:
         self.target = _as_address(target, "target")
         self.listen = _as_address(listen, "listen")
         if not _is_loopback(self.listen[0]):
@@ -225,12 +264,15 @@ class Relay:
             raise ConfigError("idle_timeout_s must be > 0 (seconds a client may stay silent "
                               "before its upstream socket is closed)")
         self.errors = 0
+        self.ecn = bool(ecn)
+        self.recorder = recorder
+        self.ecn_active = False  # set by start(): the sockets carry the ECN field
         self._clients: dict[Any, _Client] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
-        self._up = _Direction(self, path.up, self._send_up)
-        self._down = _Direction(self, path.down, self._send_down)
+        self._up = _Direction(self, path.up, self._send_up, "up")
+        self._down = _Direction(self, path.down, self._send_down, "down")
         self._tasks: set[asyncio.Task] = set()
         self.address: tuple[str, int] | None = None
 
@@ -241,14 +283,17 @@ class Relay:
         """
         if self._transport is not None:
             return self
+        from wtlab.transport.ecn_udp import open_endpoint
+
         self._loop = asyncio.get_running_loop()
         try:
-            transport, _ = await self._loop.create_datagram_endpoint(
-                lambda: _ListenProtocol(self), local_addr=self.listen)
+            transport, _ = await open_endpoint(
+                lambda: _ListenProtocol(self), ecn=self.ecn, local_addr=self.listen)
         except OSError as exc:
             raise ConfigError(f"listen: cannot bind UDP {self.listen[0]}:{self.listen[1]} "
                               f"({exc.strerror or exc}); pick another address or port") from None
         self._transport = transport
+        self.ecn_active = hasattr(transport, "sendto_ecn")
         _grow_buffers(transport)
         self.address = transport.get_extra_info("sockname")[:2]
         self._t0 = self._loop.time()
@@ -322,17 +367,45 @@ class Relay:
         """Counters per direction (offered, delivered, dropped by cause), clients, socket errors.
         """
         return {"up": self.path.up.stats.as_dict(), "down": self.path.down.stats.as_dict(),
-                "clients": len(self._clients), "socket_errors": self.errors}
+                "clients": len(self._clients), "socket_errors": self.errors,
+                "ecn": self.ecn_active}
+
+    @property
+    def ecn_counts(self) -> dict[str, dict[str, int]]:
+        """Datagrams delivered per direction and ECN codepoint, and marks applied."""
+        out = {}
+        for name, d in (("up", self._up), ("down", self._down)):
+            c = d.ecn_counts
+            out[name] = {"not-ect": c[0], "ect1": c[1], "ect0": c[2], "ce": c[3],
+                         "marked": d.marks}
+        return out
+
+    def _record_mark(self, now: float, direction: str, dest: Any, data: bytes,
+                     queue: str | None) -> None:
+        rec = self.recorder
+        if rec is None:
+            return
+        from wtlab.trace import schema
+        from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_PN, NO_STREAM
+
+        client = dest if isinstance(dest, _Client) else None
+        flow = client.index if client is not None else 0
+        rec.append(now, schema.K_ECN_MARKED, 0, flow, NO_PN, NO_STREAM, len(data),
+                   NO_BYTES_U32, NO_BYTES_U32, NO_BYTES_U32, NAN, NAN, NAN, NAN, NAN, NAN)
+        extra = {"dir": direction}
+        if queue is not None:
+            extra["queue"] = queue
+        rec.set_extra(len(rec) - 1, extra)
 
     # forwarding ----------------------------------------------------------------
-    def _from_client(self, data: bytes, addr: Any) -> None:
+    def _from_client(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         client = self._clients.get(addr)
         now = self._loop.time()
         if client is None:
-            client = self._clients[addr] = _Client(addr, now)
+            client = self._clients[addr] = _Client(addr, now, len(self._clients))
             self._spawn(self._open_upstream(client))
         client.last_seen = now
-        self._up.offer(client, data)
+        self._up.offer(client, data, ecn)
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)
@@ -351,9 +424,12 @@ class Relay:
                         client.transport.close()
 
     async def _open_upstream(self, client: _Client) -> None:
+        from wtlab.transport.ecn_udp import open_endpoint
+
         try:
-            transport, _ = await self._loop.create_datagram_endpoint(
-                lambda: _UpstreamProtocol(self, client), remote_addr=self.target)
+            transport, _ = await open_endpoint(
+                lambda: _UpstreamProtocol(self, client), ecn=self.ecn_active,
+                remote_addr=self.target)
         except OSError:
             self.errors += 1
             self._clients.pop(client.addr, None)
@@ -363,21 +439,27 @@ class Relay:
             transport.close()
             return
         client.transport = transport
-        for data in client.pending:
-            transport.sendto(data)
+        for data, ecn in client.pending:
+            self._send_up(client, data, ecn)
         client.pending.clear()
 
-    def _send_up(self, client: _Client, data: bytes) -> None:
+    def _send_up(self, client: _Client, data: bytes, ecn: int = 0) -> None:
         transport = client.transport
         if transport is None:
-            client.pending.append(data)
+            client.pending.append((data, ecn))
         elif not transport.is_closing():
-            transport.sendto(data)
+            if ecn and self.ecn_active:
+                transport.sendto_ecn(data, None, ecn)
+            else:
+                transport.sendto(data)
 
-    def _send_down(self, addr: Any, data: bytes) -> None:
+    def _send_down(self, client: _Client, data: bytes, ecn: int = 0) -> None:
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.sendto(data, addr)
+            if ecn and self.ecn_active:
+                transport.sendto_ecn(data, client.addr, ecn)
+            else:
+                transport.sendto(data, client.addr)
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -406,7 +488,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--up-loss", help="client->server loss (overrides --loss)")
     p.add_argument("--buffer", help="bottleneck buffer: 64KB, 100p (packets) or 1bdp "
                    "(default unlimited)")
-    p.add_argument("--aqm", default="droptail", choices=("droptail", "codel"))
+    p.add_argument("--aqm", default="droptail",
+                   choices=("droptail", "codel", "red", "pie", "step", "dualpi2"))
+    p.add_argument("--ecn", default="mark", choices=("mark", "drop", "bleach"),
+                   help="what an AQM does to ECN-capable packets: mark CE (default), drop "
+                   "them, or erase the ECN field of every packet (bleach)")
+    p.add_argument("--mark", default="0%", help="random CE marks of ECN-capable packets each "
+                   "way, e.g. 1%%")
     p.add_argument("--overhead", default="28", help="bytes added to each datagram's size on the "
                    "link (IP+UDP headers, default 28)")
     p.add_argument("--seed", help="random seed (default: a fresh one, printed)")
@@ -454,7 +542,9 @@ def relay_from_args(argv: Sequence[str]) -> tuple[Relay, float | None, bool]:
     common = dict(delay_s=_flag("--delay", parse_duration, a.delay),
                   jitter_s=_flag("--jitter", parse_duration, a.jitter),
                   buffer=_flag("--buffer", as_buffer, a.buffer),
-                  aqm=_flag("--aqm", as_aqm, a.aqm))
+                  aqm=_flag("--aqm", as_aqm, a.aqm),
+                  ecn={"mark": True, "drop": False, "bleach": "bleach"}[a.ecn],
+                  mark=_flag("--mark", parse_fraction, a.mark))
     loss = _flag("--loss", parse_fraction, a.loss)
 
     def loss_of(direction: str) -> float:

@@ -114,6 +114,21 @@ MESSAGE_METRICS: tuple[Metric, ...] = (
     Metric("message_latency_max_s", "s", "largest message latency"),
 )
 
+#: flow columns added when the run used ECN (``ecn_counts``/``ecn_marked``/``ecn_validation``
+#: rows, issue 18), over the window
+ECN_METRICS: tuple[Metric, ...] = (
+    Metric("ce_marks", "packets", "new CE marks the sender learned from validated ACK_ECN "
+           "counts (sum of the ecn_counts rows' ce_increase)"),
+    Metric("ect_packets_acked", "packets", "ECN-capable packets the sender saw acknowledged "
+           "with valid ECN counts (sum of the ecn_counts rows' acked_ect)"),
+    Metric("mark_rate", "", "ce_marks / ect_packets_acked: the fraction of the flow's "
+           "ECN-capable packets a queue marked (NaN when none were acknowledged)"),
+    Metric("link_marks", "packets", "ecn_marked rows of the flow: marks the engine's links "
+           "applied (virtual network, relay, model; 0 on a live path without a relay)"),
+    Metric("ecn_state", "", "the sender's last ECN validation state (RFC 9000 13.4.2: "
+           "testing, unknown, capable, failed), empty if the trace has none"),
+)
+
 #: per-flow counters the performance monitor adds to :data:`FLOW_METRICS`
 DETAIL_METRICS: tuple[Metric, ...] = (
     Metric("start_s", "s", "the flow's first row"),
@@ -149,7 +164,8 @@ RUN_METRICS: tuple[Metric, ...] = (
     Metric("flows", "", "number of flows"),
 )
 
-METRICS: tuple[Metric, ...] = FLOW_METRICS + MESSAGE_METRICS + DETAIL_METRICS + RUN_METRICS
+METRICS: tuple[Metric, ...] = (FLOW_METRICS + MESSAGE_METRICS + ECN_METRICS + DETAIL_METRICS
+                               + RUN_METRICS)
 
 
 def time_weighted_mean(times: np.ndarray, values: np.ndarray, from_s: float,
@@ -280,7 +296,36 @@ def flow_metrics(trace: pd.DataFrame, *, from_s: float | None = None,
         msgs = msgs[(msgs["sent_s"] >= lo) & (msgs["sent_s"] <= hi)]
         extra = [message_stats(msgs[msgs["flow"] == f]) for f in out["flow"]]
         out = pd.concat([out, pd.DataFrame(extra, index=out.index)], axis=1)
+    ecn_kinds = (kind == "ecn_counts") | (kind == "ecn_marked") | (kind == "ecn_validation")
+    if len(out) and ecn_kinds.any():
+        extra = [ecn_stats(trace, int(f), lo, hi) for f in out["flow"]]
+        out = pd.concat([out, pd.DataFrame(extra, index=out.index)], axis=1)
     return out
+
+
+def ecn_stats(trace: pd.DataFrame, flow: int, from_s: float, to_s: float) -> dict[str, Any]:
+    """The :data:`ECN_METRICS` of one flow over ``[from_s, to_s]``."""
+    import json
+
+    rows = trace[(trace["flow"] == flow) & (trace["time_s"] >= from_s)
+                 & (trace["time_s"] <= to_s)]
+    kind = rows["kind"].astype(str)
+    ce = acked = 0
+    for extra in rows.loc[kind == "ecn_counts", "extra"]:
+        if extra:
+            d = json.loads(extra) if isinstance(extra, str) else extra
+            ce += int(d.get("ce_increase", 0))
+            acked += int(d.get("acked_ect", 0))
+    state = ""
+    mine = trace[(trace["flow"] == flow) & (trace["time_s"] <= to_s)]
+    val = mine.loc[mine["kind"].astype(str) == "ecn_validation", "extra"]
+    if len(val):
+        last = val.iloc[-1]
+        d = json.loads(last) if isinstance(last, str) else (last or {})
+        state = str(d.get("new", ""))
+    return {"ce_marks": ce, "ect_packets_acked": acked,
+            "mark_rate": ce / acked if acked else math.nan,
+            "link_marks": int((kind == "ecn_marked").sum()), "ecn_state": state}
 
 
 def flow_detail(trace: pd.DataFrame, flow: int, from_s: float, to_s: float

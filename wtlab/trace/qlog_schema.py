@@ -53,6 +53,8 @@ EVENT_NAMES: dict[str, tuple[str, str]] = {
     "stream_data_received": ("quic:stream_data_moved", "transport:data_moved"),
     "datagram_sent": ("quic:datagram_data_moved", "transport:data_moved"),
     "datagram_received": ("quic:datagram_data_moved", "transport:data_moved"),
+    # the sender's ECN validation (RFC 9000 13.4.2): the draft's ecn_state_updated
+    "ecn_validation": ("quic:ecn_state_updated", "recovery:ecn_state_updated"),
 }
 PACKET_KINDS = ("packet_sent", "packet_received", "packet_lost")
 METRIC_KINDS = ("metrics_updated", "cwnd_changed", "rtt_sample", "pacing_changed")

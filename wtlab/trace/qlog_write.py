@@ -284,7 +284,7 @@ class _ExtraInfo:
     """What the qlog data can say from one row's ``extra`` JSON text (parsed once per
     distinct text): the packet type, a packet's frames, a loss trigger, an ACK frame."""
 
-    __slots__ = ("literal", "ptype", "space", "frames", "trigger", "ack")
+    __slots__ = ("literal", "ptype", "space", "frames", "trigger", "ack", "ecn_state")
 
     def __init__(self, text: str, legacy: bool) -> None:
         self.literal = json.dumps(text)  # the verbatim text, for the wtlab member
@@ -308,6 +308,9 @@ class _ExtraInfo:
         self.trigger = _jstr(trig if legacy else Q.LOSS_TRIGGERS.get(trig, trig)) \
             if isinstance(trig, str) else None
         self.ack = _ack_frame(d)
+        # an ecn_validation row: the draft's ecn_state_updated {old, new}
+        states = [f'"{k}":{_jstr(d[k])}' for k in ("old", "new") if isinstance(d.get(k), str)]
+        self.ecn_state = ",".join(states) if states else None
 
 
 def _ack_numbers(frame: Any) -> Any:
@@ -446,6 +449,8 @@ class _Encoder:
                 used["bytes"] = True
         for i, member in enumerate(data):
             out += ([","] if i else []) + member
+        if std and kind == "ecn_validation" and has(_B_EXTRA):
+            out.append(c.extra_frag("ecn_state", idx))  # the only data members
         if ptype_rows and has(_B_EXTRA):  # optional fragments, each with its comma
             if kind in ("packet_sent", "packet_received"):
                 out.append(c.extra_frag("frames", idx))
@@ -459,7 +464,7 @@ class _Encoder:
         # the wtlab member: what the standard fields do not say
         wt: list[list[Any]] = []
         if not std or kind in ("cwnd_changed", "rtt_sample", "pacing_changed",
-                               "ack_received") or (legacy and kind in Q.DATA_MOVED_KINDS):
+                               "ack_received", "ecn_validation") or (legacy and kind in Q.DATA_MOVED_KINDS):
             if std:
                 wt.append(['"kind":' + _jstr(kind)])
         if has(_B_INEXACT):
@@ -607,7 +612,7 @@ class _Chunk:
 
     def extra_frag(self, attr: str, idx: np.ndarray) -> pa.Array:
         prefix = {"frames": ',"frames":', "ack": ',"frames":', "trigger": ',"trigger":',
-                  "literal": ""}[attr]
+                  "literal": "", "ecn_state": ""}[attr]
         vals = [None if getattr(i, attr) is None else prefix + getattr(i, attr)
                 for i in self.infos]
         return pa.array(vals, pa.string()).take(pa.array(self.ecodes[idx]))

@@ -60,6 +60,15 @@ with these meanings, so rows of one kind can be compared across engines
   changed, after the event that changed it; ``bytes`` = 0.
 * ``pto_expired`` (``extra``: ``pto_count``), ``persistent_congestion``, ``app_limited``.
 * ``link_drop`` / ``link_delivery`` (virtual network): ``bytes`` = the datagram's size.
+* ``ecn_marked``: a queue set CE on a packet (virtual network, relay and model write it
+  like ``link_drop``); ``pn`` = the packet number where the engine knows it (the model),
+  else NA; ``extra``: ``{"dir": .., "queue": "L" | "C" (DualQ), "codepoint": ..}``.
+* ``ecn_counts``: one per ACK frame whose ECN counts the sender validated, after the
+  controller's response (a CE increase is a congestion signal); ``pn`` = largest
+  acknowledged; ``bytes`` = newly acknowledged bytes of ECT-marked packets; ``extra``:
+  ``{"ect0": .., "ect1": .., "ce": .., "ce_increase": .., "acked_ect": .., "epoch": ..}``.
+* ``ecn_validation``: the sender's ECN state changed (RFC 9000 13.4.2: ``testing``,
+  ``unknown``, ``capable``, ``failed``); ``extra``: ``{"old": .., "new": .., "reason": ..}``.
 * ``message_*`` (reliability channels): ``pn`` = message id, ``bytes`` = message size.
 
 Figures computed from rows (goodput, utilisation, mean cwnd, ...) live in one place,
@@ -107,6 +116,13 @@ EVENT_KINDS: tuple[str, ...] = (
     "app_limited",
     "bandwidth_sample",
     "metrics_updated",
+    # ECN (issue 18): a queue set CE on a packet (written by the link's engine, like
+    # link_drop; pn = packet number where the engine knows it); the sender learned new ECN
+    # counts from an ACK_ECN frame (extra: counts and the CE increase); the sender's ECN
+    # validation state changed (RFC 9000 13.4.2; extra: old, new, reason)
+    "ecn_marked",
+    "ecn_counts",
+    "ecn_validation",
 )
 KIND_CODE: dict[str, int] = {name: i for i, name in enumerate(EVENT_KINDS)}
 

@@ -50,8 +50,9 @@ from wtlab.transport.driver import (
     check_url,
     make_controller,
 )
+from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.session import Session
-from wtlab.transport.udp import BatchReader, grow_buffers
+from wtlab.transport.udp import BatchReader, batch_reader, grow_buffers
 
 _QUIC_INTERNAL_ERROR = 0x1
 # TLS alerts (RFC 8446) that mean "your certificate is not acceptable".
@@ -71,22 +72,25 @@ class _ClientProtocol(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         grow_buffers(transport)
-        self.reader = BatchReader(transport)
+        self.reader = batch_reader(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.reader is not None:
             self.reader.close()
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._one(data, addr)
+    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
+        self._one(data, addr, ecn)
         if self.reader is not None:
             self.reader.drain(self._one, self.error_received)
 
-    def _one(self, data: bytes, addr: Any) -> None:
+    # transports that read the ECN field (virtual network, wtlab.transport.ecn_udp)
+    datagram_received_ecn = datagram_received
+
+    def _one(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         ep = self.endpoint
         if ep is not None and not ep.terminated:
             try:
-                ep.datagram_received(data, addr)
+                ep.datagram_received(data, addr, ecn)
             except Exception as exc:  # never into asyncio's handler: end the connection
                 ep.close(_QUIC_INTERNAL_ERROR, f"client error: {type(exc).__name__}: {exc}"[:200])
 
@@ -146,7 +150,8 @@ def _normalize_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | 
 async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file: str | None,
                 verify: bool, headers: Any, timeout: float, recorder: Any, flow: int,
                 dialect: str, idle_timeout_s: float, cert_hash_policy: str,
-                max_datagram_size: int = 1200, full_packets: bool = True) -> Session:
+                max_datagram_size: int = 1200, full_packets: bool = True,
+                ecn: bool = False) -> Session:
     host, port, path, authority = check_url(url)  # before any packet
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds")
@@ -211,10 +216,10 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
     attach_controller(quic, controller, recorder, flow, full_packets)
     wt = P.WebTransportConnection(quic, dialect=dialect)
     # connected to the server's address: ICMP errors (port unreachable) reach the socket
-    transport, proto = await loop.create_datagram_endpoint(
-        _ClientProtocol, local_addr=local, remote_addr=addr, family=family)
+    transport, proto = await open_endpoint(_ClientProtocol, ecn=ecn, local_addr=local,
+                                           remote_addr=addr, family=family)
     ep = Endpoint(quic, wt, sendto=transport.sendto, controller=controller, recorder=recorder,
-                  flow=flow)
+                  flow=flow, sendto_ecn=getattr(transport, "sendto_ecn", None))
     ep.on_close_transport = transport.close
     proto.endpoint = ep  # type: ignore[attr-defined]
 
@@ -319,7 +324,10 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
     (the QUIC packets this end sends, UDP payload bytes, 1200..1472: 1472 fills a
     1500-byte MTU, as TCP's 1448-byte segments do); ``full_packets`` (True: while the
     congestion window is the limit, send only whole packets, as TCP and deployed QUIC
-    stacks do; False: aioquic's own, a short packet fills the window's last bytes).
+    stacks do; False: aioquic's own, a short packet fills the window's last bytes);
+    ``ecn`` (on a live socket, carry the IP header's ECN field where the system allows
+    it, Linux: the controller's marking, ACK_ECN counts, validation; elsewhere the session
+    runs without ECN. The virtual network always carries it).
 
     Raises InvalidURL or ConfigError (before any packet: URL, hashes, ``ca_file``),
     ConnectTimeout, CertificateError, SessionRejected (with ``.status``), ProtocolError.
@@ -330,14 +338,15 @@ class connect:  # noqa: N801 - reads as a function: wtlab.connect(url)
                  headers: Any = None, timeout: float = 10.0, recorder: Any = None, flow: int = 0,
                  dialect: str = "auto", idle_timeout_s: float = 60.0,
                  cert_hash_policy: str = "browser", max_datagram_size: int = 1200,
-                 full_packets: bool = True) -> None:
+                 full_packets: bool = True, ecn: bool = False) -> None:
         check_url(url)
         check_max_datagram_size(max_datagram_size)
         self._kw = dict(congestion_control=congestion_control, cert_hashes=cert_hashes,
                         ca_file=ca_file, verify=verify, headers=headers, timeout=timeout,
                         recorder=recorder, flow=flow, dialect=dialect,
                         idle_timeout_s=idle_timeout_s, cert_hash_policy=cert_hash_policy,
-                        max_datagram_size=max_datagram_size, full_packets=full_packets)
+                        max_datagram_size=max_datagram_size, full_packets=full_packets,
+                        ecn=bool(ecn))
         self._url = url
         self._session: Session | None = None
 

@@ -34,6 +34,15 @@ and each keeps the invariant by construction:
    ``_write_application`` would refuse to build; this sets ``_pacing_at`` as
    aioquic does, so the timer fires when the pacer allows the next packet.
 
+ECN (:mod:`wtlab.cc.aioquic_ecn`): when the socket can carry the ECN field (the
+virtual network's always can; a live socket from :mod:`wtlab.transport.ecn_udp`
+when the OS lets it), the endpoint gets ``sendto_ecn`` and the connection an
+:class:`~wtlab.cc.aioquic_ecn.EcnSeam`: each datagram's codepoint goes to the
+seam with the datagram, each batch of datagrams leaves with the seam's
+``tx_codepoint``. A CE mark makes aioquic's ACK overdue at once (``ack_at`` one ulp
+before now), which rule 2 reads as an ACK due now and rule 3 as one the pacer must not
+hold, so the transmit is not skipped.
+
 Deferrals (``RX_BATCH``, ``READY_DEFER``) are bounded, so a scheduled transmit
 always runs within a few loop iterations. ``tests/transport/test_liveness.py``
 checks the invariant on random event sequences and live exchanges.
@@ -151,17 +160,39 @@ def attach_controller(quic: QuicConnection, controller: Any, recorder: Any, flow
     attach(quic, controller, recorder=recorder, flow=flow, full_packets=full_packets)
 
 
+def attach_ecn(quic: QuicConnection, controller: Any, sendto_ecn: Any, now: float) -> Any:
+    """The connection's ECN seam if the socket carries the ECN field (``sendto_ecn``),
+    else None; a controller that wanted ECN then records that it is off."""
+    existing = getattr(quic, "_wtlab_ecn", None)
+    if existing is not None:  # enabled before the first datagram (the server does)
+        return existing
+    if controller is None or getattr(quic._loss, "_wtlab_shim", None) is None:
+        return None
+    if sendto_ecn is None:
+        if getattr(controller, "ecn_codepoint", 0):
+            controller.on_ecn_validation(now, controller.ecn_state, "failed",
+                                         "this socket cannot set or read the ECN field")
+        return None
+    from wtlab.cc.aioquic_ecn import enable_ecn
+
+    return enable_ecn(quic, controller)
+
+
 class Endpoint:
     """A QUIC connection carrying WebTransport, driven on the running asyncio loop."""
 
     def __init__(self, quic: QuicConnection, wt: P.WebTransportConnection, *,
                  sendto: Callable[[bytes, Any], None], controller: Any = None,
-                 recorder: Any = None, flow: int = 0) -> None:
+                 recorder: Any = None, flow: int = 0,
+                 sendto_ecn: Callable[[bytes, Any, int], None] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.quic = quic
         self.wt = wt
         self.is_client = wt.is_client
         self._sendto = sendto
+        self._sendto_ecn = sendto_ecn
+        #: the connection's ECN seam (wtlab.cc.aioquic_ecn), None without ECN
+        self.ecn = attach_ecn(quic, controller, sendto_ecn, self.loop.time())
         self.controller = controller
         self.recorder = recorder
         self.flow = flow
@@ -209,9 +240,12 @@ class Endpoint:
         }
 
     # ------------------------------------------------------------------ input
-    def datagram_received(self, data: bytes, addr: Any) -> None:
+    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         now = self.loop.time()
-        self.quic.receive_datagram(data, addr, now=now)
+        if ecn and self.ecn is not None:
+            self.ecn.receive_datagram(data, addr, now, ecn)
+        else:
+            self.quic.receive_datagram(data, addr, now=now)
         self.process_events()
         self._rx_count += 1
         if self._tx_handle is None:
@@ -285,8 +319,16 @@ class Endpoint:
         self._rx_at_tx = self._rx_count
         now = self.loop.time()
         if not self._paced_out(now):
-            for data, addr in quic.datagrams_to_send(now=now):
-                sendto(data, addr)
+            datagrams = quic.datagrams_to_send(now=now)
+            ecn = self.ecn
+            codepoint = 0 if ecn is None else ecn.tx_codepoint
+            if codepoint:
+                sendto_ecn = self._sendto_ecn
+                for data, addr in datagrams:
+                    sendto_ecn(data, addr, codepoint)
+            else:
+                for data, addr in datagrams:
+                    sendto(data, addr)
         self._bif_at_tx = quic._loss.bytes_in_flight
         self._arm_timer()
         if self.blocked_writers:

@@ -87,14 +87,16 @@ from wtlab.transport.driver import (
     CLOSE_STREAM_LIMIT,
     Endpoint,
     attach_controller,
+    attach_ecn,
     check_idle_timeout,
     check_max_datagram_size,
     make_controller,
 )
+from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.limits import DESCRIPTIONS, Limits
 from wtlab.transport.server_connection import ServerConnection
 from wtlab.transport.session import Session
-from wtlab.transport.udp import BatchReader, grow_buffers
+from wtlab.transport.udp import BatchReader, batch_reader, grow_buffers
 
 logger = logging.getLogger("wtlab.transport")
 
@@ -204,22 +206,26 @@ class _ServerProtocol(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         grow_buffers(transport)
-        self.reader = BatchReader(transport)
+        self.reader = batch_reader(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.reader is not None:
             self.reader.close()
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._guarded(data, addr)
+    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
+        self._guarded(data, addr, ecn)
         # what else is queued in the kernel: every connection absorbs its burst before
-        # any transmits (asyncio alone hands over one datagram per loop iteration)
+        # any transmits (asyncio alone hands over one datagram per loop iteration; an ECN
+        # transport reads in batches itself, and then there is no reader)
         if self.reader is not None:
             self.reader.drain(self._guarded)
 
-    def _guarded(self, data: bytes, addr: Any) -> None:
+    # transports that read the ECN field (virtual network, wtlab.transport.ecn_udp)
+    datagram_received_ecn = datagram_received
+
+    def _guarded(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         try:
-            self._one(data, addr)
+            self._one(data, addr, ecn)
         except Exception:  # a bug must cost one connection, never the server's socket
             logger.exception("datagram from %s could not be handled", addr)
             ep = self._endpoint_of(data)
@@ -241,11 +247,11 @@ class _ServerProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors about a client: its connection times out on its own
 
-    def _one(self, data: bytes, addr: Any) -> None:
+    def _one(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         if data and not data[0] & 0x80:  # short header: the fast path
             ep = self.endpoints.get(data[1:1 + self.cid_length])
             if ep is not None:
-                ep.datagram_received(data, addr)
+                ep.datagram_received(data, addr, ecn)
                 self.server._after_datagram(ep)
             return
         buf = Buffer(data=data)
@@ -263,13 +269,13 @@ class _ServerProtocol(asyncio.DatagramProtocol):
             return
         ep = self.endpoints.get(header.destination_cid)
         if ep is not None:
-            ep.datagram_received(data, addr)
+            ep.datagram_received(data, addr, ecn)
             self.server._after_datagram(ep)
             return
         if len(data) >= 1200 and header.packet_type == QuicPacketType.INITIAL:
-            self._new_connection(header, data, addr)
+            self._new_connection(header, data, addr, ecn)
 
-    def _new_connection(self, header: Any, data: bytes, addr: Any) -> None:
+    def _new_connection(self, header: Any, data: bytes, addr: Any, ecn: int = 0) -> None:
         server = self.server
         loop = asyncio.get_running_loop()
         decision = server.admission.decide(header, addr, loop.time())
@@ -280,7 +286,13 @@ class _ServerProtocol(asyncio.DatagramProtocol):
             return
         retry_cid = decision.retry_source_cid if isinstance(decision, Take) else None
         quic, controller = server._new_quic(decision.original_destination_cid, retry_cid)
-        quic.receive_datagram(data, addr, now=loop.time())
+        # ECN before the first datagram, so its codepoint counts (the Endpoint keeps it)
+        seam = attach_ecn(quic, controller, getattr(self.transport, "sendto_ecn", None),
+                          loop.time())
+        if seam is not None and ecn:
+            seam.receive_datagram(data, addr, loop.time(), ecn)
+        else:
+            quic.receive_datagram(data, addr, now=loop.time())
         if not quic.decrypted_anything():
             self.garbage_initials += 1  # nothing valid: keep nothing, answer nothing
             return
@@ -320,7 +332,7 @@ class Server:
                  idle_timeout_s: float = 60.0, retry: str = "auto",
                  authorities: Any = None, origins: Any = None,
                  allow_non_loopback: bool = False, max_datagram_size: int = 1200,
-                 full_packets: bool = True) -> None:
+                 full_packets: bool = True, ecn: bool = False) -> None:
         from wtlab.cc.aioquic import check_full_packets
         from wtlab.transport import handlers
 
@@ -357,6 +369,7 @@ class Server:
         self.flow = flow
         self.dialect = dialect
         self.retry = retry
+        self.ecn = bool(ecn)  # live: a socket carrying the ECN field (transport.ecn_udp)
         self.certificate: CertificatePair = (
             load_certificate(cert, key) if cert is not None and key is not None
             else default_certificate(cert_kind))
@@ -440,11 +453,10 @@ class Server:
         """
         if self._transport is not None:
             return self
-        loop = asyncio.get_running_loop()
         self._proto = _ServerProtocol(self)
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: self._proto, local_addr=(self.host, self._requested_port))
+            transport, _ = await open_endpoint(
+                lambda: self._proto, ecn=self.ecn, local_addr=(self.host, self._requested_port))
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self.host}:{self._requested_port} ({exc}); "
                               "pick another port (0 picks a free one)") from None
@@ -530,7 +542,8 @@ class Server:
                                       ledger=self.ledger)
         proto = self._proto
         ep = Endpoint(quic, wt, sendto=proto.transport.sendto, controller=controller,
-                      recorder=self.recorder, flow=flow)
+                      recorder=self.recorder, flow=flow,
+                      sendto_ecn=getattr(proto.transport, "sendto_ecn", None))
         ep.server = self  # type: ignore[attr-defined]
         ep.peer_ip = client_ip(addr)  # type: ignore[attr-defined]
         ep.max_streams_per_session = self.limits.max_streams_per_session
@@ -683,7 +696,7 @@ def serve(host: str = "127.0.0.1", port: int = 4433, *, cert: str | None = None,
           dialect: str = "auto", idle_timeout_s: float = 60.0, retry: str = "auto",
           authorities: Any = None, origins: Any = None,
           allow_non_loopback: bool = False, max_datagram_size: int = 1200,
-          full_packets: bool = True) -> Server:
+          full_packets: bool = True, ecn: bool = False) -> Server:
     """A WebTransport server: ``async with serve(...) as server`` or ``server = await serve(...)``.
 
     ``port=0`` picks a free port (read ``server.port``). ``routes`` maps paths to
@@ -695,14 +708,16 @@ def serve(host: str = "127.0.0.1", port: int = 4433, *, cert: str | None = None,
     address-validation policy; ``authorities`` / ``origins`` turn on the browser-grade
     request checks; ``allow_non_loopback`` permits listening beyond loopback (see the
     module docstring). ``max_datagram_size`` (1200..1472) and ``full_packets`` are
-    :func:`wtlab.connect`'s, for what this server sends.
+    :func:`wtlab.connect`'s, for what this server sends. ``ecn``:
+    carry the IP header's ECN field on the socket where the system allows it (see
+    :func:`wtlab.transport.connect`).
     """
     return Server(host, port, cert=cert, key=key, routes=routes,
                   congestion_control=congestion_control, recorder=recorder, flow=flow,
                   limits=limits, cert_kind=cert_kind, dialect=dialect,
                   idle_timeout_s=idle_timeout_s, retry=retry, authorities=authorities,
                   origins=origins, allow_non_loopback=allow_non_loopback,
-                  max_datagram_size=max_datagram_size, full_packets=full_packets)
+                  max_datagram_size=max_datagram_size, full_packets=full_packets, ecn=ecn)
 
 
 class _ArgumentParser(argparse.ArgumentParser):

@@ -56,6 +56,14 @@ def grow_buffers(transport: Any, size_bytes: int = SOCKET_BUFFER_BYTES) -> tuple
         return 0, 0
 
 
+def batch_reader(transport: Any) -> BatchReader | None:
+    """A :class:`BatchReader` for ``transport``, or None where the transport reads its own
+    batches (wtlab's ECN transport, which must see each datagram's codepoint)."""
+    if hasattr(transport, "sendto_ecn"):
+        return None
+    return BatchReader(transport)
+
+
 class BatchReader:
     """Reads datagrams already queued on a transport's socket, without blocking."""
 
