@@ -143,7 +143,7 @@ class Flow:
         "msg_chunks", "msg_chunk_left", "msg_sent_time", "msg_sizes", "msg_delivered",
         "chunk_got", "msg_queue", "chunk_bytes", "latencies_s", "messages",
         "cwnd_time_integral", "cwnd_last_t", "cwnd_last", "pn_chunk",
-        "rx_t", "rx_pn", "rx_head", "rx_last",
+        "rx_t", "rx_pn", "rx_head", "rx_last", "extra_delay_s", "base_rtt_s",
     )
 
     def __init__(self, index: int, cc: Any, rtt: RttStats, start_s: float) -> None:
@@ -180,6 +180,8 @@ class Flow:
         self.rx_pn: list[int] = []
         self.rx_head = 0
         self.rx_last = -math.inf
+        self.extra_delay_s = 0.0  # one way, each direction, after the shared links
+        self.base_rtt_s = 0.0
         self.start_s = start_s
         self.data_start_s = start_s
         self.stop_s = math.inf
@@ -230,7 +232,8 @@ class FlowModel:
                  ip_overhead_bytes: int = 28,
                  ack_policy: str = "aioquic", max_ack_delay_s: float = 0.025,
                  setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
-                 workload: dict[str, Any] | None = None, record_acks: bool = True) -> None:
+                 workload: dict[str, Any] | None = None, record_acks: bool = True,
+                 extra_rtt_s: Sequence[float] | None = None) -> None:
         if ack_policy not in ("aioquic", "rfc9000"):
             raise ConfigError(f"ack_policy={ack_policy!r}: use 'aioquic' or 'rfc9000'")
         if not 0 <= overhead_bytes < max_datagram_size:
@@ -265,8 +268,18 @@ class FlowModel:
         if len(start_times_s) != n:
             raise ConfigError(f"start_times_s has {len(start_times_s)} entries for {n} flows")
         self.flows: list[Flow] = []
+        if extra_rtt_s is None:
+            extra_rtt_s = [0.0] * n
+        if len(extra_rtt_s) != n:
+            raise ConfigError(f"extra_rtt_s has {len(extra_rtt_s)} entries for {n} flows")
         for i, cc in enumerate(controllers):
             fl = Flow(i, cc, RttStats(), float(start_times_s[i]))
+            extra = float(extra_rtt_s[i])
+            if not (extra >= 0 and math.isfinite(extra)):
+                raise ConfigError(f"extra_rtt_s[{i}]={extra_rtt_s[i]!r} must be >= 0 seconds")
+            # half each way, after the shared links (an access link of its own)
+            fl.extra_delay_s = extra / 2.0
+            fl.base_rtt_s = self.base_rtt_s + extra
             self.flows.append(fl)
         self.workload = dict(workload or {"kind": "bulk"})
         self._setup_workload()
@@ -275,7 +288,7 @@ class FlowModel:
         # queue per flow and the timer takes those due (the trace is the same, ~2x faster).
         self._lazy_rx = ack_policy == "aioquic" and self.workload.get("kind", "bulk") == "bulk"
         for fl in self.flows:
-            fl.data_start_s = fl.start_s + self.setup_rtts * self.base_rtt_s
+            fl.data_start_s = fl.start_s + self.setup_rtts * fl.base_rtt_s
             self._push(fl.data_start_s, _EV_START, fl, 0)
             if fl.msg_chunks is not None:
                 self._push(fl.data_start_s, _EV_MESSAGE, fl, 0)
@@ -388,7 +401,7 @@ class FlowModel:
     def _on_start(self, now: float, fl: Flow) -> None:
         # the handshake's RTT sample: the path's base RTT (see module docstring)
         if self.setup_rtts > 0 and not fl.rtt.has_sample:
-            fl.rtt.update(self.base_rtt_s, 0.0, now)
+            fl.rtt.update(fl.base_rtt_s, 0.0, now)
             self._update_pacer(fl)
         fl.cwnd_last_t = now
         fl.cwnd_last = fl.cc.cwnd
@@ -449,6 +462,7 @@ class FlowModel:
         more = now < fl.stop_s
         until = self._until
         rx_last = fl.rx_last
+        extra_s = fl.extra_delay_s
         seq = self._seq
         pn = fl.next_pn
         first_pn = pn
@@ -507,6 +521,7 @@ class FlowModel:
             sent[pn] = pkt
             on_sent(now, pkt)
             for arrival in transmit(now, w):
+                arrival += extra_s
                 if arrival >= rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
                     rx_last = arrival
@@ -621,6 +636,7 @@ class FlowModel:
             sent[pn] = pkt
             on_sent(now, pkt)
             for arrival in transmit(now, psize + self.ip_overhead_bytes):
+                arrival += fl.extra_delay_s
                 if lazy and arrival >= fl.rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
                     fl.rx_last = arrival
@@ -711,7 +727,7 @@ class FlowModel:
             seq = self._seq
             for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
                 seq += 1
-                heapq.heappush(heap, (arrival, seq, _EV_ACK, fl, info))
+                heapq.heappush(heap, (arrival + fl.extra_delay_s, seq, _EV_ACK, fl, info))
             if len(rx_t) > fl.rx_head:
                 at = rx_t[fl.rx_head] + AIOQUIC_ACK_DELAY_S
                 fl.ack_at = at
@@ -731,7 +747,7 @@ class FlowModel:
         heap = self._heap
         for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
             self._seq += 1
-            heapq.heappush(heap, (arrival, self._seq, _EV_ACK, fl, info))
+            heapq.heappush(heap, (arrival + fl.extra_delay_s, self._seq, _EV_ACK, fl, info))
 
     # ------------------------------------------------------------------ ACK processing
     def _on_ack(self, now: float, fl: Flow, info: tuple[int, float, int]) -> None:

@@ -60,6 +60,11 @@ with these meanings, so rows of one kind can be compared across engines
   changed, after the event that changed it; ``bytes`` = 0.
 * ``pto_expired`` (``extra``: ``pto_count``), ``persistent_congestion``, ``app_limited``.
 * ``link_drop`` / ``link_delivery`` (virtual network): ``bytes`` = the datagram's size.
+* ``path_changed`` (both engines): one row per applied step of a path schedule
+  (:mod:`wtlab.net.schedule`), at the step's time; ``flow`` 0 (a path event concerns
+  every flow), ``bytes`` 0, no controller state; ``extra`` = ``{"source": "schedule" |
+  "explorer", "at_s": .., "changes": {"rate_bps": ..}, "path": {"capacity_bps": ..,
+  "rtt_s": .., "loss": .., "buffer_bytes": ..}}`` (the change, and the path after it).
 * ``message_*`` (reliability channels): ``pn`` = message id, ``bytes`` = message size.
 
 Figures computed from rows (goodput, utilisation, mean cwnd, ...) live in one place,
@@ -107,6 +112,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "app_limited",
     "bandwidth_sample",
     "metrics_updated",
+    "path_changed",
 )
 KIND_CODE: dict[str, int] = {name: i for i, name in enumerate(EVENT_KINDS)}
 
