@@ -106,7 +106,9 @@ class EmulateEngine:
             self.net.loop.call_exact_at(change.at_s, self._apply, change)
 
     def _apply(self, change: PathChange) -> None:
-        apply_change(self.path, change, self.net.now, self.recorder)
+        now = self.net.now  # the loop's clock counts integer nanoseconds: 5.0 reads 5.000000001
+        apply_change(self.path, change, change.at_s if abs(now - change.at_s) < 1e-6 else now,
+                     self.recorder)
 
     @property
     def now(self) -> float:
