@@ -1,0 +1,107 @@
+"""Back-pressure from the browser, and the speed a player really achieves.
+
+A :class:`FrameGate` watches one plotly ``FigureWidget``. plotly's front end, after it
+applied an update (``Plotly.update``, which draws synchronously for these figures),
+reports the trace state back to the kernel tagged with the update's edit id; the gate
+records that acknowledgement. A player awaits :meth:`FrameGate.ready` before it sends
+the next frame, so at most one frame is ever in flight: the browser is never fed
+faster than it draws (what left the figure blank and made Pause lag by seconds when
+every tick was sent regardless), and the kernel stays free to handle Pause at once.
+
+With no view on the page (``_view_count`` 0: a notebook run by nbclient, a test, a
+closed tab) nothing will acknowledge, so the gate does not wait; a view that stops
+answering (a hidden tab) releases the gate after ``timeout_s`` (the frame budget).
+
+:class:`SpeedMeter` measures the simulated seconds per wall second actually achieved
+over the last few seconds of wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+
+class FrameGate:
+    """Waits until the browser has drawn the last update of ``figure`` (see module doc)."""
+
+    def __init__(self, figure: Any) -> None:
+        self.figure = figure
+        self.acked_id = 0
+        self.sent_id = 0
+        self.frames_drawn = 0
+        self.round_trips_s: deque[float] = deque(maxlen=50)
+        self._sent_at = 0.0
+        self._event: asyncio.Event | None = None
+        figure.observe(self._on_ack, names="_js2py_traceDeltas")
+
+    def _on_ack(self, change: dict) -> None:
+        msg = change.get("new")
+        if not msg:
+            return
+        edit = msg.get("trace_edit_id")
+        if isinstance(edit, int) and edit > self.acked_id:
+            self.acked_id = edit
+            self.frames_drawn += 1
+            if edit >= self.sent_id and self._sent_at:
+                self.round_trips_s.append(time.perf_counter() - self._sent_at)
+            if self._event is not None and self.acked_id >= self.sent_id:
+                self._event.set()
+
+    def sent(self) -> None:
+        """Call right after a batched figure update: the frame now in flight."""
+        self.sent_id = int(getattr(self.figure, "_last_trace_edit_id", 0) or 0)
+        self._sent_at = time.perf_counter()
+
+    @property
+    def has_view(self) -> bool:
+        """Whether a browser shows the figure (ipywidgets counts the views)."""
+        return bool(getattr(self.figure, "_view_count", 0))
+
+    @property
+    def in_flight(self) -> bool:
+        return self.has_view and self.acked_id < self.sent_id
+
+    async def ready(self, timeout_s: float = 1.0) -> bool:
+        """Until the last frame was drawn (True) or ``timeout_s`` passed (False)."""
+        if not self.in_flight:
+            return True
+        self._event = asyncio.Event()
+        if not self.in_flight:  # acknowledged meanwhile
+            return True
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout=timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._event = None
+
+
+class SpeedMeter:
+    """Simulated seconds per wall second over the last ``window_s`` wall seconds."""
+
+    def __init__(self, window_s: float = 3.0) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, float, float]] = deque()  # (wall, sim_dt, wall_dt)
+
+    def reset(self) -> None:
+        self._samples.clear()
+
+    def add(self, sim_dt_s: float, wall_dt_s: float) -> None:
+        now = time.perf_counter()
+        self._samples.append((now, sim_dt_s, wall_dt_s))
+        while self._samples and now - self._samples[0][0] > self.window_s:
+            self._samples.popleft()
+
+    @property
+    def sim_per_wall(self) -> float:
+        wall = sum(s[2] for s in self._samples)
+        return sum(s[1] for s in self._samples) / wall if wall > 0 else 0.0
+
+    @property
+    def frames_per_s(self) -> float:
+        wall = sum(s[2] for s in self._samples)
+        return len(self._samples) / wall if wall > 0 else 0.0
