@@ -120,6 +120,9 @@ class EmulateEngine:
     def run(self, until: float) -> None:
         self.net.run(until=until)
 
+    def skip_recorded(self) -> None:
+        self.net.skip_recorded()
+
     def change_path(self, now: float, change: PathChange) -> dict:
         if now > self.net.now:
             self.net.run(until=now)

@@ -156,7 +156,8 @@ class Experiment:
         for f in self.flow_specs():
             if isinstance(f.cc, str):
                 cc_registry.get(f.cc)  # typed error now rather than mid-run
-        PathSchedule.of(self.schedule)  # typed error now
+        sched = PathSchedule.of(self.schedule)  # typed error now
+        self.schedule = sched if sched else None  # one form: a PathSchedule, or None
 
     def replace(self, **changes: Any) -> Experiment:
         return dataclasses.replace(self, **changes)
@@ -309,6 +310,15 @@ class Stepper:
             self.engine.run(t_next)
             if len(self.recorder) > before:
                 self._pull()
+
+    def skip_recorded(self) -> None:
+        """Treat every row recorded so far as returned: the next :meth:`step` returns an
+        event recorded after this call (for a view that reads the recorder itself)."""
+        skip = getattr(self.engine, "skip_recorded", None)
+        if skip is not None:
+            skip()
+        self._cursor = len(self.recorder)
+        self._rows.clear()
 
     def advance(self, dt_s: float) -> int:
         """Run ``dt_s`` more seconds; returns how many events were recorded."""

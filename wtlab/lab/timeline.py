@@ -128,7 +128,8 @@ class Timeline:
         """To the next event (of ``kinds``): a recorded one, else the engine runs on (at
         most a minute of virtual time). None, cursor kept, if there is none."""
         found = self._find(kinds, self.cursor + 1, +1)
-        if found is None:
+        if found is None:  # every recorded row has been searched: the engine runs on
+            self.stepper.skip_recorded()
             if self.stepper.step(kinds=kinds, max_time_s=self.stepper.now + MAX_STEP_AHEAD_S
                                  ) is None:
                 self._sync()

@@ -428,8 +428,12 @@ class Explorer:
     def _adopt(self, tl: Timeline, state: dict[str, Any]) -> None:
         self.pause()
         exp = tl.experiment
-        p = exp.path or {}
+        p = dict(exp.path or {})
         self._base = exp.replace(schedule=None)
+        for change in exp.schedule or ():  # the sliders show the path as last changed
+            for name in ("rate_bps", "rtt_s", "loss", "buffer_bdp"):
+                if getattr(change, name) is not None:
+                    p[name] = getattr(change, name)
         for name, value in (("rate_bps", p.get("rate_bps")), ("rtt_s", p.get("rtt_s")),
                             ("loss", p.get("loss") or 0.0), ("buffer_bdp", p.get("buffer_bdp"))):
             if value is not None:
