@@ -165,15 +165,19 @@ def phase_shapes(phase_table: pd.DataFrame, *, flow: int = 0,
 
 
 def add_series(fig: Any, specs: Sequence[Mapping[str, Any]], panels: Sequence[str],
-               data: Mapping[Any, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
-    """Add one Scattergl per spec to ``fig`` (its data from ``data[key]``, else empty)."""
+               data: Mapping[Any, tuple[np.ndarray, np.ndarray]] | None = None, *,
+               gl: bool = True) -> None:
+    """Add one scatter per spec to ``fig`` (its data from ``data[key]``, else empty):
+    WebGL (``gl``, for long static series) or SVG (cheaper to redraw when a live figure
+    updates a few thousand points many times a second)."""
     import plotly.graph_objects as go
 
     traces, rows = [], []
     for spec in specs:
         props = {k: v for k, v in spec.items() if k not in ("key", "panel")}
         x, y = (data or {}).get(spec["key"], ((), ()))
-        cls = go.Scatter if spec["key"][0] == "phase" or "fill" in props else go.Scattergl
+        cls = go.Scatter if not gl or spec["key"][0] == "phase" or "fill" in props else (
+            go.Scattergl)
         if spec["key"][0] == "phase":
             x, y = [None], [None]
         traces.append(cls(x=x, y=y, **props))

@@ -146,11 +146,31 @@ class Timeline:
 
     def seek(self, t_s: float) -> dict | None:
         """The cursor to the last event at or before ``t_s`` (clamped to what was run)."""
+        self._seek(t_s)
+        return self.row()
+
+    def _seek(self, t_s: float) -> None:
         self._sync()
         t = max(0.0, min(float(t_s), self.now_s))
         self.cursor = int(np.searchsorted(self._t, t, side="right")) - 1
         self._time_s = t
-        return self.row()
+
+    def cursor_state(self, flow: int = 0) -> tuple[int | None, str]:
+        """(cwnd, state name) of ``flow`` as of the cursor, straight from the packed records
+        (cheap: what a status line shows every frame)."""
+        if self.cursor < 0:
+            return None, ""
+        self._sync()
+        rec = self.stepper.recorder
+        lo = max(0, self.cursor - 256)
+        block = rec.records(lo, self.cursor + 1)
+        from wtlab.trace.schema import NO_BYTES_U32
+
+        mine = np.flatnonzero((block["flow"] == flow) & (block["cwnd"] != NO_BYTES_U32))
+        if not len(mine):
+            return None, ""
+        last = block[mine[-1]]
+        return int(last["cwnd"]), rec.states[int(last["state"])]
 
     def advance(self, dt_s: float) -> int:
         """Move ``dt_s`` of virtual time forward from the cursor: through recorded rows,
@@ -159,7 +179,7 @@ class Timeline:
         target = self._time_s + dt_s
         if target > self.stepper.now:
             self.stepper.run(target)
-        self.seek(target)
+        self._seek(target)
         return self.cursor - before
 
     def to_end(self) -> dict | None:

@@ -142,6 +142,15 @@ RUN_METRICS: tuple[Metric, ...] = (
 METRICS: tuple[Metric, ...] = FLOW_METRICS + MESSAGE_METRICS + DETAIL_METRICS + RUN_METRICS
 
 
+def _labels(column: pd.Series) -> np.ndarray:
+    """A kind/state column as an array of str, decoded once per category (not per row)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cats = np.asarray([str(c) for c in column.cat.categories] + [""], dtype=object)
+        codes = column.cat.codes.to_numpy()
+        return cats[np.where(codes < 0, len(cats) - 1, codes)]
+    return column.astype(str).to_numpy()
+
+
 def time_weighted_mean(times: np.ndarray, values: np.ndarray, from_s: float,
                        to_s: float) -> float:
     """Mean of a step function (``values[i]`` holds from ``times[i]`` to the next time)
@@ -199,7 +208,7 @@ def flow_metrics(trace: pd.DataFrame, *, from_s: float | None = None,
         raise ConfigError(f"window [{from_s}, {to_s}] is empty; need to_s > from_s")
     span = hi - lo
     t = trace["time_s"].to_numpy(dtype=float)
-    kind = trace["kind"].astype(str).to_numpy()
+    kind = _labels(trace["kind"])
     flow = trace["flow"].to_numpy().astype(np.int64)
     nbytes = trace["bytes"].to_numpy(dtype=float)
     payload = trace["payload_bytes"].to_numpy(dtype=float, na_value=np.nan)
@@ -555,7 +564,7 @@ def rate_over_time(trace: pd.DataFrame, bin_s: float, *, from_s: float = 0.0,
     last = int(math.floor(end / bin_s + 1e-9))  # bins [k, k+1) with (k+1) * bin_s <= end
     if last <= first:
         return pd.DataFrame({c: pd.Series([], dtype=float) for c in cols})
-    kind = trace["kind"].astype(str).to_numpy()
+    kind = _labels(trace["kind"])
     flow = trace["flow"].to_numpy().astype(np.int64)
     b = np.floor(t / bin_s + 1e-9).astype(np.int64)
     inside = (b >= first) & (b < last)
@@ -609,7 +618,7 @@ def phases(trace: pd.DataFrame, *, to_s: float | None = None) -> pd.DataFrame:
     cols = [m.name for m in PHASES]
     if not len(trace):
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
-    state = trace["state"].astype(str).to_numpy()
+    state = _labels(trace["state"])
     has = state != ""
     t = trace["time_s"].to_numpy(dtype=float)
     flow = trace["flow"].to_numpy().astype(np.int64)
@@ -663,7 +672,7 @@ class SequenceBuilder:
     def feed(self, trace: pd.DataFrame) -> pd.DataFrame:
         """The sequence rows of these trace rows (which follow those fed before)."""
         cols = [m.name for m in SEQUENCE]
-        kind = trace["kind"].astype(str).to_numpy()
+        kind = _labels(trace["kind"])
         keep = np.isin(kind, ("packet_sent", "packet_acked", "packet_lost", "pto_expired"))
         if not keep.any():
             return pd.DataFrame({c: pd.Series([], dtype=float) for c in cols}).astype(

@@ -243,6 +243,11 @@ class Recorder:
     def kinds(self) -> list[str]:
         return list(self._kinds)
 
+    @property
+    def states(self) -> list[str]:
+        """State names by code (the ``state`` field of :meth:`records`)."""
+        return list(self._states)
+
     def records(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """The raw packed records ``start:stop`` as a numpy structured array (a copy of
         just those: a view that follows a growing run reads only the new ones)."""

@@ -299,17 +299,19 @@ class Explorer:
     def _show_row(self, row: dict | None) -> None:
         self.event.value = row_html(row, title="current event")
 
-    def _redraw(self) -> None:
+    def _redraw(self, *, push: bool = True) -> None:
+        """The figures and the status line at the cursor (``push=False``: prepared, sent
+        by the next ``view.push()``)."""
         tl = self.timeline
-        self.view.show(tl.cursor, tl.time_s)
+        self.view.update(tl.cursor, tl.time_s)
+        if push:
+            self.view.push()
         n = tl.cursor + 1
         total = len(tl)
         controllers = tl.stepper.controllers
-        cc = controllers[0]
-        row = tl.row()
-        cwnd = row["cwnd"] if row and row.get("cwnd") is not None else (
-            cc.cwnd if tl.at_end else None)
-        state = row["state"] if row and row.get("state") else cc.state
+        cwnd, state = tl.cursor_state(0)
+        if cwnd is None and tl.at_end:
+            cwnd, state = controllers[0].cwnd, controllers[0].state
         where = (f" (computed to {tl.now_s:.3f} s: {total:,} events)"
                  if tl.now_s > tl.time_s + 1e-9 else "")
         self.status.value = (
@@ -368,9 +370,7 @@ class Explorer:
             while self._playing and loop.time() - started < MAX_PLAY_WALL_S:
                 if max_frames is not None and frames >= max_frames:
                     break
-                await gate.ready(FRAME_TIMEOUT_S)  # the browser drew the previous frame
-                if not self._playing:
-                    break
+                # the next frame is computed while the browser draws the previous one ...
                 now = loop.time()
                 wall_dt = min(now - last, MAX_FRAME_WALL_S) if frames else FRAME_TARGET_S
                 last = now
@@ -383,7 +383,11 @@ class Explorer:
                     done += piece
                     if time.perf_counter() - t0 > COMPUTE_BUDGET_S:
                         break
-                self._redraw()
+                self._redraw(push=False)
+                await gate.ready(FRAME_TIMEOUT_S)  # ... and sent once it has drawn it
+                if not self._playing:
+                    break
+                self.view.push()
                 frames += 1
                 self.frames += 1
                 self.meter.add(done, wall_dt)

@@ -1,6 +1,6 @@
 """Back-pressure from the browser, and the speed a player really achieves.
 
-A :class:`FrameGate` watches one plotly ``FigureWidget``. plotly's front end, after it
+A :class:`FrameGate` watches one :class:`AckedFigureWidget`. plotly's front end, after it
 applied an update (``Plotly.update``, which draws synchronously for these figures),
 reports the trace state back to the kernel tagged with the update's edit id; the gate
 records that acknowledgement. A player awaits :meth:`FrameGate.ready` before it sends
@@ -23,11 +23,46 @@ import time
 from collections import deque
 from typing import Any
 
+import plotly.graph_objects as go
+from plotly.basewidget import BaseFigureWidget
+from traitlets import observe
+
+_PLOTLY_DELTAS = BaseFigureWidget.__dict__["_handler_js2py_traceDeltas"].func
+
+
+class AckedFigureWidget(go.FigureWidget):
+    """A plotly FigureWidget that tells listeners when the browser has applied an edit.
+
+    plotly's own handler of the browser's report can raise (plotly 6-7 evaluate
+    ``if not value`` on numpy arrays when a report carries array defaults back), and a
+    raising handler silences every observer after it. Here the report reaches the
+    listeners first, then plotly's bookkeeping runs; if it fails, the edit is still
+    marked done, as plotly would have.
+    """
+
+    @observe("_js2py_traceDeltas")
+    def _handler_js2py_traceDeltas(self, change: dict) -> None:
+        msg = change.get("new")
+        if msg:
+            for listener in getattr(self, "_ack_listeners", ()):
+                listener(msg.get("trace_edit_id"))
+        try:
+            _PLOTLY_DELTAS(self, change)
+        except (ValueError, TypeError):
+            self._trace_edit_in_process = False
+            self._js2py_traceDeltas = None
+
+    def on_acknowledged(self, listener: Any) -> None:
+        """Call ``listener(edit_id)`` whenever the browser reports an applied edit."""
+        if not hasattr(self, "_ack_listeners"):
+            self._ack_listeners = []
+        self._ack_listeners.append(listener)
+
 
 class FrameGate:
     """Waits until the browser has drawn the last update of ``figure`` (see module doc)."""
 
-    def __init__(self, figure: Any) -> None:
+    def __init__(self, figure: AckedFigureWidget) -> None:
         self.figure = figure
         self.acked_id = 0
         self.sent_id = 0
@@ -35,13 +70,9 @@ class FrameGate:
         self.round_trips_s: deque[float] = deque(maxlen=50)
         self._sent_at = 0.0
         self._event: asyncio.Event | None = None
-        figure.observe(self._on_ack, names="_js2py_traceDeltas")
+        figure.on_acknowledged(self._on_ack)
 
-    def _on_ack(self, change: dict) -> None:
-        msg = change.get("new")
-        if not msg:
-            return
-        edit = msg.get("trace_edit_id")
+    def _on_ack(self, edit: Any) -> None:
         if isinstance(edit, int) and edit > self.acked_id:
             self.acked_id = edit
             self.frames_drawn += 1

@@ -6,7 +6,9 @@ to a steady density, see :class:`SeriesBuffer`) and sends only those series, tog
 with any layout change, in one batched ``Plotly.update``. So the browser never shows an
 empty figure between frames, and a frame's size is bounded by ``max_points`` per
 series whatever the length of the run. (plotly's widget protocol has no "extend
-traces" message, so a changed series travels whole; the thinning keeps it small.)
+traces" message, so a changed series travels whole; the thinning keeps it small.) The
+traces are SVG scatters: with a bounded number of points they redraw faster than WebGL
+ones (measured in headless Chromium: about a third less time per update).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import plotly.graph_objects as go
 
 from wtlab.lab.plots import add_series
 from wtlab.lab.thinning import thin
-from wtlab.widgets.frames import FrameGate
+from wtlab.widgets.frames import AckedFigureWidget, FrameGate
 
 MIN_SPAN_S = 5.0  # the density rule treats shorter runs as this long
 
@@ -66,7 +68,7 @@ class LiveFigure:
 
     def __init__(self, layout: go.Figure, panels: Sequence[str], *, max_points: int = 1500,
                  height: int | None = None) -> None:
-        self.widget = go.FigureWidget(layout)
+        self.widget = AckedFigureWidget(layout)
         if height:
             self.widget.layout.height = height
         self.panels = list(panels)
@@ -83,7 +85,7 @@ class LiveFigure:
         if not new:
             return
         first = len(self.widget.data)
-        add_series(self.widget, new, self.panels)
+        add_series(self.widget, new, self.panels, gl=False)
         for i, s in enumerate(new):
             self.index[s["key"]] = first + i
             if s["key"][0] != "phase":
@@ -145,7 +147,12 @@ class LiveFigure:
                 trace.x, trace.y = buf.x, buf.y
                 sent += len(buf)
             if layout:
-                self.widget.layout.update(layout)
+                layout = dict(layout)
+                shapes = layout.pop("shapes", None)
+                if shapes is not None:  # replaced whole: no per-element paths beside it
+                    self.widget.layout.shapes = shapes
+                if layout:
+                    self.widget.layout.update(layout)
         self.dirty.clear()
         self.points_sent = sent
         self.gate.sent()

@@ -9,7 +9,8 @@ once, in slices (``Recorder.to_pandas(start, stop)``), into what the figures dra
 * derived tables kept for the whole run, all from :mod:`wtlab.trace.metrics` fed slice by
   slice: the rate per bin (``rate_over_time``: only whole bins, each computed once),
   Jain's index (``jain_over_time``), controller phases (``phases``) and the sequence
-  graph's rows (``SequenceBuilder``); the figures show them up to the cursor;
+  graph's rows (``SequenceBuilder``, read only while its tab is shown); the figures
+  show them up to the cursor;
 * the bottleneck queue as the link logged it, and the capacity as the path changed.
 
 No figure is computed here; this module decides what part of which table is drawn.
@@ -17,7 +18,7 @@ No figure is computed here; this module decides what part of which table is draw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from wtlab.trace import metrics as M
 from wtlab.widgets.live_figure import LiveFigure
 
 SEQUENCE_EVENTS = ("sent", "acked", "retransmitted", "lost", "pto")
+SHAPES_EVERY_S = 0.5
 
 
 class _Growing:
@@ -118,13 +120,17 @@ class RunView:
         self.phase_closed: list[dict] = []
         self.phase_open: dict[int, tuple[str, float]] = {}
         self.seq_builder = M.SequenceBuilder()
+        self.seq_fed = 0  # rows read into the sequence table (read when it is shown)
         self.seq = {(f, e): (_Growing(), _Growing()) for f in self.flows
                     for e in SEQUENCE_EVENTS}
         self.seq_top: dict[int, float] = {}
         self.queue_t = _Growing()
         self.queue_b = _Growing()
         self._shapes: list[dict] = []
+        self._shapes_at = 0.0  # wall time of the last shapes update
         self._last_layout: dict = {}
+        self._pending_layout: dict = {}
+        self._slice: tuple[int, int, pd.DataFrame] | None = None
 
     @staticmethod
     def _phase_states(exp: Any) -> list[str]:
@@ -142,9 +148,8 @@ class RunView:
         n = len(rec)
         now = self.timeline.now_s
         if n > self.fed:
-            rows = rec.to_pandas(self.fed, n)
+            rows = self._rows(self.fed, n)
             self.fed = n
-            self._feed_sequence(rows)
             self._feed_phases(rows)
             pending = rows if self.rate_pending is None else pd.concat(
                 [self.rate_pending, rows])
@@ -163,6 +168,18 @@ class RunView:
         if len(times) > have:
             self.queue_t.extend(np.asarray(times[have:], dtype=float))
             self.queue_b.extend(np.asarray(occupancy[have:], dtype=float) / 1e3)
+
+    def _rows(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows ``start:stop`` (the last slice read is reused: while playing, the rows read
+        into the tables and the rows drawn are the same)."""
+        cached = self._slice
+        if cached is not None and cached[0] <= start and stop <= cached[1]:
+            df = cached[2]
+            return df.iloc[start - cached[0]:stop - cached[0]]
+        df = self.timeline.stepper.recorder.to_pandas(start, stop)
+        df.attrs = {}  # pandas deep-copies attrs (the run's metadata) on every operation
+        self._slice = (start, stop, df)
+        return df
 
     def _feed_sequence(self, rows: pd.DataFrame) -> None:
         seq = self.seq_builder.feed(rows)
@@ -204,11 +221,25 @@ class RunView:
     # -------------------------------------------------------------- drawing
     def show(self, cursor: int, t_s: float) -> None:
         """Draw the run up to row ``cursor`` at time ``t_s`` (forward: appended; back: cut)."""
+        self.update(cursor, t_s)
+        self.push()
+
+    def push(self) -> None:
+        """Send what :meth:`update` prepared (one batched update per figure shown)."""
+        layout, self._pending_layout = self._pending_layout, {}
+        self.trace.push(layout or None)
+        if self.sequence_visible:
+            self.show_sequence(self.shown_t)
+
+    def update(self, cursor: int, t_s: float) -> None:
+        """Prepare the figures for row ``cursor`` at ``t_s`` without sending them (a player
+        prepares the next frame while the browser draws the previous one)."""
         self.feed()
         fig = self.trace
+        self.shown_before = self.shown
         span = max(self.timeline.now_s, t_s, 1e-3)
         if cursor > self.shown:
-            rows = self.timeline.stepper.recorder.to_pandas(self.shown + 1, cursor + 1)
+            rows = self._rows(self.shown + 1, cursor + 1)
             chunk_s = max(t_s - self.shown_t, 1e-3)
             for key, (x, y) in P.series_of_rows(rows).items():
                 if key in fig.buffers:
@@ -235,9 +266,14 @@ class RunView:
             fig.set(("flows", "jain"), j["time_s"].to_numpy(dtype=float),
                     j["jain_index"].to_numpy(dtype=float))
         layout: dict[str, Any] = {}
+        # the phases' shading is layout (a relayout costs the browser a full redraw): it is
+        # sent when a phase begins or ends, and the open one grows at most twice a second
         shapes = self._shapes_until(t_s)
-        if shapes != self._shapes:
-            self._shapes = shapes
+        wall = time.perf_counter()
+        if shapes != self._shapes and (len(shapes) != len(self._shapes)
+                                       or wall - self._shapes_at > SHAPES_EVERY_S
+                                       or cursor <= self.shown_before):
+            self._shapes, self._shapes_at = shapes, wall
             layout["shapes"] = shapes
         top = P.rate_axis_top([fig.buffers[(f, "delivery")].y for f in self.flows
                                if (f, "delivery") in fig.buffers], float(np.max(cap_y)))
@@ -246,9 +282,7 @@ class RunView:
             if self._last_layout.get("rate_top") != top:
                 self._last_layout["rate_top"] = top
                 layout["yaxis2"] = {"range": [0, top]}
-        fig.push(layout or None)
-        if self.sequence_visible:
-            self.show_sequence(t_s)
+        self._pending_layout.update(layout)
 
     def _shapes_until(self, t_s: float) -> list[dict]:
         shapes = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
@@ -267,6 +301,9 @@ class RunView:
         """Draw the sequence graph up to ``t_s`` (default: the cursor); inside a zoomed
         range every point is drawn (up to the figure's budget), else a thinned view."""
         t_s = self.shown_t if t_s is None else t_s
+        if self.fed > self.seq_fed:
+            self._feed_sequence(self.timeline.stepper.recorder.to_pandas(self.seq_fed, self.fed))
+            self.seq_fed = self.fed
         lo, hi = self.sequence_range or (-np.inf, np.inf)
         hi = min(hi, t_s)
         for key, (xs, ys) in self.seq.items():
@@ -288,5 +325,3 @@ class RunView:
         return self.trace.points_sent if self.trace is not None else 0
 
 
-def labels_of(mapping: Mapping[int, str]) -> dict[int, str]:
-    return {int(k): str(v) for k, v in mapping.items()}
