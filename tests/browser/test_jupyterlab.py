@@ -421,7 +421,7 @@ def _button(cell, text: str):
 def _drive_replay(page, cell) -> None:
     back = _button(cell, "◀")
     back.wait_for(timeout=90_000)  # the kernel imports wtlab and runs the 3 s model first
-    figure = cell.locator(".js-plotly-plot")
+    figure = cell.locator(".js-plotly-plot").first  # the time series (the 2nd tab: sequence)
     figure.wait_for()
     page.wait_for_function("gd => (gd.data || []).length > 0", arg=figure.element_handle())
     out = cell.locator(".jp-OutputArea-output")
