@@ -114,7 +114,9 @@ class Timeline:
         i = self.cursor if index is None else index
         if i < 0 or i >= len(self):
             return None
-        out = row_dicts(self.stepper.recorder.to_pandas(i, i + 1))[0]
+        df = self.stepper.recorder.to_pandas(i, i + 1)
+        df.attrs = {}  # (pandas would deep-copy the run's metadata at every step below)
+        out = row_dicts(df)[0]
         out["index"] = i
         return out
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ FRAME_TIMEOUT_S = 1.0  # a view that does not acknowledge a frame releases the p
 COMPUTE_BUDGET_S = 0.08  # simulation time per frame is cut to fit this (wall)
 MAX_FRAME_WALL_S = 0.5  # a stall (a long cell elsewhere) does not become a jump
 MAX_PLAY_WALL_S = 3600.0  # a forgotten Play stops by itself
+STATUS_EVERY_S = 0.25  # status line and timeline slider while playing
 
 
 class Explorer:
@@ -130,10 +132,13 @@ class Explorer:
         self.load_button.on_click(lambda _: self._guard(self._load_here, self.file.value))
         self.export_button.on_click(lambda _: self._guard(self._export_clicked))
         # ----- the run and its view
+        self._home_thread = threading.get_ident()
+        self._home_loop = _loop_or_none()
         self._task: asyncio.Task | None = None
         self._playing = False
         self._scrub_setting = False
         self._scrub_set = 0.0
+        self._status_at = 0.0
         self.meter = SpeedMeter()
         self.frames = 0
         self.timeline = Timeline(self.experiment())
@@ -286,7 +291,10 @@ class Explorer:
         self.figure = self.view.trace.widget
 
     def _on_tab(self, change: dict) -> None:
-        self.view.sequence_visible = change["new"] == 1
+        self._guard(self._show_tab, change["new"])
+
+    def _show_tab(self, index: int | None) -> None:
+        self.view.sequence_visible = index == 1
         if self.view.sequence_visible:
             self.view.show_sequence()
 
@@ -306,6 +314,13 @@ class Explorer:
         self.view.update(tl.cursor, tl.time_s)
         if push:
             self.view.push()
+        if self._playing and not push:
+            # while playing, the status line and the timeline follow a few times a second
+            # (each is a message and a page reflow; the figure is what must keep up)
+            wall = time.perf_counter()
+            if wall - self._status_at < STATUS_EVERY_S:
+                return
+            self._status_at = wall
         n = tl.cursor + 1
         total = len(tl)
         controllers = tl.stepper.controllers
@@ -330,10 +345,7 @@ class Explorer:
 
     # ------------------------------------------------------------ playing
     def _on_play(self, change: dict) -> None:
-        if change["new"]:
-            self.play()
-        else:
-            self.pause()
+        self._guard(self.play if change["new"] else self.pause)
 
     def play(self) -> asyncio.Task:
         """Start playing on the running event loop (the kernel's); returns the task."""
@@ -366,6 +378,7 @@ class Explorer:
         gate = self.view.trace.gate
         started = last = loop.time()
         frames = 0
+        self.view.playing = True
         try:
             while self._playing and loop.time() - started < MAX_PLAY_WALL_S:
                 if max_frames is not None and frames >= max_frames:
@@ -391,11 +404,14 @@ class Explorer:
                 frames += 1
                 self.frames += 1
                 self.meter.add(done, wall_dt)
-                self.speed_readout.value = (f"{self.meter.sim_per_wall:.2f} sim-s/s achieved, "
-                                            f"{self.meter.frames_per_s:.0f} frames/s")
+                if frames % 4 == 1:
+                    self.speed_readout.value = (
+                        f"{self.meter.sim_per_wall:.2f} sim-s/s achieved, "
+                        f"{self.meter.frames_per_s:.0f} frames/s")
                 spent = loop.time() - now
                 await asyncio.sleep(max(0.0, FRAME_TARGET_S - spent))
         finally:
+            self.view.playing = False
             if max_frames is not None:
                 self._playing = False
 
@@ -489,7 +505,13 @@ class Explorer:
 
     # ------------------------------------------------------------ helpers
     def _guard(self, fn: Any, *args: Any) -> Any:
-        """A button's action: wtlab errors go to the status line, not a traceback."""
+        """A control's action: run on the kernel's main thread (ipykernel 7 may deliver
+        widget messages on a subshell thread; the player runs on the main loop), wtlab
+        errors to the status line, not a traceback."""
+        home = self._home_loop
+        if threading.get_ident() != self._home_thread and home is not None and home.is_running():
+            self._home_loop.call_soon_threadsafe(lambda: self._guard(fn, *args))
+            return None
         try:
             return fn(*args)
         except WtlabError as exc:
@@ -518,3 +540,14 @@ def _loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.get_event_loop()
+
+
+def _loop_or_none() -> asyncio.AbstractEventLoop | None:
+    """The loop the kernel runs cells on (None outside one: then nothing is marshalled)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        try:
+            return asyncio.get_event_loop()
+        except RuntimeError:
+            return None

@@ -70,6 +70,7 @@ class FrameGate:
         self.round_trips_s: deque[float] = deque(maxlen=50)
         self._sent_at = 0.0
         self._event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         figure.on_acknowledged(self._on_ack)
 
     def _on_ack(self, edit: Any) -> None:
@@ -78,8 +79,11 @@ class FrameGate:
             self.frames_drawn += 1
             if edit >= self.sent_id and self._sent_at:
                 self.round_trips_s.append(time.perf_counter() - self._sent_at)
-            if self._event is not None and self.acked_id >= self.sent_id:
-                self._event.set()
+            event, loop = self._event, self._loop
+            if event is not None and loop is not None and self.acked_id >= self.sent_id:
+                # the kernel may handle widget messages on another thread than the one
+                # the player awaits on (ipykernel 7): wake that loop thread-safely
+                loop.call_soon_threadsafe(event.set)
 
     def sent(self) -> None:
         """Call right after a batched figure update: the frame now in flight."""
@@ -99,6 +103,7 @@ class FrameGate:
         """Until the last frame was drawn (True) or ``timeout_s`` passed (False)."""
         if not self.in_flight:
             return True
+        self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
         if not self.in_flight:  # acknowledged meanwhile
             return True

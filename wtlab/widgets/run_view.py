@@ -30,7 +30,7 @@ from wtlab.trace import metrics as M
 from wtlab.widgets.live_figure import LiveFigure
 
 SEQUENCE_EVENTS = ("sent", "acked", "retransmitted", "lost", "pto")
-SHAPES_EVERY_S = 0.5
+SHAPES_EVERY_S = 1.0
 
 
 class _Growing:
@@ -59,12 +59,13 @@ class _Growing:
 class RunView:
     """Two :class:`LiveFigure` s (``trace`` and ``sequence``) over a timeline's run."""
 
-    def __init__(self, timeline: Any, *, max_points: int = 1500, height: int = 760) -> None:
+    def __init__(self, timeline: Any, *, max_points: int = 800, height: int = 760) -> None:
         self.max_points = max_points
         self.height = height
         self.trace: LiveFigure | None = None
         self.sequence: LiveFigure | None = None
         self.sequence_visible = False
+        self.playing = False  # a player is running: layout changes are spaced out
         self.sequence_range: tuple[float, float] | None = None  # zoom: full detail inside
         self.attach(timeline)
 
@@ -266,13 +267,12 @@ class RunView:
             fig.set(("flows", "jain"), j["time_s"].to_numpy(dtype=float),
                     j["jain_index"].to_numpy(dtype=float))
         layout: dict[str, Any] = {}
-        # the phases' shading is layout (a relayout costs the browser a full redraw): it is
-        # sent when a phase begins or ends, and the open one grows at most twice a second
+        # the phases' shading is layout (a relayout costs the browser a full redraw): while
+        # playing it follows at most once a second, else at once
         shapes = self._shapes_until(t_s)
         wall = time.perf_counter()
-        if shapes != self._shapes and (len(shapes) != len(self._shapes)
-                                       or wall - self._shapes_at > SHAPES_EVERY_S
-                                       or cursor <= self.shown_before):
+        if shapes != self._shapes and (not self.playing
+                                       or wall - self._shapes_at > SHAPES_EVERY_S):
             self._shapes, self._shapes_at = shapes, wall
             layout["shapes"] = shapes
         top = P.rate_axis_top([fig.buffers[(f, "delivery")].y for f in self.flows
