@@ -67,6 +67,17 @@ def _flow_label(flow: int, labels: Mapping[int, str] | None) -> str:
     return f"flow {flow}"
 
 
+def flow_names(flows: Iterable[int], labels: Mapping[int, str] | None) -> dict[int, str]:
+    """Legend names of flows: their labels, with the flow id where a label repeats (two
+    CUBIC flows: "cubic (flow 0)", "cubic (flow 1)")."""
+    flows = list(flows)
+    names = {f: _flow_label(f, labels) for f in flows}
+    counts: dict[str, int] = {}
+    for n in names.values():
+        counts[n] = counts.get(n, 0) + 1
+    return {f: (f"{n} (flow {f})" if counts[n] > 1 else n) for f, n in names.items()}
+
+
 # ------------------------------------------------------------------ layout and series specs
 def trace_panels(*, queue: bool = False, jain: bool = False) -> list[str]:
     """The panels of a trace figure, top to bottom."""
@@ -286,7 +297,7 @@ def trace_figure(df: pd.DataFrame, *, labels: Mapping[int, str] | None = None,
         jain = len(flows) >= 2
     panels = trace_panels(queue=queue is not None, jain=jain)
     fig = trace_layout(panels, title=title)
-    names = {f: _flow_label(f, labels) for f in flows}
+    names = flow_names(flows, labels)
     colours = flow_colours(names)
     if rtt_s is None and len(df):
         rs = df["latest_rtt_s"].to_numpy(dtype=float)
@@ -366,8 +377,7 @@ def sequence_series(flow: int, label: str, colour: str) -> list[dict[str, Any]]:
     out = []
     for event, style in SEQUENCE_STYLE.items():
         marker = {**style["marker"]}
-        if event != "lost":
-            marker["color"] = colour
+        marker["color"] = "#000000" if event == "lost" else colour
         if event == "acked":
             marker["line"] = {"color": colour, "width": 1}
         out.append({"key": (flow, event), "panel": "sequence", "name": f"{label} {event}",
@@ -413,7 +423,7 @@ def sequence_figure(df: pd.DataFrame, *, labels: Mapping[int, str] | None = None
         seq = seq[(seq["time_s"] >= x_range[0]) & (seq["time_s"] <= x_range[1])]
     fig = sequence_layout(title=title)
     fl = sorted(int(f) for f in pd.unique(seq["flow"])) if len(seq) else []
-    names = {f: _flow_label(f, labels) for f in fl}
+    names = flow_names(fl, labels)
     colours = flow_colours(names)
     data = {}
     for k, (x, y) in series_of_sequence(seq).items():

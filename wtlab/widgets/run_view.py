@@ -75,7 +75,7 @@ class RunView:
         are rebuilt only when the flows or panels change, else cleared in place."""
         self.timeline = timeline
         exp = timeline.experiment
-        labels = exp.labels
+        labels = P.flow_names(sorted(exp.labels), exp.labels)
         self.flows = sorted(labels)
         self.labels = labels
         colours = flow_colours(labels)
