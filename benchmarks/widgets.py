@@ -366,7 +366,7 @@ def in_process(args) -> None:
     span = t_max - t_min
     rng = random.Random(1)
     times = df["time_s"].to_numpy()
-    naive_fig = w.view.figure  # the rebuild contender draws into a FigureWidget too
+    naive_fig = go.FigureWidget()  # the rebuild contender draws into a FigureWidget too
 
     def window(frac: float) -> tuple[float, float]:
         width = span * frac * (0.98 + 0.02 * rng.random())  # never the same window twice
@@ -399,8 +399,6 @@ def in_process(args) -> None:
         key = f"move {title}"
         res = interleaved({"window move": move(frac, key), "rebuild": rebuild(frac)},
                           runs=args.runs)
-        # restore the widget's own traces after the contender drew into the same figure
-        w.view.set_traces([(w._recorded_label(), df, "solid")])
         print_table(f"(a) {title}: seconds per redraw, {len(df):,} events", res, unit="s",
                     higher_is_better=False)
         print(ratio_line(f"    {title}", res, "window move", "rebuild", higher_is_better=False))

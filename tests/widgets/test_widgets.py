@@ -167,6 +167,14 @@ def test_sequence_tab_draws_sends_acks_and_losses():
     assert len(_by_name(seq, "cubic sent").x) > 10
     assert len(_by_name(seq, "cubic lost").x) >= 1
     assert len(_by_name(seq, "cubic retransmitted").x) >= 1
+    # zoomed (the browser's relayout), the graph shows every packet inside the range
+    from wtlab.trace.metrics import sequence_table
+
+    seq.layout.xaxis.range = [1.0, 1.3]
+    rows = sequence_table(ex.stepper.trace())
+    inside = rows[(rows["event"] == "sent") & rows["time_s"].between(1.0, 1.3)]
+    x = np.asarray(_by_name(seq, "cubic sent").x)
+    assert len(x) == len(inside) > 0 and x.min() >= 1.0 - 1e-6 and x.max() <= 1.3 + 1e-6
 
 
 def test_compare_widget_runs_each_controller_over_seeds():
