@@ -193,3 +193,22 @@ async def test_replay_an_aioquic_qlog(tmp_path):
     rp = replay(frame, cc="bbr", meta=meta)  # virtual time, inside this running loop
     assert rp.emulation.flows[0].summary["transferred_bytes"] == size
     assert rp.derived.min_rtt_s == d.min_rtt_s
+
+
+def test_a_loss_during_set_up_is_not_replayed(recorded):
+    """Found with notebook 04: a handshake-era packet lost on the path (the recorded
+    sender repaired it by PTO, no congestion response) was replayed as the loss of a data
+    packet in slow start, which ended the replayed slow start at a tenth of the window."""
+    res, _ = recorded
+    df = res.trace()
+    d0 = derive_path(df, direction="up")
+    sent = df[df["kind"] == "packet_sent"]
+    first = sent.iloc[0]
+    assert first["payload_bytes"] < 1000  # a set-up packet, sent before any data
+    extra = pd.DataFrame([{**first.to_dict(), "kind": "packet_lost",
+                           "time_s": first["time_s"] + 0.1,
+                           "extra": '{"trigger": "pto"}'}])
+    df2 = pd.concat([df, extra], ignore_index=True).sort_values("time_s", kind="stable")
+    d = derive_path(df2, direction="up")
+    assert d.setup_losses == d0.setup_losses + 1
+    assert d.random_loss_times_s == d0.random_loss_times_s

@@ -77,9 +77,12 @@ def test_replay_dataset_with_two_runs_has_a_run_picker(recording, tmp_path):
     w = ReplayWidget(tmp_path / "ds")
     assert len(w.runs) == 2 and w.run_choice.layout.display != "none"
     first = len(w.trace)
+    labels = [label for label, _ in w.run_choice.options]
+    assert all("algo=" not in lab and "seed=" in lab and "cubic" in lab for lab in labels)
     other = next(r for r in w.runs if r != w.run_choice.value)
     w.run_choice.value = other  # picking a run reloads the widget on it
     assert len(w.trace) != first and {first, len(w.trace)} == {len(recording), 500}
+    assert [label for label, _ in w.run_choice.options] == labels  # every run still offered
     assert a.name.startswith(datasets.PART_PREFIX)
 
 
@@ -268,7 +271,11 @@ def test_series_from_records_equal_series_from_the_frame(recording):
 
 # ---------------------------------------------------------------------------- rerun
 async def test_rerun_overlays_the_counterfactual(recording):
+    from wtlab.lab.style import ALGORITHM_COLOURS
+
     w = ReplayWidget(recording, cc="bbr")
+    w.prev_event("packet_lost")
+    window, cursor = w.window.value, w.cursor
     w.rerun_button.click()  # runs in a worker thread; the kernel loop stays free
     assert w.rerun_button.disabled
     result = await asyncio.wait_for(w._task, 90)
@@ -276,14 +283,29 @@ async def test_rerun_overlays_the_counterfactual(recording):
     names = [t.name for t in w.figure.data]
     assert "recorded cubic cwnd" in names and "bbr replay cwnd" in names
     replayed = _by_name(w.figure, "bbr replay cwnd")
-    assert replayed.line.dash == "dash" and len(replayed.x) > 0
+    assert replayed.line.color == ALGORITHM_COLOURS["bbr"] and len(replayed.x) > 0
+    assert _by_name(w.figure, "recorded cubic cwnd").line.color == ALGORITHM_COLOURS["cubic"]
     assert result.cc == "bbr" and w.replayed is result
     assert {"startup", "probe_bw", "drain"} & set(result.trace()["state"].astype(str))
     assert "replayed" in w.comparison.value and "recorded" in w.comparison.value
     assert "replayed with bbr" in w.status.value
-    # the window now spans both runs
+    # a rerun moves neither the window nor the cursor; the slider's range covers both runs
+    assert w.window.value == window and w.cursor == cursor
     t_rep = float(result.trace()["time_s"].max())
     assert w.window.max >= t_rep - 1e-9
+    # a second rerun adds an overlay, the first stays; a replay of the recorded algorithm
+    # gets a shade of its colour
+    await asyncio.wait_for(w.rerun("cubic"), 90)
+    names = [t.name for t in w.figure.data]
+    assert "bbr replay cwnd" in names and "cubic replay cwnd" in names
+    assert len(w.overlays) == 2 and w.cursor == cursor
+    assert _by_name(w.figure, "cubic replay cwnd").line.color != ALGORITHM_COLOURS["cubic"]
+    assert "replayed with bbr" in w.comparison.value
+    assert "replayed with cubic" in w.comparison.value
+    seq_names = [t.name for t in w.sequence.figure.data]
+    assert "recorded cubic sent" in seq_names and "bbr replay sent" in seq_names
+    w.clear_button.click()
+    assert not w.overlays and all("replay" not in t.name for t in w.figure.data)
 
 
 async def test_rerun_error_is_shown(tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ import pandas as pd
 
 from wtlab import cc as cc_registry
 from wtlab.errors import ConfigError
-from wtlab.lab import analytic
+from wtlab.net.schedule import PathChange, PathSchedule
 from wtlab.trace import metrics as M
 from wtlab.trace.recorder import Recorder, row_dicts
 
@@ -49,15 +50,58 @@ def make_path(path: Any, seed: int):
     return Path.from_spec(path, seed=seed, default=DEFAULT_PATH)
 
 
-def _flow_ccs(cc: Any, flows: int | Sequence[Any]) -> list[Any]:
-    if isinstance(flows, int):
+@dataclasses.dataclass(frozen=True)
+class FlowSpec:
+    """One flow of an experiment: its controller, when it starts, and the RTT it adds to
+    the path's (its own access delay, half each way, after the shared bottleneck)."""
+
+    cc: Any = "cubic"
+    start_s: float = 0.0
+    extra_rtt_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("start_s", "extra_rtt_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (
+                    v >= 0 and math.isfinite(v)):
+                raise ConfigError(f"flow {name}={v!r} must be a number of seconds >= 0")
+            object.__setattr__(self, name, float(v))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cc": _cc_name_for_save(self.cc), "start_s": self.start_s,
+                "extra_rtt_s": self.extra_rtt_s}
+
+
+FLOW_KEYS = ("cc", "start_s", "extra_rtt_s")
+
+
+def _flow_specs(cc: Any, flows: int | Sequence[Any]) -> list[FlowSpec]:
+    if isinstance(flows, int) and not isinstance(flows, bool):
         if flows < 1:
             raise ConfigError(f"flows={flows}: need at least one flow")
-        return [cc] * flows
-    ccs = list(flows)
-    if not ccs:
+        return [FlowSpec(cc)] * flows
+    if isinstance(flows, str | bytes | Mapping) or not isinstance(flows, Iterable):
+        raise ConfigError(f"flows={flows!r}: give a number of flows of cc, or a list with one "
+                          "controller (or {'cc': .., 'start_s': .., 'extra_rtt_s': ..}) per flow")
+    out = []
+    for f in flows:
+        if isinstance(f, FlowSpec):
+            out.append(f)
+        elif isinstance(f, Mapping):
+            unknown = [k for k in f if k not in FLOW_KEYS]
+            if unknown:
+                raise ConfigError(f"flow {dict(f)!r}: unknown key(s) {unknown}; valid: "
+                                  f"{', '.join(FLOW_KEYS)}")
+            out.append(FlowSpec(**{"cc": cc, **f}))
+        else:
+            out.append(FlowSpec(f))
+    if not out:
         raise ConfigError("flows=[]: give at least one controller name")
-    return ccs
+    return out
+
+
+def _flow_ccs(cc: Any, flows: int | Sequence[Any]) -> list[Any]:
+    return [f.cc for f in _flow_specs(cc, flows)]
 
 
 def _cc_label(cc: Any) -> str:
@@ -68,6 +112,17 @@ def _cc_label(cc: Any) -> str:
     return getattr(cc, "name", type(cc).__name__)
 
 
+def _cc_name_for_save(cc: Any) -> str:
+    """The registered name a saved state can rebuild ``cc`` from."""
+    name = _cc_label(cc)
+    try:
+        cc_registry.get(name)
+    except ConfigError:
+        raise ConfigError(f"controller {name!r} is not registered, so a saved state could not "
+                          "rebuild it; register it (wtlab.cc.register) first") from None
+    return name
+
+
 @dataclasses.dataclass
 class Experiment:
     """What to run. Every field has a default; ``replace(**changes)`` makes a variant.
@@ -76,13 +131,21 @@ class Experiment:
     None (10 Mbit/s, 50 ms RTT, 1 BDP drop-tail buffer). ``workload``: ``"bulk"`` or a
     dict (``{"kind": "messages", "rate_hz": 100, "size_bytes": 1000}``). ``cc``: a
     registered name, a Controller subclass, or a W3C hint. ``flows``: how many flows
-    of ``cc`` share the bottleneck, or a list of controllers, one per flow.
+    of ``cc`` share the bottleneck, or a list with one entry per flow: a controller, or
+    a dict ``{"cc": "bbr", "start_s": 2.0, "extra_rtt_s": 0.05}`` (when it starts; RTT
+    added to the path's, for RTT-unfairness studies). ``schedule``: changes of the path
+    during the run (:class:`wtlab.net.schedule.PathSchedule`, or a list of dicts such
+    as ``[{"at_s": 5.0, "rate_bps": 5e6}]``), applied by both engines.
+
     ``max_datagram_size``: the QUIC packet size in bytes (UDP payload): 1200 (QUIC's
     minimum, aioquic's default) up to 1472, what a 1500-byte MTU carries (the size to
     compare with TCP's 1448-byte segments; results state ``payload_per_packet_bytes``).
     ``full_packets``: while the congestion window is the limit, send only whole
     packets (True, as TCP and deployed QUIC stacks) or fill the window's last bytes
     with a short packet (False, aioquic's own).
+
+    ``to_dict()`` / ``Experiment.from_dict(d)``: the experiment as JSON-ready data (for
+    saved widget states; needs a dict path and registered controllers).
     """
 
     path: Any = None
@@ -92,6 +155,7 @@ class Experiment:
     seed: int = 0
     engine: str = "model"
     max_datagram_size: int = 1200
+    schedule: Any = None
     full_packets: bool = True
 
     def __post_init__(self) -> None:
@@ -102,29 +166,87 @@ class Experiment:
             raise ConfigError(f"engine={self.engine!r}: use one of {', '.join(ENGINES)}")
         check_max_datagram_size(self.max_datagram_size)
         check_full_packets(self.full_packets)
-        for c in _flow_ccs(self.cc, self.flows):
-            if isinstance(c, str):
-                cc_registry.get(c)  # typed error now rather than mid-run
+        for f in self.flow_specs():
+            if isinstance(f.cc, str):
+                cc_registry.get(f.cc)  # typed error now rather than mid-run
+        sched = PathSchedule.of(self.schedule)  # typed error now
+        self.schedule = sched if sched else None  # one form: a PathSchedule, or None
 
     def replace(self, **changes: Any) -> Experiment:
         """A copy with ``changes`` applied (``exp.replace(cc="bbr")``); the original is unchanged.
         """
         return dataclasses.replace(self, **changes)
 
+    def flow_specs(self) -> list[FlowSpec]:
+        """One :class:`FlowSpec` per flow."""
+        return _flow_specs(self.cc, self.flows)
+
     @property
     def labels(self) -> dict[int, str]:
         """Flow id -> the label of its controller."""
-        return {i: _cc_label(c) for i, c in enumerate(_flow_ccs(self.cc, self.flows))}
+        return {i: _cc_label(f.cc) for i, f in enumerate(self.flow_specs())}
+
+    def base_rtts_s(self, path: Any) -> dict[int, float]:
+        """Each flow's propagation RTT on ``path``: the path's plus its extra RTT."""
+        return {i: path.rtt_s + f.extra_rtt_s for i, f in enumerate(self.flow_specs())}
 
     def describe(self) -> dict[str, Any]:
-        """The experiment as plain data (controllers, workload, seed, engine, the path's
-        description); JSON-ready.
+        """The experiment as plain data (controllers, workload, seed, engine, packet size,
+        the path's description, flows and schedule where set); JSON-ready.
         """
         p = make_path(self.path, self.seed)
-        return {"cc": [_cc_label(c) for c in _flow_ccs(self.cc, self.flows)],
-                "workload": self.workload, "seed": self.seed, "engine": self.engine,
+        specs = self.flow_specs()
+        out = {"cc": [_cc_label(f.cc) for f in specs],
+               "workload": self.workload, "seed": self.seed, "engine": self.engine,
+               "max_datagram_size": self.max_datagram_size,
+               "full_packets": self.full_packets, "path": p.describe()}
+        if any(f.start_s or f.extra_rtt_s for f in specs):
+            out["flows"] = [{"cc": _cc_label(f.cc), "start_s": f.start_s,
+                             "extra_rtt_s": f.extra_rtt_s} for f in specs]
+        sched = PathSchedule.of(self.schedule)
+        if sched:
+            out["schedule"] = sched.to_list()
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``from_dict`` rebuilds the experiment)."""
+        if self.path is not None and not isinstance(self.path, Mapping):
+            raise ConfigError("to_dict: the path must be given as a dict of Path.symmetric "
+                              "arguments (a Path object does not save to JSON)")
+        path = None if self.path is None else {
+            k: (v if isinstance(v, str | int | float | bool | type(None)) else str(v))
+            for k, v in self.path.items()}
+        if not isinstance(self.workload, str | Mapping):
+            raise ConfigError("to_dict: the workload must be 'bulk' or a dict")
+        specs = self.flow_specs()
+        plain = all(f.start_s == 0 and f.extra_rtt_s == 0 for f in specs)
+        same = all(_cc_label(f.cc) == _cc_label(specs[0].cc) for f in specs)
+        if isinstance(self.flows, int) or (plain and same):
+            flows: Any = len(specs)
+        else:
+            flows = [f.to_dict() for f in specs]
+        return {"path": path, "workload": self.workload if isinstance(self.workload, str)
+                else dict(self.workload),
+                "cc": _cc_name_for_save(self.cc if isinstance(self.flows, int) or (plain and same)
+                                        else specs[0].cc),
+                "flows": flows, "seed": self.seed, "engine": self.engine,
                 "max_datagram_size": self.max_datagram_size,
-                "full_packets": self.full_packets, "path": p.describe()}
+                "full_packets": self.full_packets,
+                "schedule": PathSchedule.of(self.schedule).to_list()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Experiment:
+        """The experiment of :meth:`to_dict`'s output; unknown keys raise ConfigError."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"experiment: expected a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            raise ConfigError(f"experiment: unknown key(s) {unknown}; valid: {sorted(known)}")
+        kwargs = dict(data)
+        if isinstance(kwargs.get("flows"), list):
+            kwargs["flows"] = [dict(f) if isinstance(f, Mapping) else f for f in kwargs["flows"]]
+        return cls(**kwargs)
 
     def stepper(self) -> Stepper:
         """A run you advance by hand: ``step()``, ``advance(dt_s)``, ``run(until_s)``."""
@@ -142,7 +264,7 @@ class Experiment:
             s.close()
 
 
-def _workload_dict(workload: Any) -> dict[str, Any]:
+def workload_dict(workload: Any) -> dict[str, Any]:
     if workload in (None, "bulk"):
         return {"kind": "bulk"}
     if isinstance(workload, Mapping):
@@ -153,104 +275,35 @@ def _workload_dict(workload: Any) -> dict[str, Any]:
     )
 
 
-class _ModelEngine:
-    """Adapter of the fast flow model to the stepper."""
-
-    def __init__(self, exp: Experiment, recorder: Recorder) -> None:
-        from wtlab.model.api import build
-
-        # the same construction as wtlab.model.run: one door, one model
-        built = build(make_path(exp.path, exp.seed), [c for c in _flow_ccs(exp.cc, exp.flows)],
-                      recorder=recorder, max_datagram_size=exp.max_datagram_size,
-                      full_packets=exp.full_packets, workload=_workload_dict(exp.workload))
-        self.path = built.path
-        self.sim = built.model
-        self.controllers = [fl.cc for fl in self.sim.flows]
-
-    @property
-    def now(self) -> float:
-        return self.sim.now
-
-    def next_event_time(self) -> float | None:
-        heap = self.sim._heap
-        return heap[0][0] if heap else None
-
-    def run(self, until: float) -> None:
-        self.sim.run(until)
-
-
-class _EmulateEngine:
-    """Adapter of the full-stack virtual-time emulation (``wtlab.net.network``) to the stepper.
-
-    Each flow is a real wtlab WebTransport session (aioquic underneath) from its own
-    client host to the server across the shared path; the bulk workload downloads, so
-    the controller acts on ``path.down`` as in the flow model.
-    """
-
-    def __init__(self, exp: Experiment, recorder: Recorder) -> None:
-        from wtlab.lab import workloads as wl
-        from wtlab.net.network import VirtualNetwork
-
-        self.path = make_path(exp.path, exp.seed)
-        self.net = VirtualNetwork(self.path, recorder=recorder)
-        work = _workload_dict(exp.workload)
-        self.flows = []
-        for c in _flow_ccs(exp.cc, exp.flows):
-            if work["kind"] == "bulk":
-                w = wl.Bulk(size_bytes=work.get("size_bytes"),
-                            duration_s=None if work.get("size_bytes") else 1e6, direction="down")
-            elif work["kind"] == "messages":
-                w = wl.Messages(rate_hz=work["rate_hz"], size_bytes=work["size_bytes"],
-                                duration_s=1e6)
-            else:
-                w = wl.create({k if k != "kind" else "workload": v for k, v in work.items()})
-            self.flows.append(self.net.add_flow(c, w, max_datagram_size=exp.max_datagram_size,
-                                                full_packets=exp.full_packets))
-        self.controllers = [f.controller for f in self.flows]
-
-    @property
-    def now(self) -> float:
-        return self.net.now
-
-    def step(self, kinds: Any, max_time_s: float | None) -> dict | None:
-        return self.net.step(kinds, max_time_s=max_time_s)
-
-    def run(self, until: float) -> None:
-        self.net.run(until=until)
-
-    def close(self) -> None:
-        self.net.close()
-
-
 class Stepper:
     """A run in progress. Everything it does lands in ``recorder``.
 
     ``step()`` advances to the next trace event and returns it as a dict (None when
     nothing is left); ``step(kinds={"packet_acked", "packet_lost"})`` skips to the next
     event of those kinds. ``advance(dt_s)`` and ``run(until_s)`` move the clock.
-    ``controllers[i]`` is flow i's controller object: its state is readable between steps.
+    ``change_path(rate_bps=..)`` changes the path now (a ``path_changed`` row; the
+    experiment's schedule grows by that step). ``controllers[i]`` is flow i's
+    controller object: its state is readable between steps.
     """
 
     def __init__(self, experiment: Experiment) -> None:
+        from wtlab.lab.engines import EmulateEngine, ModelEngine
+
         self.experiment = experiment
         self.recorder = Recorder(t0=0.0, meta={**experiment.describe(),
                                                "labels": experiment.labels})
-        engine_cls = _ModelEngine if experiment.engine == "model" else _EmulateEngine
+        engine_cls = ModelEngine if experiment.engine == "model" else EmulateEngine
         self.engine = engine_cls(experiment, self.recorder)
         self.controllers = self.engine.controllers
         self._cursor = 0
-        self._rows: list[dict] = []
+        self._rows: deque[dict] = deque()
 
     @property
     def now(self) -> float:
-        """The current (virtual) time, seconds since the run started."""
         return self.engine.now
 
     @property
     def path(self):
-        """The :class:`~wtlab.net.path.Path` the run goes over (its links, with their statistics so
-        far).
-        """
         return self.engine.path
 
     def _pull(self) -> None:
@@ -261,10 +314,6 @@ class Stepper:
 
     def step(self, kinds: Iterable[str] | str | None = None, *,
              max_time_s: float | None = None) -> dict | None:
-        """Advance to the next trace row (of ``kinds``, one name or several, if given) and return it
-        as a dict with the controller's state after the event; ``None`` if the run ends (or
-        ``max_time_s`` passes) first.
-        """
         engine_step = getattr(self.engine, "step", None)
         if engine_step is not None:
             return engine_step(kinds, max_time_s)
@@ -272,7 +321,7 @@ class Stepper:
         limit = math.inf if max_time_s is None else max_time_s
         while True:
             while self._rows:
-                row = self._rows.pop(0)
+                row = self._rows.popleft()
                 if wanted is None or row["kind"] in wanted:
                     return row
             t_next = self.engine.next_event_time()
@@ -283,6 +332,15 @@ class Stepper:
             if len(self.recorder) > before:
                 self._pull()
 
+    def skip_recorded(self) -> None:
+        """Treat every row recorded so far as returned: the next :meth:`step` returns an
+        event recorded after this call (for a view that reads the recorder itself)."""
+        skip = getattr(self.engine, "skip_recorded", None)
+        if skip is not None:
+            skip()
+        self._cursor = len(self.recorder)
+        self._rows.clear()
+
     def advance(self, dt_s: float) -> int:
         """Run ``dt_s`` more seconds; returns how many events were recorded."""
         before = len(self.recorder)
@@ -292,15 +350,29 @@ class Stepper:
         return len(self.recorder) - before
 
     def run(self, until_s: float) -> None:
-        """Run on until virtual time ``until_s`` without returning rows; the trace keeps them all.
-        """
         self.engine.run(until_s)
         self._cursor = len(self.recorder)
         self._rows.clear()
 
+    def change_path(self, *, source: str = "stepper", **changes: Any) -> dict:
+        """Change the path now (``rate_bps``, ``rtt_s``, ``loss``, ``buffer_bdp``, ``buffer``,
+        ``trace``, ``outage_s``: :class:`wtlab.net.schedule.PathChange`); returns the
+        ``path_changed`` row's ``extra``. The step joins ``experiment.schedule``, so a
+        re-run of ``experiment`` (same seed) replays it."""
+        change = PathChange(at_s=self.now, source=source, **changes)
+        extra = self.engine.change_path(self.now, change)
+        self.experiment = self.experiment.replace(
+            schedule=PathSchedule.of(self.experiment.schedule).with_change(change))
+        return extra
+
     def trace(self) -> pd.DataFrame:
         """Every event so far (the recorder's DataFrame)."""
         return self.recorder.to_pandas()
+
+    def queue(self) -> pd.DataFrame:
+        """The bottleneck queue (data direction) so far: ``time_s``, ``queue_bytes`` (see
+        :meth:`wtlab.net.link.Link.queue_log`)."""
+        return _queue_frame(self.path)
 
     def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
         """Per-flow figures of the run so far (:func:`wtlab.trace.metrics.flow_metrics`)."""
@@ -317,8 +389,13 @@ class Stepper:
             close()
 
     def result(self) -> Result:
-        """The run so far as a :class:`Result` (duration: :attr:`now`)."""
         return Result(self.experiment, self.recorder, duration_s=self.now, path=self.path)
+
+
+def _queue_frame(path: Any) -> pd.DataFrame:
+    times, occupancy = path.down.queue_log()
+    return pd.DataFrame({"time_s": np.frombuffer(times, dtype=float).copy(),
+                         "queue_bytes": np.frombuffer(occupancy, dtype=float).copy()})
 
 
 class Result:
@@ -338,6 +415,10 @@ class Result:
             self._trace = self.recorder.to_pandas()
         return self._trace
 
+    def queue(self) -> pd.DataFrame:
+        """The bottleneck queue over the run: ``time_s``, ``queue_bytes``."""
+        return _queue_frame(self.path)
+
     @property
     def capacity_bps(self) -> float:
         """The bottleneck's capacity over the whole run."""
@@ -347,13 +428,18 @@ class Result:
         return (0.0 if from_s is None else float(from_s),
                 self.duration_s if to_s is None else float(to_s))
 
+    def _base_rtt(self) -> Any:
+        bases = self.experiment.base_rtts_s(self.path)
+        values = set(bases.values())
+        return next(iter(values)) if len(values) == 1 else bases
+
     def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
         """One row per flow over ``[from_s, to_s]`` (default: the whole run); the columns
         are :data:`wtlab.trace.metrics.FLOW_METRICS`."""
         lo, hi = self._window(from_s, to_s)
         return M.flow_metrics(self.trace(), from_s=lo, to_s=hi,
                               capacity_bps=self.path.capacity_bps_between(lo, hi),
-                              base_rtt_s=self.path.rtt_s, labels=self.experiment.labels)
+                              base_rtt_s=self._base_rtt(), labels=self.experiment.labels)
 
     def summary(self, from_s: float | None = None, to_s: float | None = None) -> dict[str, Any]:
         """Run-level figures (:data:`wtlab.trace.metrics.RUN_METRICS`) over the window."""
@@ -361,14 +447,24 @@ class Result:
         flows = self.metrics(lo, hi)
         return M.run_metrics(self.trace(), flows, from_s=lo, to_s=hi,
                              capacity_bps=self.path.capacity_bps_between(lo, hi),
-                             base_rtt_s=self.path.rtt_s)
+                             base_rtt_s=self._base_rtt())
 
     def plot(self, **kwargs: Any):
-        """A plotly figure of cwnd / bytes in flight, rates and RTT (BDP line drawn)."""
+        """A plotly figure: window and bytes in flight, delivery rate (every controller)
+        with the capacity line, RTT, and the bottleneck queue (:func:`wtlab.lab.plots.
+        trace_figure`)."""
         from wtlab.lab.plots import trace_figure
 
+        kwargs.setdefault("queue", self.queue())
+        kwargs.setdefault("capacity", self.path.capacity_steps())
         return trace_figure(self.trace(), labels=self.experiment.labels,
                             bdp_bytes=self.path.bdp_bytes, **kwargs)
+
+    def sequence_plot(self, **kwargs: Any):
+        """The time-sequence graph (:func:`wtlab.lab.plots.sequence_figure`)."""
+        from wtlab.lab.plots import sequence_figure
+
+        return sequence_figure(self.trace(), labels=self.experiment.labels, **kwargs)
 
     def __repr__(self) -> str:
         s = self.summary()
@@ -377,100 +473,8 @@ class Result:
                 f"p95 RTT {s['rtt_p95_s'] * 1e3:.1f} ms, loss {s['loss_rate']:.2%}>")
 
 
-@dataclasses.dataclass
-class Comparison:
-    """Several controllers on one path: ``table`` (one row per cc), ``results``, figures.
+# Comparisons live in their own module; importable from here as before.
+from wtlab.lab.comparison import Comparison, compare  # noqa: E402
 
-    ``trace()`` joins the runs' traces with a ``cc`` column; ``metrics()`` joins their
-    per-flow tables (``run`` names the run); ``summary()`` is ``table``.
-    """
-
-    table: pd.DataFrame
-    results: dict[str, Result]
-
-    def trace(self) -> pd.DataFrame:
-        """Every run's trace in one DataFrame, with a ``cc`` column naming the run's controller."""
-        from wtlab.trace.schema import concat
-
-        frames = []
-        for name, r in self.results.items():
-            t = r.trace().copy()
-            t["cc"] = name
-            frames.append(t)
-        out = concat(frames)
-        out["cc"] = pd.Categorical(out["cc"], categories=list(self.results))
-        return out
-
-    def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
-        """One row per flow of every run, over ``[from_s, to_s]`` (see
-        :data:`wtlab.trace.metrics.FLOW_METRICS`), with a ``run`` column naming the controller.
-        """
-        frames = []
-        for name, r in self.results.items():
-            m = r.metrics(from_s, to_s)
-            m["run"] = name
-            frames.append(m)
-        return pd.concat(frames, ignore_index=True)
-
-    def summary(self) -> pd.DataFrame:
-        """The comparison's table: one row per controller, the run-level figures with the analytic
-        references beside them.
-        """
-        return self.table
-
-    def figure(self):
-        """A bar chart of the comparison's table (goodput, utilisation, RTT), one bar per controller
-        (plotly).
-        """
-        from wtlab.lab.plots import comparison_figure
-
-        return comparison_figure(self.table)
-
-    def trace_figure(self):
-        """Every run's window, rates and RTT over time on shared axes, one colour per controller
-        (plotly).
-        """
-        from wtlab.lab.plots import trace_figure
-
-        frames = []
-        labels = {}
-        for i, (name, r) in enumerate(self.results.items()):
-            t = r.trace().copy()
-            t["flow"] = (t["flow"].astype(np.int64) + 100 * i).astype(np.uint16)
-            frames.append(t)
-            for f, lab in r.experiment.labels.items():
-                labels[f + 100 * i] = f"{name}" if len(r.experiment.labels) == 1 else lab
-        first = next(iter(self.results.values()))
-        return trace_figure(pd.concat(frames, ignore_index=True), labels=labels,
-                            bdp_bytes=first.path.bdp_bytes)
-
-
-def compare(experiment: Experiment, ccs: Sequence[Any] = ("reno", "cubic", "bbr"), *,
-            duration_s: float = 10.0) -> Comparison:
-    """Run ``experiment`` once per controller in ``ccs`` on identical paths (same seed).
-
-    ``table``: one row per controller with :meth:`Result.summary`'s figures,
-    ``payload_per_packet_bytes`` and, on a lossy path, the analytic references at that
-    packet size, the unit of ``goodput_bps`` (``mathis_bps``, ``cubic_response_bps``;
-    :func:`wtlab.lab.analytic.reference_rates_bps`).
-    """
-    results: dict[str, Result] = {}
-    rows = []
-    for c in ccs:
-        name = _cc_label(c)
-        r = experiment.replace(cc=c, flows=experiment.flows if isinstance(experiment.flows, int)
-                               else len(experiment.flows)).run(duration_s)
-        results[name] = r
-        flows = r.metrics()
-        row = {"cc": name, **r.summary()}
-        row["payload_per_packet_bytes"] = float(flows["payload_per_packet_bytes"].max())
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    p = next(iter(results.values())).path
-    p_loss = getattr(p.down_spec.loss, "p", None)
-    if p_loss:
-        mss = table["payload_per_packet_bytes"].max()
-        if mss == mss:
-            for k, v in analytic.reference_rates_bps(mss, p.rtt_s, p_loss).items():
-                table[k] = v
-    return Comparison(table=table, results=results)
+__all__ = ["ENGINES", "Comparison", "Experiment", "FlowSpec", "Result", "Stepper", "compare",
+           "make_path", "workload_dict"]

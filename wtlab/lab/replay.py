@@ -25,17 +25,23 @@ The model (what is derived, and how):
   estimated as ack time minus half the minimum RTT), so the path's capacity varies exactly
   as the recording shows; past the recording's end the schedule repeats, as Mahimahi
   traces do.
-* **Buffer.** The largest standing queue seen, (95th-percentile RTT - min RTT) x rate,
-  but at least one BDP (rate x min RTT): a queue that never built up says nothing about
-  the buffer's size, and one BDP is the common sizing. Override with ``buffer_bytes=``.
-* **Losses.** Each recorded loss is classified: a loss of a packet sent while the RTT
-  was near its minimum (less than halfway to the 95th percentile) found no queue, so it
-  was a random loss of the path (when the RTT never varied by 2 ms, every loss is); the
-  others are attributed to the buffer overflowing,
-  which the buffer model reproduces for the new controller by itself. ``loss="times"``
-  (default): random losses are replayed where they fell, as the first packet to cross
-  the link at or after each recorded loss's send time; ``loss="rate"``: as Bernoulli
-  loss at the random-loss rate; ``loss="none"``.
+* **Buffer.** The largest queue seen, (largest RTT - min RTT) x rate: the buffer held
+  that much, so it is at least that large (the 95th percentile, used before, sized the
+  buffer below a queue the recording showed it holding); at least one BDP (rate x min
+  RTT): a queue that never built up says nothing about the buffer's size, and one BDP
+  is the common sizing. Override with ``buffer_bytes=``.
+* **Losses.** Each recorded loss is classified: a loss of a packet sent while the queue
+  was close to the largest it ever was (the RTT within ``QUEUE_FULL`` = 90 % of the way
+  from its minimum to its maximum) is a buffer overflow, which the buffer model
+  reproduces for the new controller by itself; every other loss found room in the
+  buffer, so it was a random loss of the path (when the RTT never varied by 2 ms, every
+  loss is). Losses of packets sent during the session's set-up (before its first
+  full-size data packet: handshake, SETTINGS, the CONNECT request) are left out: the
+  recorded sender repaired them without a congestion response (a PTO), but replayed "at
+  the same time" they would hit the replay's data, often in slow start, and end it
+  early. ``loss="times"`` (default): random losses are replayed where they fell, as the
+  first packet to cross the link at or after each recorded loss's send time;
+  ``loss="rate"``: as Bernoulli loss at the random-loss rate; ``loss="none"``.
 * **The server's behaviour.** What the server did is the workload's server half:
   ``recorder.meta["workload"]`` (written by :func:`record_workload` and by the emulator)
   names a :mod:`wtlab.lab.workloads` workload and its parameters (sizes, rates, counts),
@@ -50,8 +56,14 @@ Limits, honestly:
   loss-limited controller). ``capacity="schedule"`` therefore cannot show a controller
   doing *better* than the recording at those times; ``capacity="rate"`` can, but assumes
   a constant rate.
-* Loss classification is a heuristic on RTT; bursty random loss during a standing queue
-  is counted as congestion loss, and the replayed buffer then stands in for it.
+* Loss classification is a heuristic on RTT; random loss while the queue is near its
+  largest is counted as an overflow, and the replayed buffer then stands in for it.
+* Replayed losses fall on the replay's own packets at the recorded times; a run
+  dominated by slow start is sensitive to where they fall (the window slow start ends
+  with decides the next seconds). A live recording also carries the live hosts' delays
+  (a relay, server and client in one Python process add milliseconds to every RTT); the
+  replay runs without them, so even the recorded controller replayed lands near the
+  recording, not on it.
 * Cross traffic of the recording is folded into the derived capacity and delay; it
   does not react to the new controller.
 * The receiver's behaviour (its ACK policy, flow-control windows) is wtlab's, not the
@@ -72,6 +84,7 @@ from wtlab.errors import ConfigError
 from wtlab.net.network import IP_UDP_OVERHEAD_BYTES
 
 OPPORTUNITY_BYTES = 1500
+QUEUE_FULL = 0.9  # a loss with the queue above this share of its largest: an overflow
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,7 @@ class DerivedPath:
     delivery_stamps_ms: tuple[int, ...]
     random_loss_times_s: tuple[float, ...]
     congestion_losses: int
+    setup_losses: int
     packets_sent: int
     span_s: float
     payload_bytes: int
@@ -142,6 +156,7 @@ class DerivedPath:
                 "random_losses": len(self.random_loss_times_s),
                 "random_loss_rate": self.random_loss_rate,
                 "congestion_losses": self.congestion_losses,
+                "setup_losses": self.setup_losses,
                 "packets_sent": self.packets_sent, "span_s": self.span_s,
                 "payload_bytes": self.payload_bytes}
 
@@ -195,6 +210,15 @@ def _pick_flow(df: pd.DataFrame, flow: int | None) -> int:
     return int(sent.groupby("flow")["bytes"].sum().idxmax())
 
 
+def _data_start_s(sent: pd.DataFrame) -> float:
+    """Send time of the first full-size data packet (-inf when payloads are unknown)."""
+    if "payload_bytes" not in sent.columns or not sent["payload_bytes"].notna().any():
+        return -math.inf
+    payload = sent["payload_bytes"].to_numpy(dtype=float, na_value=np.nan)
+    full = payload >= 0.5 * np.nanmax(payload)
+    return float(sent["time_s"].to_numpy(dtype=float)[full][0]) if full.any() else -math.inf
+
+
 def derive_path(frame: pd.DataFrame, *, flow: int | None = None, direction: str | None = None,
                 overhead_bytes: int = IP_UDP_OVERHEAD_BYTES) -> DerivedPath:
     """Derive the path a recorded flow crossed (module docstring: the model)."""
@@ -214,6 +238,7 @@ def derive_path(frame: pd.DataFrame, *, flow: int | None = None, direction: str 
     rtts = rtt["latest_rtt_s"].to_numpy(dtype=float)
     min_rtt = float(rtts.min())
     p95 = float(np.percentile(rtts, 95))
+    max_rtt = float(rtts.max())
     # delivery times at the receiver: ack time minus the return half of the base RTT
     t_deliv = acked["time_s"].to_numpy(dtype=float) - min_rtt / 2
     wire = acked["bytes"].to_numpy(dtype=np.int64) + overhead_bytes
@@ -234,22 +259,27 @@ def derive_path(frame: pd.DataFrame, *, flow: int | None = None, direction: str 
     send_time = dict(zip(sent["pn"].to_numpy(), sent["time_s"].to_numpy(dtype=float),
                          strict=False))
     rt_t = rtt["time_s"].to_numpy(dtype=float)
-    threshold = min_rtt + 0.5 * (p95 - min_rtt)
+    threshold = min_rtt + QUEUE_FULL * (max_rtt - min_rtt)
+    data_start = _data_start_s(df.loc[kind == "packet_sent"])
     random_times = []
     congestion = 0
+    setup = 0
     for pn in lost["pn"].dropna().to_numpy():
         ts = send_time.get(pn)
         if ts is None:
             continue
+        if ts < data_start:
+            setup += 1  # lost during the session's set-up: see the module docstring
+            continue
         k = int(np.searchsorted(rt_t, ts, side="left"))  # first RTT sample after the send
         near = rtts[min(k, len(rtts) - 1)]
-        if p95 - min_rtt < 0.002 or near < threshold:
+        if max_rtt - min_rtt < 0.002 or near < threshold:
             random_times.append(float(ts))
         else:
             congestion += 1
     # buffer: the largest standing queue seen; where none built up the recording cannot
     # tell, and one BDP (a common sizing) stands in
-    queue_s = max(p95 - min_rtt, 0.0)
+    queue_s = max(max_rtt - min_rtt, 0.0)
     buffer_bytes = int(max(queue_s, min_rtt) * capacity / 8)
     buffer_bytes = max(buffer_bytes, 4 * OPPORTUNITY_BYTES)
     if direction is None:
@@ -258,6 +288,7 @@ def derive_path(frame: pd.DataFrame, *, flow: int | None = None, direction: str 
         direction=direction, min_rtt_s=min_rtt, p95_rtt_s=p95, capacity_bps=capacity,
         buffer_bytes=buffer_bytes, delivery_stamps_ms=stamps,
         random_loss_times_s=tuple(sorted(random_times)), congestion_losses=congestion,
+        setup_losses=setup,
         packets_sent=len(sent), span_s=float(df["time_s"].max() - df["time_s"].min()),
         payload_bytes=int(acked["bytes"].sum()))
 

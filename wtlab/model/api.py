@@ -118,7 +118,8 @@ def run(path: Any, cc: Any = "cubic", duration_s: float = 10.0, seed: int | None
     "size_bytes": S}`` (one S-byte message every 1/R s, latency per message).
     ``recorder``: a Recorder to fill (``None``: a new one; ``record=False``: none).
     The other options (``max_datagram_size``, ``full_packets``, ``ack_policy``,
-    ``setup_rtts``, ``start_times_s``, ``cc_kwargs``, ...) are :func:`build`'s. See
+    ``setup_rtts``, ``start_times_s``, ``extra_rtt_s`` (per flow, added to the path's RTT
+    half each way after the shared links), ``cc_kwargs``, ...) are :func:`build`'s. See
     :mod:`wtlab.model.core` for the protocol model. Same inputs, same result.
     """
     if not (isinstance(duration_s, (int, float)) and duration_s > 0 and math.isfinite(duration_s)):
@@ -148,6 +149,7 @@ def build(path: Any, cc: Any = "cubic", seed: int | None = None, flows: int = 1,
           direction: str = "down", max_datagram_size: int = 1200, overhead_bytes: int = 40,
           ack_size_bytes: int = 40, ip_overhead_bytes: int = 28, ack_policy: str = "aioquic",
           setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
+          extra_rtt_s: Sequence[float] | None = None,
           record_acks: bool = True, cc_kwargs: Mapping[str, Any] | None = None,
           full_packets: bool = True) -> Built:
     """The model of :func:`run`, not yet run (``Experiment``'s stepper advances it by hand);
@@ -202,7 +204,8 @@ def build(path: Any, cc: Any = "cubic", seed: int | None = None, flows: int = 1,
                       ip_overhead_bytes=ip_overhead_bytes,
                       ack_policy=ack_policy, setup_rtts=setup_rtts,
                       start_times_s=start_times_s, workload=wl, record_acks=record_acks,
-                      full_packets=full_packets, data_direction=direction)
+                      full_packets=full_packets, data_direction=direction,
+                      extra_rtt_s=extra_rtt_s)
     params = {"cc": names if len(names) > 1 else names[0], "flows": len(controllers), "seed": p.seed, "workload": wl,
               "direction": direction, "ack_policy": ack_policy,
               "max_datagram_size": max_datagram_size, "full_packets": full_packets,

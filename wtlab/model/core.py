@@ -166,7 +166,7 @@ class Flow:
         "msg_chunks", "msg_chunk_left", "msg_sent_time", "msg_sizes", "msg_delivered",
         "chunk_got", "msg_queue", "chunk_bytes", "latencies_s", "messages",
         "cwnd_time_integral", "cwnd_last_t", "cwnd_last", "pn_chunk",
-        "rx_t", "rx_pn", "rx_head", "rx_last",
+        "rx_t", "rx_pn", "rx_head", "rx_last", "extra_delay_s", "base_rtt_s",
         "validator", "rx_ecn", "ecn_testing_end",
     )
 
@@ -204,6 +204,8 @@ class Flow:
         self.rx_pn: list[int] = []
         self.rx_head = 0
         self.rx_last = -math.inf
+        self.extra_delay_s = 0.0  # one way, each direction, after the shared links
+        self.base_rtt_s = 0.0
         self.start_s = start_s
         self.data_start_s = start_s
         self.stop_s = math.inf
@@ -261,7 +263,8 @@ class FlowModel:
                  ack_policy: str = "aioquic", max_ack_delay_s: float = 0.025,
                  setup_rtts: float = 3.5, start_times_s: Sequence[float] | None = None,
                  workload: dict[str, Any] | None = None, record_acks: bool = True,
-                 full_packets: bool = True, data_direction: str = "down") -> None:
+                 full_packets: bool = True, data_direction: str = "down",
+                 extra_rtt_s: Sequence[float] | None = None) -> None:
         if not isinstance(full_packets, bool):
             raise ConfigError(f"full_packets={full_packets!r} must be True or False")
         self.full_packets = full_packets
@@ -299,8 +302,18 @@ class FlowModel:
         if len(start_times_s) != n:
             raise ConfigError(f"start_times_s has {len(start_times_s)} entries for {n} flows")
         self.flows: list[Flow] = []
+        if extra_rtt_s is None:
+            extra_rtt_s = [0.0] * n
+        if len(extra_rtt_s) != n:
+            raise ConfigError(f"extra_rtt_s has {len(extra_rtt_s)} entries for {n} flows")
         for i, cc in enumerate(controllers):
             fl = Flow(i, cc, RttStats(), float(start_times_s[i]))
+            extra = float(extra_rtt_s[i])
+            if not (extra >= 0 and math.isfinite(extra)):
+                raise ConfigError(f"extra_rtt_s[{i}]={extra_rtt_s[i]!r} must be >= 0 seconds")
+            # half each way, after the shared links (an access link of its own)
+            fl.extra_delay_s = extra / 2.0
+            fl.base_rtt_s = self.base_rtt_s + extra
             self.flows.append(fl)
         self.workload = dict(workload or {"kind": "bulk"})
         self._setup_workload()
@@ -316,7 +329,7 @@ class FlowModel:
             self._lazy_rx = False
         self._mark_extra = f'{{"dir": "{data_direction}"}}'
         for fl in self.flows:
-            fl.data_start_s = fl.start_s + self.setup_rtts * self.base_rtt_s
+            fl.data_start_s = fl.start_s + self.setup_rtts * fl.base_rtt_s
             self._push(fl.data_start_s, _EV_START, fl, 0)
             if fl.msg_chunks is not None:
                 self._push(fl.data_start_s, _EV_MESSAGE, fl, 0)
@@ -396,6 +409,9 @@ class FlowModel:
                 if t2 > t:
                     self._seq += 1
                     heapq.heappush(heap, (t2, self._seq, _EV_CONFIRM, ev[3], ev[4]))
+                elif ev[3].extra_delay_s:  # confirmed: on, past the flow's own extra delay
+                    self._seq += 1
+                    heapq.heappush(heap, (t + ev[3].extra_delay_s, self._seq, inner, ev[3], arg))
                 elif inner == _EV_DATA_ECN:
                     self._on_data_ecn(t, ev[3], arg)
                 else:
@@ -441,7 +457,7 @@ class FlowModel:
     def _on_start(self, now: float, fl: Flow) -> None:
         # the handshake's RTT sample: the path's base RTT (see module docstring)
         if self.setup_rtts > 0 and not fl.rtt.has_sample:
-            fl.rtt.update(self.base_rtt_s, 0.0, now)
+            fl.rtt.update(fl.base_rtt_s, 0.0, now)
             self._update_pacer(fl)
         fl.cwnd_last_t = now
         fl.cwnd_last = fl.cc.cwnd
@@ -506,6 +522,7 @@ class FlowModel:
         more = now < fl.stop_s
         until = self._until
         rx_last = fl.rx_last
+        extra_s = fl.extra_delay_s
         seq = self._seq
         pn = fl.next_pn
         first_pn = pn
@@ -570,6 +587,7 @@ class FlowModel:
             sent[pn] = pkt
             on_sent(now, pkt)
             for arrival in transmit(now, w):
+                arrival += extra_s
                 if arrival >= rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
                     rx_last = arrival
@@ -702,6 +720,7 @@ class FlowModel:
                 pn += 1
                 continue
             for arrival in transmit(now, psize + self.ip_overhead_bytes):
+                arrival += fl.extra_delay_s
                 if lazy and arrival >= fl.rx_last:
                     # in-order arrival: the receiver takes it when its ACK timer runs
                     fl.rx_last = arrival
@@ -742,7 +761,8 @@ class FlowModel:
         for arrival in arrivals:
             self._seq += 1
             if ticket is None:
-                heapq.heappush(heap, (arrival, self._seq, _EV_DATA_ECN, fl, (pn, out)))
+                heapq.heappush(heap, (arrival + fl.extra_delay_s, self._seq, _EV_DATA_ECN, fl,
+                                      (pn, out)))
             else:
                 heapq.heappush(heap, (arrival, self._seq, _EV_CONFIRM, fl,
                                       (link, ticket, _EV_DATA_ECN, (pn, out))))
@@ -765,7 +785,7 @@ class FlowModel:
         for arrival in arrivals:
             self._seq += 1
             if ticket is None:
-                heapq.heappush(heap, (arrival, self._seq, _EV_ACK, fl, info))
+                heapq.heappush(heap, (arrival + fl.extra_delay_s, self._seq, _EV_ACK, fl, info))
             else:
                 heapq.heappush(heap, (arrival, self._seq, _EV_CONFIRM, fl,
                                       (link, ticket, _EV_ACK, info)))
@@ -873,7 +893,7 @@ class FlowModel:
                 seq = self._seq
                 for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
                     seq += 1
-                    heapq.heappush(heap, (arrival, seq, _EV_ACK, fl, info))
+                    heapq.heappush(heap, (arrival + fl.extra_delay_s, seq, _EV_ACK, fl, info))
                 self._seq = seq
             seq = self._seq
             if len(rx_t) > fl.rx_head:
@@ -900,7 +920,7 @@ class FlowModel:
         heap = self._heap
         for arrival in self.ack_link.transmit(now, self.ack_wire_bytes):
             self._seq += 1
-            heapq.heappush(heap, (arrival, self._seq, _EV_ACK, fl, info))
+            heapq.heappush(heap, (arrival + fl.extra_delay_s, self._seq, _EV_ACK, fl, info))
 
     # ------------------------------------------------------------------ ACK processing
     def _on_ack(self, now: float, fl: Flow, info: tuple[int, float, int]) -> None:

@@ -74,6 +74,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
@@ -466,28 +467,12 @@ class Link:
         self._reorder_delay = spec.reorder_delay_s
         self._dup_p = spec.duplicate_p
         self._floor = -INF  # latest in-order arrival: jitter never reorders
-        loss = spec.loss
-        self._loss_kind = 0
-        self._loss_countdown = 0
-        if isinstance(loss, Bernoulli):
-            self._loss_kind = 1
-            self._log1mp = math.log1p(-loss.p) if loss.p < 1.0 else -INF
-            self._loss_countdown = self._gap()
-        elif isinstance(loss, GilbertElliott):
-            self._loss_kind = 2
-            self._ge = loss
-            self._ge_bad = False
-        elif loss is not None:
-            self._loss_kind = 3
-            self._lose = loss.make(self._rng)
-        self._plain_wire = (self._loss_kind == 0 and self._jitter == 0.0
-                            and self._reorder_p == 0.0 and self._dup_p == 0.0)
+        self._keep_order = False  # a delay decrease: arrivals must not overtake (reconfigure)
         # ECN: marking instead of dropping, bleaching, random marks (see module docstring)
         self._ecn_mark = spec.ecn is True
         self._bleach = spec.ecn == "bleach"
         self._mark_p = spec.mark
-        if self._mark_p:
-            self._plain_wire = False
+        self._set_loss(spec.loss)
         #: codepoint the last delivered packet carries on (read after transmit(..., ecn))
         self.last_ecn = NOT_ECT
         #: DualPI2: the queue ("L"/"C") of the last packet; ticket of a provisional arrival
@@ -531,6 +516,8 @@ class Link:
         self._duplicated = 0
         self._reordered = 0
         self._last_now = -INF
+        self._qlog: tuple[array, array] | None = None  # see record_queue()
+        self._qlog_last_dep = -INF
         #: why the last dropped packet was dropped: "queue", "aqm", "loss" or "outage"
         #: (read it right after transmit() returned (); it is not cleared on success)
         self.last_drop_cause: str | None = None
@@ -572,6 +559,30 @@ class Link:
             dropped_queue=self._drop_queue, dropped_aqm=self._drop_aqm,
             dropped_loss=self._drop_loss, dropped_outage=self._drop_outage,
             duplicated=self._duplicated, reordered=self._reordered, marked=self._marked)
+
+    def record_queue(self) -> None:
+        """From now on, log the queue's occupancy at every accepted packet (its time and
+        the bytes in the buffer with it), plus the moment the queue last emptied before a
+        packet that found it empty; read it with :meth:`queue_log`. Off by default (it
+        costs 16 bytes and a call per packet)."""
+        if self._qlog is None:
+            self._qlog = (array("d"), array("d"))
+
+    def queue_log(self) -> tuple[array, array]:
+        """(times in s, bytes in the buffer) logged since :meth:`record_queue` (empty
+        arrays if it was never called). Between two entries the queue drains at the
+        link's service rate; the entries are its peaks and the instants it ran empty."""
+        return self._qlog if self._qlog is not None else (array("d"), array("d"))
+
+    def _log_queue(self, now: float, before: int, size_bytes: int, departure: float) -> None:
+        times, occupancy = self._qlog
+        if before == 0 and self._qlog_last_dep > -INF and (not times
+                                                          or self._qlog_last_dep > times[-1]):
+            times.append(min(self._qlog_last_dep, now))
+            occupancy.append(0.0)
+        times.append(now)
+        occupancy.append(float(before + size_bytes))
+        self._qlog_last_dep = departure
 
     def queue_bytes(self, now: float) -> int:
         """Bytes in the buffer at ``now`` (queued or being serialized)."""
@@ -620,6 +631,124 @@ class Link:
 
     def __repr__(self) -> str:
         return f"Link({self.spec.summary()}, seed={self.seed})"
+
+    def reconfigure(self, now: float, *, rate_bps: object = None, trace: object = None,
+                    delay_s: object = None, loss: object = ..., buffer: object = ...,
+                    rtt_s: float | None = None, outage_s: object = None) -> None:
+        """Change the link at ``now`` (a path schedule's step); later packets see the change.
+
+        ``rate_bps`` switches to (or changes) constant-rate service, ``trace`` to a
+        Mahimahi trace (its opportunities keep the trace's own clock: timestamps modulo
+        its period, counted from t = 0); ``delay_s`` sets the propagation delay (a
+        decrease never lets a packet overtake one sent before it); ``loss`` replaces the
+        loss model (None or 0: no loss); ``buffer`` replaces the buffer (None: unlimited;
+        a ``bdp`` buffer is resolved at the new rate and ``rtt_s``); ``outage_s`` starts an
+        outage of that length at ``now``. Left out (``...`` / None): unchanged. Without a
+        new ``buffer`` the buffer keeps its size in bytes (a router's memory does not
+        change with its rate).
+
+        The link decides at send time (see the module docstring), so packets already
+        accepted keep the departure and arrival times they were given: the change
+        applies from the first packet offered at or after ``now``; a new rate therefore
+        shows once the queue that was there has drained.
+        """
+        if self._dualq is not None:
+            raise ConfigError("a DualPI2 link cannot change mid-run (its two queues are not "
+                              "rescheduled); use a drop-tail, CoDel or marking queue for a "
+                              "path schedule")
+        self._advance(now)
+        self._last_now = now
+        spec = self.spec
+        dep = self._dep
+        if rate_bps is not None and trace is not None:
+            raise ConfigError("reconfigure: give rate_bps= or trace=, not both")
+        # the time the link is free: the last accepted packet's departure
+        free = dep[-1] if dep else max(self._busy_until, self._k_time)
+        if rate_bps is not None:
+            rate = parse_rate(rate_bps, "rate_bps")
+            if not rate > 0:
+                raise ConfigError(f"rate_bps={rate_bps!r} must be > 0 (use outage_s= for a "
+                                  "link that carries nothing for a while)")
+            if self._trace is not None:  # trace -> constant rate: serve after the queue
+                self._busy_until = free
+                self._trace = None
+            self._s_per_byte = 8.0 / rate
+            self.capacity_bps = rate
+            spec = replace(spec, rate_bps=rate, trace=None)
+            self.transmit = self._transmit_rate
+        if trace is not None:
+            tr = as_trace(trace, "trace")
+            self._trace = tr
+            self._stamps = tr.timestamps_ms
+            self._n_opp = len(self._stamps)
+            self._period_ms = tr.period_ms
+            self._opp_bytes = tr.opportunity_bytes
+            self._used = 0
+            if free > now:  # FIFO: the next packet waits for the first opportunity after it
+                self._base_ms, self._i, self._k_time = self._first_opp_after(free)
+            else:
+                self._k_time = -INF
+            self.capacity_bps = tr.capacity_bps
+            spec = replace(spec, rate_bps=None, trace=tr)
+            self.transmit = self._transmit_trace
+        if delay_s is not None:
+            delay = parse_duration(delay_s, "delay_s")
+            if delay < self._delay:  # later packets must not arrive before earlier ones
+                last = free + self._delay + self._jitter
+                if last > self._floor:
+                    self._floor = last
+                self._keep_order = True
+            self._delay = self.delay_s = delay
+            spec = replace(spec, delay_s=delay)
+        if rtt_s is not None:
+            self.rtt_s = parse_duration(rtt_s, "rtt_s")
+        if loss is not ...:
+            model = as_loss_model(loss, "loss")
+            spec = replace(spec, loss=model)
+            self._set_loss(model)
+        if buffer is not ...:
+            spec = replace(spec, buffer=as_buffer(buffer))
+            if spec.buffer is None:
+                self.buffer_bytes_limit, self.buffer_packets_limit = INF, sys.maxsize
+            else:
+                self.buffer_bytes_limit, self.buffer_packets_limit = spec.buffer.limits(
+                    self.capacity_bps, self.rtt_s)
+        if outage_s is not None:
+            length = parse_duration(outage_s, "outage_s")
+            if not length > 0:
+                raise ConfigError(f"outage_s={outage_s!r} must be > 0 seconds")
+            self._add_outage(now, now + length)
+            spec = replace(spec, outages=tuple(self._outages))
+        self.spec = spec
+        self._plain_wire = (self._loss_kind == 0 and self._jitter == 0.0
+                            and self._reorder_p == 0.0 and self._dup_p == 0.0
+                            and not self._keep_order and not self._mark_p)
+
+    def _set_loss(self, loss: object | None) -> None:
+        self._loss_kind = 0
+        self._loss_countdown = 0
+        if isinstance(loss, Bernoulli):
+            self._loss_kind = 1
+            self._log1mp = math.log1p(-loss.p) if loss.p < 1.0 else -INF
+            self._loss_countdown = self._gap()
+        elif isinstance(loss, GilbertElliott):
+            self._loss_kind = 2
+            self._ge = loss
+            self._ge_bad = False
+        elif loss is not None:
+            self._loss_kind = 3
+            self._lose = loss.make(self._rng)
+        self._plain_wire = (self._loss_kind == 0 and self._jitter == 0.0
+                            and self._reorder_p == 0.0 and self._dup_p == 0.0
+                            and not self._keep_order and not self._mark_p)
+
+    def _add_outage(self, start: float, end: float) -> None:
+        """Insert the outage [start, end) among those still to come (merging overlaps)."""
+        ahead = [(self._out_start, self._out_end)] if self._out_start != INF else []
+        ahead += list(self._outages[self._oi + 1:])
+        merged = list(_as_outages([*ahead, (start, end)]))
+        self._outages = tuple(self._outages[:self._oi]) + tuple(merged)
+        self._out_start, self._out_end = merged[0]
 
     # ---------------------------------------------------------------- internals
     def _advance(self, now: float) -> None:
@@ -849,6 +978,8 @@ class Link:
         dep.append(done)
         sizes.append(size_bytes)
         self._q_bytes = qb + size_bytes
+        if self._qlog is not None:
+            self._log_queue(now, qb, size_bytes, done)
         if self._plain_wire:
             return (done + self._delay,)
         return self._wire(done, size_bytes)
@@ -1025,6 +1156,8 @@ class Link:
         dep.append(kt)
         sizes.append(size_bytes)
         self._q_bytes = qb + size_bytes
+        if self._qlog is not None:
+            self._log_queue(now, qb, size_bytes, kt)
         if self._plain_wire:
             return (kt + self._delay,)
         return self._wire(kt, size_bytes)

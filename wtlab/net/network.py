@@ -506,6 +506,12 @@ class VirtualNetwork:
             if not self._pending_rows and max_time_s is not None and loop.time() >= max_time_s:
                 return None
 
+    def skip_recorded(self) -> None:
+        """Treat every row recorded so far as returned: the next :meth:`step` returns an
+        event recorded after this call (a view that read the rows itself uses it)."""
+        self._cursor = len(self.recorder)
+        self._pending_rows.clear()
+
     def _fetch_rows(self) -> None:
         rec = self.recorder
         n = len(rec)

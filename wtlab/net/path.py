@@ -22,6 +22,7 @@ one integer makes a run repeatable; ``seed=None`` draws one and keeps it in
 from __future__ import annotations
 
 import inspect
+import math
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -55,6 +56,9 @@ class Path:
         self.rtt_s: float = self.down_spec.delay_s + self.up_spec.delay_s
         self.down: Link = self._link(down, self.down_spec, "down")
         self.up: Link = self._link(up, self.up_spec, "up")
+        # what new() rebuilds, and the down direction's service over time (change())
+        self._initial = (self.down_spec, self.up_spec)
+        self._segments: list[tuple[float, LinkSpec]] = [(0.0, self.down_spec)]
 
     def _link(self, given: object, spec: LinkSpec, name: str) -> Link:
         if isinstance(given, Link):
@@ -153,15 +157,74 @@ class Path:
 
     def capacity_bps_between(self, from_s: float, to_s: float) -> float:
         """Capacity of the down direction over ``[from_s, to_s]``: the constant rate, or a
-        trace's mean rate over that window (the figure utilisation divides by)."""
-        trace = getattr(self.down_spec, "trace", None)
-        if trace is not None and to_s > from_s:
-            return trace.capacity_bytes(from_s, to_s) * 8 / (to_s - from_s)
-        return self.capacity_bps
+        trace's mean rate over that window, time-weighted across the path's changes
+        (:meth:`change`); the figure utilisation divides by."""
+        if not to_s > from_s:
+            return self.capacity_bps
+        total_bits = 0.0
+        bounds = [t for t, _ in self._segments[1:]] + [math.inf]
+        for (start, spec), end in zip(self._segments, bounds, strict=True):
+            lo, hi = max(from_s, start), min(to_s, end)
+            if hi <= lo:
+                continue
+            if spec.trace is not None:
+                total_bits += spec.trace.capacity_bytes(lo, hi) * 8
+            else:
+                total_bits += spec.rate_bps * (hi - lo)
+        return total_bits / (to_s - from_s)
+
+    def capacity_steps(self) -> list[tuple[float, float]]:
+        """``[(from_s, capacity_bps), ...]``: the down direction's capacity as it changed
+        (a trace counts at its mean rate); for capacity lines in figures."""
+        return [(t, spec.capacity_bps) for t, spec in self._segments]
+
+    def change(self, now: float, *, rate_bps: Any = None, rtt_s: Any = None, loss: Any = ...,
+               ack_loss: Any = ..., buffer_bdp: float | None = None, buffer: Any = ...,
+               trace: Any = None, outage_s: Any = None) -> dict[str, Any]:
+        """Change the path at ``now`` (one step of a :mod:`wtlab.net.schedule`); returns the
+        path after it (rate, RTT, loss, buffer), JSON-ready.
+
+        As :meth:`symmetric` builds a path: ``rate_bps`` / ``trace`` / ``buffer`` /
+        ``outage_s`` apply to both directions, ``rtt_s`` sets ``rtt_s / 2`` each way,
+        ``loss`` the data direction (``down``; 0 or None: none) and ``ack_loss`` the ACK
+        direction. ``buffer_bdp`` sizes the buffer at the path's new BDP. What happens to
+        packets already queued: :meth:`wtlab.net.link.Link.reconfigure`.
+        """
+        if rtt_s is not None:
+            rtt = parse_duration(rtt_s, "rtt_s")
+            if not rtt > 0:
+                raise ConfigError(f"rtt_s={rtt_s!r} must be > 0 seconds")
+            self.rtt_s = rtt
+        if buffer_bdp is not None:
+            if buffer is not ...:
+                raise ConfigError("change: give buffer_bdp= or buffer=, not both")
+            buffer = Buffer(bdp=buffer_bdp)
+        for name, link_loss in (("down", loss), ("up", ack_loss)):
+            link: Link = getattr(self, name)
+            link.reconfigure(now, rate_bps=rate_bps, trace=trace,
+                             delay_s=None if rtt_s is None else self.rtt_s / 2.0,
+                             loss=link_loss, buffer=buffer,
+                             rtt_s=self.rtt_s, outage_s=outage_s)
+        self.down_spec, self.up_spec = self.down.spec, self.up.spec
+        if rate_bps is not None or trace is not None:
+            self._segments.append((float(now), self.down_spec))
+        return self.state()
+
+    def state(self) -> dict[str, Any]:
+        """The path as it is now: capacity, RTT, data-direction loss, buffer (JSON-ready)."""
+        down = self.down
+        loss = self.down_spec.loss
+        return {"capacity_bps": down.capacity_bps, "rtt_s": self.rtt_s,
+                "loss": getattr(loss, "mean_loss", None) if loss is not None else 0.0,
+                "buffer_bytes": None if down.buffer_bytes_limit == math.inf
+                else down.buffer_bytes_limit,
+                "buffer_packets": down.buffer_packets}
 
     def new(self, seed: int | None = None) -> Path:
-        """A fresh path with the same specs, empty queues, at time 0 (same seed unless given)."""
-        return Path(down=self.down_spec, up=self.up_spec, seed=self.seed if seed is None else seed)
+        """A fresh path with the specs it was built with (before any :meth:`change`), empty
+        queues, at time 0 (same seed unless given)."""
+        down, up = self._initial
+        return Path(down=down, up=up, seed=self.seed if seed is None else seed)
 
     def describe(self) -> dict:
         """JSON-ready description for run metadata."""

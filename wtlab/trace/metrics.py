@@ -168,6 +168,15 @@ METRICS: tuple[Metric, ...] = (FLOW_METRICS + MESSAGE_METRICS + ECN_METRICS + DE
                                + RUN_METRICS)
 
 
+def _labels(column: pd.Series) -> np.ndarray:
+    """A kind/state column as an array of str, decoded once per category (not per row)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cats = np.asarray([str(c) for c in column.cat.categories] + [""], dtype=object)
+        codes = column.cat.codes.to_numpy()
+        return cats[np.where(codes < 0, len(cats) - 1, codes)]
+    return column.astype(str).to_numpy()
+
+
 def time_weighted_mean(times: np.ndarray, values: np.ndarray, from_s: float,
                        to_s: float) -> float:
     """Mean of a step function (``values[i]`` holds from ``times[i]`` to the next time)
@@ -208,9 +217,12 @@ def _window(trace: pd.DataFrame, from_s: float | None, to_s: float | None
 
 def flow_metrics(trace: pd.DataFrame, *, from_s: float | None = None,
                  to_s: float | None = None, capacity_bps: float | None = None,
-                 base_rtt_s: float | None = None, labels: Mapping[int, str] | None = None
-                 ) -> pd.DataFrame:
+                 base_rtt_s: float | Mapping[int, float] | None = None,
+                 labels: Mapping[int, str] | None = None) -> pd.DataFrame:
     """One row per flow with every figure of :data:`FLOW_METRICS` over ``[from_s, to_s]``.
+
+    ``base_rtt_s``: the propagation RTT, one for every flow or a mapping flow -> RTT
+    (flows with different RTTs sharing a bottleneck).
 
     Flows are those with a ``packet_sent`` row, plus every flow named in ``labels``
     (a flow that sent nothing gets NaN figures and a ``note``).
@@ -222,7 +234,7 @@ def flow_metrics(trace: pd.DataFrame, *, from_s: float | None = None,
         raise ConfigError(f"window [{from_s}, {to_s}] is empty; need to_s > from_s")
     span = hi - lo
     t = trace["time_s"].to_numpy(dtype=float)
-    kind = trace["kind"].astype(str).to_numpy()
+    kind = _labels(trace["kind"])
     flow = trace["flow"].to_numpy().astype(np.int64)
     nbytes = trace["bytes"].to_numpy(dtype=float)
     payload = trace["payload_bytes"].to_numpy(dtype=float, na_value=np.nan)
@@ -259,7 +271,8 @@ def flow_metrics(trace: pd.DataFrame, *, from_s: float | None = None,
         has_bif = mine & ~np.isnan(bif)
         all_samples = rtt[mine & (kind == "rtt_sample")]
         all_samples = all_samples[~np.isnan(all_samples)]
-        base = base_rtt_s if base_rtt_s is not None else (
+        given = base_rtt_s.get(int(f)) if isinstance(base_rtt_s, Mapping) else base_rtt_s
+        base = given if given is not None else (
             float(all_samples.min()) if len(all_samples) else math.nan)
         rtt_mean = float(samples.mean()) if len(samples) else math.nan
         row = {
@@ -376,7 +389,8 @@ def _note(n_sent: int, n_acked: int, known: bool, delivered: float, lo: float,
 
 def run_metrics(trace: pd.DataFrame, flows: pd.DataFrame | None = None, *,
                 from_s: float | None = None, to_s: float | None = None,
-                capacity_bps: float | None = None, base_rtt_s: float | None = None,
+                capacity_bps: float | None = None,
+                base_rtt_s: float | Mapping[int, float] | None = None,
                 labels: Mapping[int, str] | None = None) -> dict[str, Any]:
     """Run-level figures (:data:`RUN_METRICS`) over ``[from_s, to_s]``.
 
@@ -391,11 +405,19 @@ def run_metrics(trace: pd.DataFrame, flows: pd.DataFrame | None = None, *,
     t = trace["time_s"].to_numpy(dtype=float)
     win = (t >= lo) & (t <= hi) & (kind == "rtt_sample")
     samples = trace["latest_rtt_s"].to_numpy(dtype=float)[win]
+    queueing = None
+    if isinstance(base_rtt_s, Mapping):  # per-flow propagation RTTs: subtract each its own
+        flow_of = trace["flow"].to_numpy().astype(np.int64)[win]
+        bases = np.array([base_rtt_s.get(int(f), np.nan) for f in flow_of], dtype=float)
+        queueing = samples - bases
+        queueing = queueing[~np.isnan(queueing)]
     samples = samples[~np.isnan(samples)]
     sent = int(flows["packets_sent"].sum()) if len(flows) else 0
     wire = float(flows["wire_bps"].sum(min_count=1)) if len(flows) else math.nan
-    if base_rtt_s is None and len(samples):
-        base_rtt_s = float(samples.min())
+    if queueing is None:
+        if base_rtt_s is None and len(samples):
+            base_rtt_s = float(samples.min())
+        queueing = samples - base_rtt_s if base_rtt_s is not None else np.array([])
     out: dict[str, Any] = {
         "goodput_bps": float(flows["goodput_bps"].sum(min_count=1)) if len(flows) else math.nan,
         "goodput_packet_bps": float(flows["goodput_packet_bps"].sum(min_count=1))
@@ -403,8 +425,8 @@ def run_metrics(trace: pd.DataFrame, flows: pd.DataFrame | None = None, *,
         "wire_bps": wire,
         "utilisation": wire / capacity_bps if capacity_bps else math.nan,
         "rtt_p95_s": float(np.percentile(samples, 95)) if len(samples) else math.nan,
-        "queueing_delay_mean_s": max(0.0, float(samples.mean()) - base_rtt_s)
-        if len(samples) and base_rtt_s is not None else math.nan,
+        "queueing_delay_mean_s": max(0.0, float(queueing.mean())) if len(queueing)
+        else math.nan,
         "loss_rate": float(flows["packets_lost"].sum()) / sent if sent else math.nan,
         "payload_per_packet_bytes": float(flows["payload_per_packet_bytes"].max())
         if len(flows) and flows["payload_per_packet_bytes"].notna().any() else math.nan,
@@ -560,3 +582,265 @@ def _last_per_bin(b: np.ndarray, col: pd.Series, n_bins: int) -> pd.Series:
             b[present]).last()
         vals.loc[last.index] = last.to_numpy()
     return vals.ffill().astype("Int64")
+
+
+# ------------------------------------------------------------------ rates and fairness over time
+#: columns of :func:`rate_over_time` (one row per flow and bin)
+RATE_OVER_TIME: tuple[Metric, ...] = (
+    Metric("time_s", "s", "start of the bin"),
+    Metric("flow", "", "flow id"),
+    Metric("goodput_bps", "bit/s", "payload of the flow's packets acknowledged in the bin x 8 "
+           "/ bin_s: the delivery rate a receiver sees, for every controller"),
+    Metric("sent_bps", "bit/s", "bytes of the flow's packets sent in the bin x 8 / bin_s"),
+)
+#: columns of :func:`jain_over_time` (one row per bin)
+JAIN_OVER_TIME: tuple[Metric, ...] = (
+    Metric("time_s", "s", "start of the bin"),
+    Metric("jain_index", "", "Jain's index of the goodput_bps of the flows that sent in the "
+           "bin (NaN with fewer than two)"),
+    Metric("flows", "", "flows that sent in the bin"),
+)
+
+
+def rate_over_time(trace: pd.DataFrame, bin_s: float, *, from_s: float = 0.0,
+                   to_s: float | None = None) -> pd.DataFrame:
+    """Per-flow goodput and send rate in bins of ``bin_s`` (:data:`RATE_OVER_TIME`).
+
+    Bins start at multiples of ``bin_s``; only whole bins inside ``[from_s, to_s)`` are
+    returned (``to_s`` default: the last row's time), so a caller that feeds a growing
+    trace slice by slice gets each bin once, complete. Flows: those with a
+    ``packet_sent`` row in the slice.
+    """
+    from wtlab.errors import ConfigError
+
+    if not (isinstance(bin_s, (int, float)) and bin_s > 0):
+        raise ConfigError(f"bin_s={bin_s!r} must be a positive number of seconds")
+    cols = [m.name for m in RATE_OVER_TIME]
+    if not len(trace):
+        return pd.DataFrame({c: pd.Series([], dtype=float) for c in cols})
+    t = trace["time_s"].to_numpy(dtype=float)
+    end = float(t.max()) if to_s is None else float(to_s)
+    first = int(math.ceil(from_s / bin_s - 1e-9))
+    last = int(math.floor(end / bin_s + 1e-9))  # bins [k, k+1) with (k+1) * bin_s <= end
+    if last <= first:
+        return pd.DataFrame({c: pd.Series([], dtype=float) for c in cols})
+    kind = _labels(trace["kind"])
+    flow = trace["flow"].to_numpy().astype(np.int64)
+    b = np.floor(t / bin_s + 1e-9).astype(np.int64)
+    inside = (b >= first) & (b < last)
+    sent = kind == "packet_sent"
+    acked = kind == "packet_acked"
+    payload = trace["payload_bytes"].to_numpy(dtype=float, na_value=np.nan)
+    payload = np.where(np.isnan(payload), 0.0, payload)
+    nbytes = trace["bytes"].to_numpy(dtype=float)
+    n = last - first
+    out = []
+    for f in sorted(np.unique(flow[sent]).tolist()):
+        mine = inside & (flow == f)
+        idx_a, idx_s = b[mine & acked] - first, b[mine & sent] - first
+        good = np.bincount(idx_a, weights=payload[mine & acked], minlength=n) * 8 / bin_s
+        snd = np.bincount(idx_s, weights=nbytes[mine & sent], minlength=n) * 8 / bin_s
+        out.append(pd.DataFrame({"time_s": (first + np.arange(n)) * bin_s, "flow": f,
+                                 "goodput_bps": good, "sent_bps": snd}))
+    if not out:
+        return pd.DataFrame({c: pd.Series([], dtype=float) for c in cols})
+    return pd.concat(out, ignore_index=True)[cols]
+
+
+def jain_over_time(rates: pd.DataFrame) -> pd.DataFrame:
+    """Jain's index per bin over the flows that sent in it (:data:`JAIN_OVER_TIME`), from
+    a :func:`rate_over_time` table."""
+    cols = [m.name for m in JAIN_OVER_TIME]
+    if not len(rates):
+        return pd.DataFrame({c: pd.Series([], dtype=float) for c in cols})
+    active = rates[rates["sent_bps"] > 0]
+    by_bin = dict(tuple(active.groupby("time_s", sort=False)["goodput_bps"]))
+    rows = []
+    for t in np.unique(rates["time_s"].to_numpy(dtype=float)):
+        a = by_bin.get(t)
+        a = a.to_numpy(dtype=float) if a is not None else np.array([])
+        rows.append({"time_s": float(t), "jain_index": jain_index(a), "flows": len(a)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ------------------------------------------------------------------ controller phases
+PHASES: tuple[Metric, ...] = (
+    Metric("flow", "", "flow id"),
+    Metric("state", "", "the controller's state name (slow_start, recovery, startup, ...)"),
+    Metric("start_s", "s", "first row in that state"),
+    Metric("end_s", "s", "first row in the next state (or the window's end)"),
+)
+
+
+def phases(trace: pd.DataFrame, *, to_s: float | None = None) -> pd.DataFrame:
+    """Contiguous intervals each flow's controller spent in one state (:data:`PHASES`),
+    from the rows that carry a state (the after-event state of the row contract)."""
+    cols = [m.name for m in PHASES]
+    if not len(trace):
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
+    state = _labels(trace["state"])
+    has = state != ""
+    t = trace["time_s"].to_numpy(dtype=float)
+    flow = trace["flow"].to_numpy().astype(np.int64)
+    end_all = float(t.max()) if to_s is None else float(to_s)
+    rows = []
+    for f in sorted(np.unique(flow[has]).tolist()):
+        m = has & (flow == f)
+        ts, ss = t[m], state[m]
+        change = np.flatnonzero(np.concatenate(([True], ss[1:] != ss[:-1])))
+        starts = ts[change]
+        ends = np.concatenate((starts[1:], [max(end_all, float(starts[-1]))]))
+        for s0, e0, name in zip(starts, ends, ss[change], strict=True):
+            rows.append({"flow": f, "state": str(name), "start_s": float(s0), "end_s": float(e0)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ------------------------------------------------------------------ time-sequence graph
+SEQUENCE: tuple[Metric, ...] = (
+    Metric("time_s", "s", "when it happened"),
+    Metric("flow", "", "flow id"),
+    Metric("event", "", "sent (new data), retransmitted (data declared lost, sent again), "
+           "acked, lost, pto (a probe timeout fired; offset_bytes NaN)"),
+    Metric("pn", "", "packet number"),
+    Metric("offset_bytes", "bytes", "the flow's payload offset of the packet's first byte: "
+           "its payload bytes in send order, lost bytes resent first, lowest first"),
+    Metric("length_bytes", "bytes", "payload bytes the packet carries"),
+)
+SEQUENCE_EVENTS = ("sent", "retransmitted", "acked", "lost", "pto")
+
+
+class SequenceBuilder:
+    """Builds :func:`sequence_table` rows incrementally (feed rows in time order).
+
+    The offset model is wtlab's senders' own rule (the fast model, and aioquic's stream
+    sender): data declared lost is sent again before new data, lowest offset first; so
+    a packet's payload is placed at the lowest lost range still unsent, else at the end
+    of the new data. For a single bulk stream this is its stream offset; for a trace with
+    several streams (or frames the trace does not describe) it is the flow's payload in
+    send order. Packets without payload_bytes count their whole size.
+    """
+
+    def __init__(self) -> None:
+        self._flows: dict[int, dict[str, Any]] = {}
+
+    def _flow(self, f: int) -> dict[str, Any]:
+        st = self._flows.get(f)
+        if st is None:
+            st = self._flows[f] = {"next": 0.0, "pending": [], "packets": {}}
+        return st
+
+    def feed(self, trace: pd.DataFrame) -> pd.DataFrame:
+        """The sequence rows of these trace rows (which follow those fed before)."""
+        cols = [m.name for m in SEQUENCE]
+        kind = _labels(trace["kind"])
+        keep = np.isin(kind, ("packet_sent", "packet_acked", "packet_lost", "pto_expired"))
+        if not keep.any():
+            return pd.DataFrame({c: pd.Series([], dtype=float) for c in cols}).astype(
+                {"event": object})
+        sub = trace[keep]
+        t = sub["time_s"].to_numpy(dtype=float)
+        fl = sub["flow"].to_numpy().astype(np.int64)
+        pn = sub["pn"].to_numpy(dtype=float, na_value=np.nan)
+        payload = sub["payload_bytes"].to_numpy(dtype=float, na_value=np.nan)
+        size = sub["bytes"].to_numpy(dtype=float)
+        out_t, out_f, out_e, out_pn, out_o, out_l = [], [], [], [], [], []
+        for i, k in enumerate(kind[keep]):
+            st = self._flow(int(fl[i]))
+            packets = st["packets"]
+            p = pn[i]
+            if k == "packet_sent":
+                length = payload[i] if payload[i] == payload[i] else size[i]
+                pending = st["pending"]
+                if pending and length > 0:
+                    o, n = pending[0]
+                    event = "retransmitted"
+                    if length >= n:
+                        pending.pop(0)
+                        length = n
+                    else:
+                        pending[0] = (o + length, n - length)
+                else:
+                    o, event = st["next"], "sent"
+                    st["next"] += length
+                packets[p] = (o, length)
+            elif k == "pto_expired":
+                o, length, event = math.nan, 0.0, "pto"
+            else:
+                o, length = packets.get(p, (math.nan, 0.0))
+                if k == "packet_lost":
+                    event = "lost"
+                    if length > 0 and o == o:
+                        pending = st["pending"]
+                        pending.append((o, length))
+                        pending.sort()
+                else:
+                    event = "acked"
+                packets.pop(p, None)
+            out_t.append(t[i])
+            out_f.append(int(fl[i]))
+            out_e.append(event)
+            out_pn.append(p)
+            out_o.append(o)
+            out_l.append(length)
+        return pd.DataFrame({"time_s": out_t, "flow": out_f, "event": out_e, "pn": out_pn,
+                             "offset_bytes": out_o, "length_bytes": out_l}, columns=cols)
+
+
+def sequence_table(trace: pd.DataFrame) -> pd.DataFrame:
+    """The time-sequence graph's rows (:data:`SEQUENCE`): every packet sent (new data or
+    a retransmission), acknowledged or declared lost, and every PTO, with the payload
+    offset it carries (see :class:`SequenceBuilder` for the offset model)."""
+    return SequenceBuilder().feed(trace)
+
+
+# ------------------------------------------------------------------ repetitions (seeds)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_975(dof: int) -> float:
+    """Student's t 97.5 % quantile (two-sided 95 %) for ``dof`` degrees of freedom: a
+    table to 30, then the Cornish-Fisher expansion (error below 1e-4)."""
+    if dof < 1:
+        return math.nan
+    if dof <= len(_T975):
+        return _T975[dof - 1]
+    z = 1.959964
+    return (z + (z ** 3 + z) / (4 * dof) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * dof ** 2)
+            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * dof ** 3))
+
+
+def mean_ci95(values: Any) -> tuple[float, float]:
+    """(mean, half-width of the 95 % confidence interval of the mean, Student's t) of the
+    non-NaN values; the half-width is NaN with fewer than two values."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if not len(x):
+        return math.nan, math.nan
+    if len(x) < 2:
+        return float(x[0]), math.nan
+    return float(x.mean()), float(t_975(len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+
+
+SEED_SUMMARY: tuple[Metric, ...] = (
+    Metric("<figure>", "as the figure", "mean over the seeds' runs"),
+    Metric("<figure>_ci95", "as the figure", "half-width of the 95 % confidence interval of "
+           "that mean (Student's t, seeds - 1 degrees of freedom); NaN with one seed"),
+    Metric("seeds", "", "runs averaged (one per seed)"),
+)
+
+
+def seed_summary(runs: pd.DataFrame, *, by: str = "cc") -> pd.DataFrame:
+    """One row per ``by`` group of per-seed rows (:data:`SEED_SUMMARY`): every numeric
+    column's mean and its ``_ci95`` half-width; groups in order of first appearance."""
+    numeric = [c for c in runs.columns if c not in (by, "seed")
+               and pd.api.types.is_numeric_dtype(runs[c]) and not pd.api.types.is_bool_dtype(runs[c])]
+    rows = []
+    for key, g in runs.groupby(by, sort=False):
+        row: dict[str, Any] = {by: key}
+        for c in numeric:
+            row[c], row[f"{c}_ci95"] = mean_ci95(g[c].to_numpy(dtype=float))
+        row["seeds"] = len(g)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -339,7 +339,8 @@ def _base_kind(name: str) -> str | None:
     kinds = {"packet_sent": "packet_sent", "packet_received": "packet_received",
              "packet_lost": "packet_lost", "packets_acked": "packet_acked",
              "recovery_metrics_updated": "metrics_updated",
-             "congestion_state_updated": "state_changed", "timer_updated": "pto_expired"}
+             "congestion_state_updated": "state_changed", "timer_updated": "pto_expired",
+             "ecn_state_updated": "ecn_validation"}
     if ev in kinds:
         return kinds[ev]
     if ev in ("stream_state_updated", "stream_data_moved", "datagram_data_moved",

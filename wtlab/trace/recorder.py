@@ -244,10 +244,32 @@ class Recorder:
         """The event kind names, by code (the standard ones first, then any added)."""
         return list(self._kinds)
 
-    def records(self) -> np.ndarray:
-        """The raw packed records as a numpy structured array (a copy)."""
-        data = b"".join([*self._chunks, bytes(self._buf)])
-        return np.frombuffer(data, dtype=RECORD_DTYPE)
+    @property
+    def states(self) -> list[str]:
+        """State names by code (the ``state`` field of :meth:`records`)."""
+        return list(self._states)
+
+    def records(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The raw packed records ``start:stop`` as a numpy structured array (a copy of
+        just those: a view that follows a growing run reads only the new ones)."""
+        n = len(self)
+        stop = n if stop is None else max(0, min(stop, n))
+        start = max(0, min(start, stop))
+        if start == 0 and stop == n:
+            data = b"".join([*self._chunks, bytes(self._buf)])
+            return np.frombuffer(data, dtype=RECORD_DTYPE)
+        size = RECORD.size
+        parts = []
+        first = 0  # index of the first event of the current chunk
+        for chunk in (*self._chunks, self._buf):
+            count = len(chunk) // size
+            lo, hi = max(start, first), min(stop, first + count)
+            if lo < hi:
+                parts.append(bytes(chunk[(lo - first) * size:(hi - first) * size]))
+            first += count
+            if first >= stop:
+                break
+        return np.frombuffer(b"".join(parts), dtype=RECORD_DTYPE)
 
     def to_pandas(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """The tidy event table (see ``wtlab.trace.schema``), one row per event.
@@ -262,21 +284,10 @@ class Recorder:
         if start == 0 and stop == n:
             df = records_to_frame(self.records(), self._kinds, self._states, self._extra)
         else:
-            size = RECORD.size
-            parts = []
-            first = 0  # index of the first event of the current chunk
-            for chunk in (*self._chunks, self._buf):
-                count = len(chunk) // size
-                lo, hi = max(start, first), min(stop, first + count)
-                if lo < hi:
-                    parts.append(bytes(chunk[(lo - first) * size:(hi - first) * size]))
-                first += count
-                if first >= stop:
-                    break
             extra = self._extra
             tail_extra = {i - start: extra[i] for i in range(start, stop) if i in extra}
-            df = records_to_frame(np.frombuffer(b"".join(parts), dtype=RECORD_DTYPE),
-                                  self._kinds, self._states, tail_extra)
+            df = records_to_frame(self.records(start, stop), self._kinds, self._states,
+                                  tail_extra)
             df.index = range(start, stop)
         df.attrs["meta"] = json.loads(json.dumps(self.meta, default=str))
         return df

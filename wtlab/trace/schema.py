@@ -69,6 +69,11 @@ with these meanings, so rows of one kind can be compared across engines
   ``{"ect0": .., "ect1": .., "ce": .., "ce_increase": .., "acked_ect": .., "epoch": ..}``.
 * ``ecn_validation``: the sender's ECN state changed (RFC 9000 13.4.2: ``testing``,
   ``unknown``, ``capable``, ``failed``); ``extra``: ``{"old": .., "new": .., "reason": ..}``.
+* ``path_changed`` (both engines): one row per applied step of a path schedule
+  (:mod:`wtlab.net.schedule`), at the step's time; ``flow`` 0 (a path event concerns
+  every flow), ``bytes`` 0, no controller state; ``extra`` = ``{"source": "schedule" |
+  "explorer", "at_s": .., "changes": {"rate_bps": ..}, "path": {"capacity_bps": ..,
+  "rtt_s": .., "loss": .., "buffer_bytes": ..}}`` (the change, and the path after it).
 * ``message_*`` (reliability channels): ``pn`` = message id, ``bytes`` = message size.
 
 Figures computed from rows (goodput, utilisation, mean cwnd, ...) live in one place,
@@ -123,6 +128,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "ecn_marked",
     "ecn_counts",
     "ecn_validation",
+    "path_changed",
 )
 KIND_CODE: dict[str, int] = {name: i for i, name in enumerate(EVENT_KINDS)}
 

@@ -43,7 +43,7 @@ import pandas as pd
 import wtlab.cc
 from wtlab.errors import ConfigError, WtlabError
 from wtlab.trace.metrics import run_metrics
-from wtlab.widgets.replay import TraceView, columns_of_records
+from wtlab.widgets.trace_view import TraceView, columns_of_records
 
 CHUNK_BYTES = 64 * 1024
 REDRAW_SHARE_INV = 10  # wait at least 10x a redraw's duration before the next one

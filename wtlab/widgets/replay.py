@@ -1,4 +1,4 @@
-"""Replay: load a recorded trace, scrub through time, rerun it with another controller.
+"""Replay: load a recorded trace, scrub through time, rerun it with other controllers.
 
 ::
 
@@ -8,294 +8,59 @@
     w.set_window(1.0, 2.5)                   # what the time slider does
     w.next_event("packet_lost")              # move the cursor to the next loss
     await w.rerun("bbr")                     # the Rerun button: replay against the recorded
-                                             # server, overlaid on the original
+    await w.rerun("reno")                    # server; each rerun adds an overlay
 
 What a user may rely on:
 
-* The trace is read once. Each series (cwnd, bytes in flight, losses, pacing and delivery
-  rate, RTT) is kept as sorted numpy arrays; moving the window slices them by binary
-  search and thins the slice for display (``wtlab.lab.plots.thin``, min/max per bin, at
-  most ``max_points`` per series), then updates the existing figure traces in one batched
-  update. Nothing rebuilds a DataFrame or a figure on a slider move, so a 1,000,000-event
-  trace stays responsive (``python -m benchmarks.widgets`` measures it).
+* The trace is read once; each series is kept as sorted arrays and a window move slices
+  and thins them into the existing figure traces (:mod:`wtlab.widgets.trace_view`), so a
+  1,000,000-event trace stays responsive (``python -m benchmarks.widgets`` measures it).
+  Two tabs: the time series (window, delivery rate of every controller, pacing, RTT)
+  and the time-sequence graph (payload offset against time: sends, retransmissions,
+  acks, losses, PTOs).
 * The cursor is the window's right edge; the "current event" row is the last event at or
   before it. ``next_event``/``prev_event`` move the cursor one event (of a kind, if given)
   and keep the window's width.
 * Rerun calls :func:`wtlab.lab.replay.replay` (derived path, recorded server behaviour,
-  virtual time) in a worker thread, so the kernel stays responsive; the replayed trace is
-  overlaid (dashed) on the recorded one and a recorded-vs-replayed table is shown. Replay
-  needs the *sending* end's trace (see that module's docstring for the model and its limits).
+  virtual time) in a worker thread, so the kernel stays responsive. Every rerun is kept
+  as an overlay over the recording (each algorithm in its colour; a replay of the
+  recorded algorithm in a shade of it) until Clear; a rerun neither moves the window nor
+  the cursor (the slider's range grows if a replay runs longer). A table compares the
+  recording with every replay. Replay needs the *sending* end's trace (see that
+  module's docstring for the model and its limits).
+* A dataset with several runs gets a run picker naming each run's scenario and
+  controller (``rate_mbps=20 rtt_ms=40 ... · cubic``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 import wtlab.cc
 from wtlab.errors import ConfigError, WtlabError
-from wtlab.lab.plots import MAX_POINTS, thin
+from wtlab.lab.thinning import MAX_POINTS
 from wtlab.widgets._common import row_html, table_html
+from wtlab.widgets.trace_source import TRACE_SUFFIXES, load_trace, run_labels
+from wtlab.widgets.trace_view import (
+    SequenceView,
+    TraceView,
+    columns_of_frame,
+    columns_of_records,
+    series_of,
+)
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-           "#17becf")
+__all__ = ["KIND_CHOICES", "TRACE_SUFFIXES", "ReplayWidget", "SequenceView", "TraceView",
+           "columns_of_frame", "columns_of_records", "load_trace", "run_labels", "series_of"]
+
 KIND_CHOICES = ("any event", "packet_lost", "cwnd_changed", "state_changed", "packet_acked",
-                "packet_sent", "rtt_sample", "message_delivered")
-TRACE_SUFFIXES = (".parquet", ".qlog", ".sqlog", ".json", ".csv")
-
-
-# --------------------------------------------------------------------------- loading
-def load_trace(source: Any, *, run_id: str | None = None
-               ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
-    """(trace, meta, run ids) from a Recorder, a run result, a DataFrame or a path.
-
-    Paths: ``.parquet`` (``wtlab.trace.export``), ``.qlog``/``.sqlog``/``.json``
-    (``wtlab.trace.qlog``), ``.csv``, or a dataset folder (``wtlab.datasets``). A trace
-    holding several runs (a dataset) is cut to ``run_id`` (default: the first run).
-    """
-    meta: dict[str, Any] = {}
-    if hasattr(source, "to_pandas") and hasattr(source, "meta"):  # Recorder
-        df, meta = source.to_pandas(), dict(source.meta)
-    elif hasattr(source, "recorder") and hasattr(source.recorder, "to_pandas"):  # Result
-        df, meta = source.recorder.to_pandas(), dict(source.recorder.meta)
-    elif isinstance(source, pd.DataFrame):
-        df, meta = source, dict(source.attrs.get("meta") or {})
-    elif isinstance(source, (str, Path)):
-        df, meta = _read_path(Path(source).expanduser(), run_id)
-    else:
-        raise ConfigError(f"cannot load a trace from a {type(source).__name__}: give a Recorder, "
-                          "a Result, a trace DataFrame, or the path of a .parquet/.qlog/.sqlog/"
-                          ".csv file or a dataset folder")
-    for col in ("time_s", "flow", "kind"):
-        if col not in df.columns:
-            raise ConfigError(f"the trace has no {col!r} column; give a table in the wtlab trace "
-                              "schema (wtlab.trace.schema)")
-    runs: list[str] = []
-    if "run_id" in df.columns and len(df):
-        runs = [str(r) for r in pd.unique(df["run_id"].astype(str))]
-        if len(runs) > 1 or run_id is not None:
-            chosen = run_id if run_id is not None else runs[0]
-            if chosen not in runs:
-                raise ConfigError(f"run_id {chosen!r} is not in this trace; it holds {runs[:5]}"
-                                  f"{' ...' if len(runs) > 5 else ''}")
-            df = df[df["run_id"].astype(str) == chosen]
-            meta = {**meta, "run_id": chosen}
-    t = df["time_s"].to_numpy(dtype=float)
-    if len(t) > 1 and not (np.diff(t) >= 0).all():
-        df = df.sort_values("time_s", kind="stable")  # once, at load: scrubbing needs order
-    if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0:
-        df = df.reset_index(drop=True)
-    return df, meta, runs
-
-
-def _read_path(path: Path, run_id: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    if path.is_dir():
-        from wtlab import datasets
-        from wtlab.trace.export import read_meta
-
-        filters = {"run_id": run_id} if run_id is not None else None
-        df = datasets.load(path, filters=filters)
-        meta: dict[str, Any] = {}
-        if len(df):
-            rid = run_id or str(df["run_id"].iloc[0])
-            part = next(iter(path.rglob(f"{datasets.PART_PREFIX}{rid}.parquet")), None)
-            if part is not None:
-                meta = read_meta(part)
-        return df, meta
-    if not path.exists():
-        raise ConfigError(f"{str(path)!r} does not exist; give a trace file "
-                          f"({', '.join(TRACE_SUFFIXES)}) or a dataset folder")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        from wtlab.trace.export import read_parquet
-
-        df = read_parquet(path)
-        return df, dict(df.attrs.get("meta") or {})
-    if suffix in (".qlog", ".sqlog", ".json"):
-        from wtlab.trace.qlog import read_qlog
-
-        df = read_qlog(path)
-        return df, dict(df.attrs.get("meta") or {})
-    if suffix == ".csv":
-        from wtlab.trace.export import read_csv
-
-        return read_csv(path), {}
-    raise ConfigError(f"{path.name}: unknown trace format {suffix!r}; use one of "
-                      f"{', '.join(TRACE_SUFFIXES)} or a dataset folder")
-
-
-# --------------------------------------------------------------------------- the view
-@dataclass
-class _Series:
-    x: np.ndarray  # time, sorted
-    y: np.ndarray
-
-
-def _column(df: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in df.columns:
-        return np.full(len(df), np.nan)
-    return df[name].to_numpy(dtype=float, na_value=np.nan)
-
-
-def _kind_mask(kind: pd.Series, name: str) -> np.ndarray:
-    if isinstance(kind.dtype, pd.CategoricalDtype):  # compare codes, not 1M strings
-        cats = list(kind.cat.categories)
-        if name not in cats:
-            return np.zeros(len(kind), dtype=bool)
-        return kind.cat.codes.to_numpy() == cats.index(name)
-    return (kind.astype(str) == name).to_numpy()
-
-
-def columns_of_frame(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The arrays a plot needs, from a trace DataFrame (display units, NaN for NA)."""
-    return {"t": df["time_s"].to_numpy(dtype=float), "flow": df["flow"].to_numpy(),
-            "lost": _kind_mask(df["kind"], "packet_lost"),
-            "rtt_row": _kind_mask(df["kind"], "rtt_sample"),
-            "cwnd": _column(df, "cwnd") / 1e3, "bif": _column(df, "bytes_in_flight") / 1e3,
-            "pacing": _column(df, "pacing_rate_bps") / 1e6,
-            "delivery": _column(df, "delivery_rate_bps") / 1e6,
-            "rtt": _column(df, "latest_rtt_s") * 1e3}
-
-
-def columns_of_records(rec: np.ndarray, kinds: Sequence[str]) -> dict[str, np.ndarray]:
-    """The same arrays straight from a Recorder's packed records (no DataFrame built)."""
-    from wtlab.trace.schema import NO_BYTES_U32
-
-    def u32(col: str) -> np.ndarray:
-        v = rec[col].astype(float)
-        v[rec[col] == NO_BYTES_U32] = np.nan
-        return v
-
-    code = {k: i for i, k in enumerate(kinds)}
-    k = rec["kind"]
-    return {"t": rec["time_s"].astype(float), "flow": rec["flow"],
-            "lost": k == code.get("packet_lost", -1), "rtt_row": k == code.get("rtt_sample", -1),
-            "cwnd": u32("cwnd") / 1e3, "bif": u32("bytes_in_flight") / 1e3,
-            "pacing": rec["pacing_rate_bps"].astype(float) / 1e6,
-            "delivery": rec["delivery_rate_bps"].astype(float) / 1e6,
-            "rtt": rec["latest_rtt_s"].astype(float) * 1e3}
-
-
-def series_of(trace: pd.DataFrame | Mapping[str, np.ndarray], *, label: str,
-              dash: str = "solid", color_offset: int = 0,
-              labels: Mapping[int, str] | None = None) -> list[tuple[dict, _Series]]:
-    """Plot series of one trace (a DataFrame or ``columns_of_*`` arrays): (plotly trace
-    properties, arrays), one set per flow, each sorted by time."""
-    c = columns_of_frame(trace) if isinstance(trace, pd.DataFrame) else trace
-    if len(c["t"]) > 1 and (np.diff(c["t"]) < 0).any():  # windows are cut by binary search
-        order = np.argsort(c["t"], kind="stable")
-        c = {k: np.asarray(v)[order] for k, v in c.items()}
-    t, flow = c["t"], c["flow"]
-    flows = sorted(int(f) for f in np.unique(flow)) if len(flow) else []
-    out: list[tuple[dict, _Series]] = []
-    for i, f in enumerate(flows):
-        m = flow == f if len(flows) > 1 else np.ones(len(t), dtype=bool)
-        color = PALETTE[(i + color_offset) % len(PALETTE)]
-        name = label if len(flows) == 1 else f"{label} {(labels or {}).get(f, f'flow {f}')}"
-        if len(flows) > 1 and label == "recorded" and labels and f in labels:
-            name = f"recorded {labels[f]}"
-
-        def add(row: int, y: np.ndarray, sel: np.ndarray, what: str, *, mode: str = "lines",
-                line: dict | None = None, marker: dict | None = None,
-                name: str = name, color: str = color) -> None:
-            sel = sel & ~np.isnan(y)
-            if not sel.any():
-                return
-            props = {"name": f"{name} {what}", "mode": mode, "legendgroup": name, "row": row}
-            if line is not None:
-                props["line"] = {"color": color, **line}
-            if marker is not None:
-                props["marker"] = {"color": color, **marker}
-            out.append((props, _Series(t[sel], y[sel])))
-
-        add(1, c["cwnd"], m, "cwnd", line={"dash": dash})
-        add(1, c["bif"], m, "in flight", line={"dash": "dot", "width": 1})
-        add(1, c["cwnd"], m & c["lost"], "loss", mode="markers",
-            marker={"symbol": "x", "size": 7})
-        add(2, c["pacing"], m, "pacing", line={"dash": dash})
-        add(2, c["delivery"], m, "delivery", line={"dash": "dot"})
-        rtt_rows = m & c["rtt_row"]
-        add(3, c["rtt"], rtt_rows if rtt_rows.any() else m, "RTT", line={"dash": dash})
-    return out
-
-
-class TraceView:
-    """A FigureWidget over traces whose window moves cheaply (see the module docstring).
-
-    ``set_traces([(label, df, dash), ...])`` builds the figure once; ``show(t0, t1)``
-    re-slices and thins every series into the existing traces in one batched update.
-    """
-
-    def __init__(self, *, height: int = 680, max_points: int = MAX_POINTS) -> None:
-        self.max_points = max_points
-        self.series: list[_Series] = []
-        self.figure = go.FigureWidget(self._layout())
-        self.figure.layout.height = height
-        self.t_min, self.t_max = 0.0, 1.0
-        self.window = (0.0, 1.0)
-        self.cursor_s: float | None = None
-
-    @staticmethod
-    def _layout():
-        fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                            subplot_titles=("congestion window (KB)", "rate (Mbit/s)",
-                                            "RTT (ms)"))
-        fig.update_xaxes(title_text="time (s)", row=3, col=1)
-        fig.update_layout(legend={"groupclick": "togglegroup"},
-                          margin={"l": 60, "r": 20, "t": 50, "b": 40})
-        return fig
-
-    def set_traces(self, groups: Sequence[tuple[str, Any, str]], *,
-                   labels: Mapping[int, str] | None = None) -> None:
-        """Show these traces: ``(label, DataFrame, dash)`` each; ``labels`` names the flows."""
-        specs: list[tuple[dict, _Series]] = []
-        for i, (label, df, dash) in enumerate(groups):
-            specs.extend(series_of(df, label=label, dash=dash, color_offset=i, labels=labels))
-        self.series = [s for _, s in specs]
-        xs = [s.x for s in self.series if len(s.x)]
-        self.t_min = float(min(x[0] for x in xs)) if xs else 0.0
-        self.t_max = float(max(x[-1] for x in xs)) if xs else 1.0
-        names = [props["name"] for props, _ in specs]
-        if names != [t.name for t in self.figure.data]:  # new series: rebuild the traces once
-            traces, rows = [], []
-            for props, _ in specs:
-                props = dict(props)
-                rows.append(props.pop("row"))
-                traces.append(go.Scattergl(x=[], y=[], **props))
-            with self.figure.batch_update():
-                self.figure.data = ()
-                if traces:
-                    self.figure.add_traces(traces, rows=rows, cols=[1] * len(rows))
-        self.show(self.t_min, self.t_max)
-
-    def show(self, t0: float, t1: float, *, cursor_s: float | None = None) -> int:
-        """Draw the window [t0, t1]; returns how many points were sent to the figure."""
-        self.window = (float(t0), float(t1))
-        self.cursor_s = cursor_s
-        points = 0
-        with self.figure.batch_update():
-            for trace, s in zip(self.figure.data, self.series, strict=True):
-                lo = int(np.searchsorted(s.x, t0, side="left"))
-                hi = int(np.searchsorted(s.x, t1, side="right"))
-                x, y = thin(s.x[lo:hi], s.y[lo:hi], self.max_points)
-                trace.x, trace.y = x, y
-                points += len(x)
-            pad = (t1 - t0) * 0.01 or 1e-3
-            self.figure.update_xaxes(range=[t0 - pad, t1 + pad])
-            self.figure.layout.shapes = [] if cursor_s is None else [
-                {"type": "line", "xref": "x", "yref": "paper", "x0": cursor_s, "x1": cursor_s,
-                 "y0": 0, "y1": 1, "line": {"color": "gray", "width": 1, "dash": "dot"}}]
-        return points
+                "packet_sent", "rtt_sample", "path_changed", "message_delivered")
 
 
 # --------------------------------------------------------------------------- the widget
@@ -310,9 +75,10 @@ class ReplayWidget:
 
     Controls: path + Load (and a run picker for datasets with several runs); a time-window
     range slider (its right edge is the cursor); ◀ / ▶ to the previous / next event of the
-    chosen kind; a controller dropdown and Rerun. From code: ``load``, ``set_window``,
-    ``next_event``, ``prev_event``, ``current_row``, ``rerun`` (awaitable),
-    ``rerun_now`` (blocking). ``replay_options`` are passed to
+    chosen kind; a controller dropdown, Rerun (adds an overlay) and Clear (removes them).
+    From code: ``load``, ``set_window``, ``next_event``, ``prev_event``, ``current_row``,
+    ``rerun`` (awaitable), ``rerun_now`` (blocking), ``clear_overlays``. ``overlays`` are
+    the replays shown, ``replayed`` the last one. ``replay_options`` are passed to
     :func:`wtlab.lab.replay.replay` (``capacity``, ``loss``, ``capacity_bps``, ...).
     """
 
@@ -340,11 +106,20 @@ class ReplayWidget:
         self.algorithm = W.Dropdown(options=names, value=cc if cc in names else names[0],
                                     description="rerun with")
         self.rerun_button = W.Button(description="Rerun", icon="refresh")
+        self.clear_button = W.Button(description="Clear", icon="eraser",
+                                     tooltip="remove the replays' overlays",
+                                     layout=W.Layout(width="auto"))
         self.status = W.HTML()
         self.event = W.HTML(row_html(None, title="event at the cursor"))
         self.comparison = W.HTML()
         self.view = TraceView(max_points=max_points)
         self.figure = self.view.figure
+        self.sequence = SequenceView(max_points=max_points)
+        self.tabs = W.Tab(children=[self.figure, self.sequence.figure])
+        self.tabs.set_title(0, "time series")
+        self.tabs.set_title(1, "sequence graph")
+        self.overlays: list[Any] = []  # wtlab.lab.replay.ReplayResult, oldest first
+        self._run_labels: dict[str, str] = {}
         self.trace: pd.DataFrame = pd.DataFrame()
         self.meta: dict[str, Any] = {}
         self.runs: list[str] = []
@@ -364,12 +139,13 @@ class ReplayWidget:
         self.prev_button.on_click(lambda _: self._guard(self.prev_event, self._kind()))
         self.next_button.on_click(lambda _: self._guard(self.next_event, self._kind()))
         self.rerun_button.on_click(lambda _: self._guard(self.rerun))
+        self.clear_button.on_click(lambda _: self._guard(self.clear_overlays))
         self.widget = W.VBox([
             W.HBox([self.path_text, self.load_button, self.run_choice]),
             W.HBox([self.window]),
             W.HBox([self.kind_choice, self.prev_button, self.next_button, self.algorithm,
-                    self.rerun_button]),
-            self.status, self.event, self.comparison, self.figure,
+                    self.rerun_button, self.clear_button]),
+            self.status, self.event, self.comparison, self.tabs,
         ])
         if source is not None:
             self.load(source, run_id=run_id, meta=meta)
@@ -379,18 +155,22 @@ class ReplayWidget:
     # ------------------------------------------------------------------ loading
     def load(self, source: Any, *, run_id: str | None = None,
              meta: Mapping[str, Any] | None = None) -> ReplayWidget:
-        """Load a recording (a Recorder, a DataFrame or a trace file; ``run_id`` picks one run of a
-        dataset) and redraw; returns the widget. :class:`~wtlab.errors.ConfigError` for an empty
-        trace.
-        """
         df, file_meta, runs = load_trace(source, run_id=run_id)
         if not len(df):
             raise ConfigError("the trace has no events; record a session first")
+        same_source = getattr(self, "_source", None) is source and run_id is not None
+        if same_source and len(runs) <= 1 and len(self.runs) > 1:
+            runs = self.runs  # the picker chose a run: keep offering every run
+        elif file_meta.get("run_labels"):
+            self._run_labels = dict(file_meta["run_labels"])
+        elif not same_source:
+            self._run_labels = {}
         self._source = source
         self.trace = df
         self.meta = {**file_meta, **dict(meta or {})}
         self.runs = runs
         self.replayed = None
+        self.overlays = []
         self.comparison.value = ""
         self._times = df["time_s"].to_numpy(dtype=float)
         kinds = df["kind"].astype("category")
@@ -398,12 +178,13 @@ class ReplayWidget:
         self._kind_index = {str(k): i for i, k in enumerate(kinds.cat.categories)}
         self._moving = True
         try:
-            self.run_choice.options = runs
+            self.run_choice.options = [(self._run_labels.get(r, r), r) for r in runs]
             self.run_choice.value = self.meta.get("run_id") if len(runs) > 1 else None
             self.run_choice.layout.display = "" if len(runs) > 1 else "none"
         finally:
             self._moving = False
         self.view.set_traces([(self._recorded_label(), df, "solid")], labels=self._labels())
+        self.sequence.set_traces([(self._recorded_label(), df)])
         self._set_bounds(self.view.t_min, self.view.t_max)
         self.cursor = len(df) - 1
         self._apply(self.view.t_min, self.view.t_max)
@@ -493,6 +274,7 @@ class ReplayWidget:
     def _apply(self, t0: float, t1: float) -> None:
         cursor_s = float(self._times[self.cursor]) if self.cursor >= 0 else None
         self.last_redraw_points = self.view.show(t0, t1, cursor_s=cursor_s)
+        self.sequence.show(t0, t1)
         self.event.value = row_html(self.current_row(), title="event at the cursor")
 
     def current_row(self) -> dict | None:
@@ -590,22 +372,69 @@ class ReplayWidget:
                       meta=self.meta, **{**self.replay_options, **options})
 
     def _show_replay(self, result: Any) -> None:
+        """Add ``result`` as an overlay; the window and the cursor stay where they are."""
         self.replayed = result
+        self.overlays.append(result)
+        self._draw_overlays()
         rep = result.trace()
-        recorded = self.trace[self.trace["flow"] == result.recorded_flow]
-        self.view.set_traces([(self._recorded_label(result.recorded_flow), recorded, "solid"),
-                              (f"{_cc_text(result.cc)} replay", rep, "dash")])
-        t0, t1 = self.view.t_min, self.view.t_max
-        self._set_bounds(t0, t1)
-        self.cursor = int(np.searchsorted(self._times, t1, side="right")) - 1
-        self._apply(t0, t1)
-        try:
-            table = result.compare().reset_index(names="run")
-            self.comparison.value = table_html(table)
-        except Exception as exc:  # the overlay stands even if the metrics cannot be computed
-            self.comparison.value = f"(no comparison table: {_esc(exc)})"
         self.status.value = (f"replayed with {_cc_text(result.cc)}: {len(rep):,} events "
-                             f"(dashed) over the recorded {len(recorded):,}")
+                             f"over the recorded {len(self._recorded_part()):,} "
+                             f"({len(self.overlays)} replay(s) shown)")
+
+    def _recorded_part(self) -> pd.DataFrame:
+        flow = self.overlays[0].recorded_flow if self.overlays else None
+        return self.trace if flow is None else self.trace[self.trace["flow"] == flow]
+
+    def _overlay_labels(self) -> list[str]:
+        labels, seen = [], {}
+        for r in self.overlays:
+            name = f"{_cc_text(r.cc)} replay"
+            seen[name] = seen.get(name, 0) + 1
+            labels.append(name if seen[name] == 1 else f"{name} {seen[name]}")
+        return labels
+
+    def _draw_overlays(self) -> None:
+        recorded = self._recorded_part()
+        flow = self.overlays[0].recorded_flow if self.overlays else None
+        groups = [(self._recorded_label(flow), recorded, "solid")]
+        groups += [(label, r.trace(), "replay")
+                   for label, r in zip(self._overlay_labels(), self.overlays, strict=True)]
+        t0, t1 = self.view.window
+        cursor = self.cursor
+        self.view.set_traces(groups, labels=self._labels())
+        self.sequence.set_traces([(g[0], g[1]) for g in groups])
+        # the slider's range grows to the longest run; the window and cursor stay
+        lo, hi = min(self.window.min, self.view.t_min), max(self.window.max, self.view.t_max)
+        self._moving = True
+        try:
+            self.window.min, self.window.max = lo, hi
+            self.window.value = (t0, t1)
+            self._echo = (t0, t1)
+        finally:
+            self._moving = False
+        self.cursor = cursor
+        self._apply(t0, t1)
+        tables = []
+        for label, r in zip(self._overlay_labels(), self.overlays, strict=True):
+            try:
+                table = r.compare().reset_index(names="run")
+            except Exception as exc:  # the overlay stands even without its metrics
+                self.comparison.value = f"(no comparison table: {_esc(exc)})"
+                return
+            if not tables:
+                tables.append(table.iloc[[0]])
+            row = table.iloc[[1]].copy()
+            row["run"] = label.replace(" replay", "").join(("replayed with ", ""))
+            tables.append(row)
+        self.comparison.value = table_html(pd.concat(tables, ignore_index=True)) if tables \
+            else ""
+
+    def clear_overlays(self) -> None:
+        """Remove every replay overlay (the recording stays, window and cursor too)."""
+        self.overlays = []
+        self.replayed = None
+        self._draw_overlays()
+        self.status.value = "overlays cleared"
 
     # ------------------------------------------------------------------- helpers
     def _guard(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
