@@ -24,7 +24,7 @@ import math
 import time
 
 from benchmarks._util import interleaved, print_table, ratio_line, summarize
-from wtlab.lab.workloads import Bulk, WorkloadContext
+from wtlab.transport.workloads import Bulk, WorkloadContext
 from wtlab.net.emulate import emulate
 from wtlab.net.link import LinkSpec
 from wtlab.net.loss import Periodic

@@ -15,7 +15,7 @@ import pytest
 
 import wtlab
 from wtlab.lab import Experiment
-from wtlab.lab.workloads import Bulk
+from wtlab.transport.workloads import Bulk
 from wtlab.net import Path, VirtualNetwork
 from wtlab.net.aqm import StepMark
 from wtlab.net.relay import Relay

@@ -8,7 +8,7 @@ import pytest
 
 import wtlab
 from wtlab.errors import ConfigError
-from wtlab.lab import workloads as wl
+from wtlab.transport import workloads as wl
 from wtlab.net.emulate import emulate
 from wtlab.net.link import LinkSpec
 from wtlab.net.network import VirtualNetwork

@@ -9,7 +9,7 @@ import pytest
 import wtlab
 from wtlab.errors import ConfigError
 from wtlab.lab.replay import LossAtTimes, derive_path, record_workload, replay
-from wtlab.lab.workloads import Bulk, WorkloadContext
+from wtlab.transport.workloads import Bulk, WorkloadContext
 from wtlab.net.emulate import emulate
 from wtlab.net.link import LinkSpec
 from wtlab.net.path import Path

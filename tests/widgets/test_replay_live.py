@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def recording() -> Recorder:
-    from wtlab.lab.workloads import Bulk
+    from wtlab.transport.workloads import Bulk
     from wtlab.net.emulate import emulate
     from wtlab.net.link import LinkSpec
     from wtlab.net.path import Path

@@ -81,7 +81,7 @@ class EmulateEngine:
     """
 
     def __init__(self, exp: Any, recorder: Any) -> None:
-        from wtlab.lab import workloads as wl
+        from wtlab.transport import workloads as wl
         from wtlab.lab.experiment import make_path, workload_dict
         from wtlab.net.network import VirtualNetwork
 

@@ -44,7 +44,7 @@ The model (what is derived, and how):
   ``loss="rate"``: as Bernoulli loss at the random-loss rate; ``loss="none"``.
 * **The server's behaviour.** What the server did is the workload's server half:
   ``recorder.meta["workload"]`` (written by :func:`record_workload` and by the emulator)
-  names a :mod:`wtlab.lab.workloads` workload and its parameters (sizes, rates, counts),
+  names a :mod:`wtlab.transport.workloads` workload and its parameters (sizes, rates, counts),
   so the replayed server receives, echoes and answers exactly as the recorded one did,
   on the same schedule; without it, replay assumes a bulk transfer of the recorded
   number of payload bytes in the recorded direction.
@@ -297,7 +297,7 @@ def derive_workload(frame: pd.DataFrame, meta: dict | None, *, flow: int | None 
                     payload_bytes: int | None = None):
     """The workload the recorded session ran (from ``meta["workload"]``), else a bulk
     transfer of the recorded payload."""
-    from wtlab.lab import workloads as wl
+    from wtlab.transport import workloads as wl
 
     spec = (meta or {}).get("workload")
     if isinstance(spec, dict) and "workload" in spec:

@@ -41,7 +41,7 @@ FULL_SIZE_BYTES = 1200
 def emulator_available() -> bool:
     """Whether the full-stack emulator (VirtualNetwork + workloads) can be imported."""
     try:
-        from wtlab.lab.workloads import Bulk  # noqa: F401
+        from wtlab.transport.workloads import Bulk  # noqa: F401
         from wtlab.net.network import VirtualNetwork  # noqa: F401
     except ImportError:
         return False
@@ -51,7 +51,7 @@ def emulator_available() -> bool:
 def run_emulation(path_args: dict[str, Any], cc: str, duration_s: float, seed: int
                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One bulk download in the emulator: (trace of the sending end, info)."""
-    from wtlab.lab.workloads import Bulk
+    from wtlab.transport.workloads import Bulk
     from wtlab.net.network import VirtualNetwork
     from wtlab.net.path import Path
 

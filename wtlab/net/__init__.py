@@ -10,7 +10,7 @@ underneath) over a path, deterministically, faster than real time; it loads on f
 use (it pulls in aioquic and pandas)::
 
     from wtlab.net import VirtualNetwork, emulate
-    from wtlab.lab.workloads import Bulk
+    from wtlab.transport.workloads import Bulk
     net = VirtualNetwork(path)
     flow = net.add_flow("cubic", Bulk(duration_s=10, direction="down"))
     net.step(kinds="packet_acked")      # one ack: a dict with cwnd, srtt_s, state, ...

@@ -117,7 +117,7 @@ def emulate(path: Any, cc: str | Sequence[Any] = "cubic", workload: Any = None, 
     starts = [start_s] * n if isinstance(start_s, (int, float)) else list(start_s)
     if len(starts) != n:
         raise ConfigError(f"start_s has {len(starts)} entries for {n} flows")
-    from wtlab.lab.workloads import Bulk, create
+    from wtlab.transport.workloads import Bulk, create
 
     describe = getattr(path, "describe", None)
     run_meta = {"engine": "emulate", "cc": [c if isinstance(c, str) else str(c) for c in ccs],

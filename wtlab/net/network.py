@@ -12,7 +12,7 @@ a rate of IP packets, as on a real bottleneck.
 Flows (wtlab's WebTransport client and server, a workload, a controller each)::
 
     from wtlab.net import Path, VirtualNetwork
-    from wtlab.lab.workloads import Bulk, Messages
+    from wtlab.transport.workloads import Bulk, Messages
     net = VirtualNetwork(Path.symmetric(rate_bps="10mbit", rtt_s="40ms", loss="1%",
                                         buffer_bdp=1, seed=1))
     a = net.add_flow("cubic", Bulk(duration_s=10, direction="down"))
@@ -329,7 +329,7 @@ class VirtualNetwork:
         :class:`Flow` (``flow.controller``, ``flow.summary``).
         """
         from wtlab.cc import create as create_controller
-        from wtlab.lab import workloads as wl
+        from wtlab.transport import workloads as wl
         from wtlab.transport.client import connect
         from wtlab.transport.driver import check_max_datagram_size
         from wtlab.transport.server import Server

@@ -191,7 +191,7 @@ class LiveWidget:
                 elapsed = time.monotonic() - self._t_start
                 if mode == "sink":  # exactly wtlab's Bulk upload: a ReplayWidget can rerun it
                     from wtlab.lab.replay import record_workload
-                    from wtlab.lab.workloads import Bulk
+                    from wtlab.transport.workloads import Bulk
 
                     record_workload(self.recorder, Bulk(size_bytes=max(1, self._sent),
                                                         direction="up"))
