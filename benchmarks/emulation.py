@@ -11,6 +11,16 @@
 2. Simulated seconds per wall-second for 10, 50 and 100 Mbit/s paths (40 ms RTT, 1-BDP
    buffer, one CUBIC bulk download, ``--sim-s`` virtual seconds each).
 3. With ``--fidelity``: the whole-path fidelity ratios (tests/fidelity) printed again.
+4. Where Debian's ``ns3`` and ``libns3-dev`` packages are installed (an optional
+   benchmark dependency: ``apt-get install ns3 libns3-dev``; never a test dependency):
+   the same dumbbell in ns-3 3.37 (``benchmarks/ns3/dumbbell.cc``, built here with g++:
+   TCP CUBIC, the same rate, one-way delay and 1-BDP drop-tail buffer in 1500-byte
+   packets), bottleneck packets per wall-second, interleaved with the emulator's at
+   100 Mbit/s 20 ms and 20 Mbit/s 60 ms; printed as ratios.
+5. With ``--profile``: where an emulated run's time goes, by component (aioquic's packet
+   builder, parser, crypto, recovery; wtlab's driver and seam; the link; the virtual
+   network and event loop; recording), from cProfile's own times, built-ins charged to
+   the component that called them; at 20 Mbit/s 60 ms and 100 Mbit/s 20 ms.
 
 Numbers on a shared machine are noisy: contenders are interleaved and min/median/max
 printed; compare medians of the same run.
@@ -22,6 +32,7 @@ import argparse
 import asyncio
 import math
 import time
+from pathlib import Path as FsPath
 
 from benchmarks._util import interleaved, print_table, ratio_line, summarize
 from wtlab.transport.workloads import Bulk, WorkloadContext
@@ -94,6 +105,68 @@ def simulated_per_wall(rate_bps: float, sim_s: float) -> float:
     return sim_s / res.wall_s
 
 
+NS3_SOURCE = FsPath(__file__).resolve().parent / "ns3" / "dumbbell.cc"
+NS3_LIBS = ["-lns3-applications", "-lns3-internet", "-lns3-point-to-point",
+            "-lns3-traffic-control", "-lns3-network", "-lns3-core"]
+
+
+def ns3_binary() -> str | None:
+    """The ns-3 dumbbell, compiled once into a cache folder; None without ns-3 or g++."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    if shutil.which("g++") is None or not FsPath("/usr/include/ns3/core-module.h").exists():
+        return None
+    digest = hashlib.sha256(NS3_SOURCE.read_bytes()).hexdigest()[:16]
+    out = FsPath.home() / ".cache" / "wtlab-bench" / f"ns3-dumbbell-{digest}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        done = subprocess.run(["g++", "-O2", "-std=c++17", "-o", str(tmp), str(NS3_SOURCE),
+                               *NS3_LIBS], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"ns-3 dumbbell did not build: {done.stderr.strip()[-300:]}")
+            return None
+        tmp.replace(out)
+    return str(out)
+
+
+def ns3_packets_per_s(binary: str, rate_bps: float, rtt_s: float, sim_s: float) -> float:
+    import subprocess
+
+    buffer_packets = max(1, round(rate_bps * rtt_s / 8 / 1500))  # 1 BDP of 1500-byte packets
+    out = subprocess.run([binary, f"--rate={rate_bps / 1e6:g}Mbps",
+                          f"--delayMs={rtt_s / 2 * 1e3:g}", f"--buffer={buffer_packets}",
+                          f"--simS={sim_s:g}"], capture_output=True, text=True, check=True)
+    fields = out.stdout.split()
+    return int(fields[1]) / float(fields[3])
+
+
+def emulated_run_packets_per_s(rate_bps: float, rtt_s: float, sim_s: float) -> float:
+    """Bottleneck packets per wall-second of an emulated CUBIC bulk download."""
+    res = emulate(_path(rate_bps, rtt_s), cc="cubic", until_s=sim_s)
+    return res.path.down.stats.offered / res.wall_s
+
+
+def versus_ns3(runs: int, sim_s: float) -> None:
+    binary = ns3_binary()
+    if binary is None:
+        print("\nns-3 comparison skipped: Debian's ns3 and libns3-dev packages (and g++) are "
+              "not installed (apt-get install ns3 libns3-dev)")
+        return
+    for rate, rtt in ((100e6, 0.02), (20e6, 0.06)):
+        name = f"{rate / 1e6:g} Mbit/s {rtt * 1e3:g} ms"
+        res = interleaved({f"emulator {name}": lambda r=rate, t=rtt:
+                           emulated_run_packets_per_s(r, t, sim_s),
+                           f"ns-3 {name}": lambda r=rate, t=rtt:
+                           ns3_packets_per_s(binary, r, t, sim_s)}, runs=runs)
+        print_table(f"bottleneck packets per wall-second, CUBIC dumbbell {name}, 1-BDP "
+                    f"drop-tail, {sim_s:g} simulated s", res, unit="packets/s")
+        print(ratio_line(f"emulator vs ns-3 ({name})", res, f"emulator {name}",
+                         f"ns-3 {name}", target=1.0 if rate == 100e6 else None))
+
+
 def fidelity() -> None:
     """The ratios tests/fidelity asserts on, printed (same paths, seeds and windows)."""
     from wtlab.trace.metrics import jain_index
@@ -124,6 +197,73 @@ def fidelity() -> None:
           f"{res.summary(from_s=2.0)['utilisation']:.3f} of capacity")
 
 
+_COMPONENTS = (  # (component, substring of the file path, function name prefixes or None)
+    ("aioquic build", "aioquic/quic/packet_builder", None),
+    ("aioquic build", "aioquic/quic/connection", ("_write", "datagrams_to_send", "_flush")),
+    ("aioquic parse", "aioquic/quic/connection", ("_handle", "receive_datagram",
+                                                  "_payload_received")),
+    ("aioquic parse", "aioquic/quic/packet.py", None),
+    ("aioquic parse", "aioquic/buffer", None),
+    ("crypto", "aioquic/quic/crypto", None),
+    ("crypto", "aioquic/_crypto", None),
+    ("crypto", "cryptography", None),
+    ("aioquic recovery", "aioquic/quic/recovery", None),
+    ("aioquic recovery", "aioquic/quic/rangeset", None),
+    ("aioquic streams", "aioquic/quic/stream", None),
+    ("aioquic connection (timers, events)", "aioquic/quic/connection", None),
+    ("aioquic other", "aioquic", None),
+    ("wtlab cc seam", "wtlab/cc/aioquic", None),
+    ("wtlab controllers", "wtlab/cc/", None),
+    ("wtlab driver", "wtlab/transport/", None),
+    ("link", "wtlab/net/link", None),
+    ("link", "wtlab/net/loss", None),
+    ("virtual network", "wtlab/net/network", None),
+    ("virtual network", "wtlab/net/vtime", None),
+    ("recording", "wtlab/trace/", None),
+    ("workload", "wtlab/lab/workloads", None),
+    ("event loop", "asyncio", None),
+    ("event loop", "selectors", None),
+)
+
+
+def _component(func: tuple) -> str | None:
+    path, _, name = func
+    if path == "~" or path.endswith(("/enum.py", "/typing.py", "/dataclasses.py")):
+        return None  # built-ins and helpers: charged to their caller
+    for comp, where, prefixes in _COMPONENTS:
+        if where in path and (prefixes is None or name.startswith(prefixes)):
+            return comp
+    return "other"
+
+
+def profile_run(rate_bps: float, rtt_s: float, size_bytes: int) -> None:
+    """One emulated bulk download under cProfile; time per component (module docstring)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    res = emulate(_path(rate_bps, rtt_s), cc="cubic",
+                  workload=Bulk(size_bytes=size_bytes, direction="down"), until_s=3600.0)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # func -> (cc, nc, tottime, cumtime, callers)
+    by: dict[str, float] = {}
+    for func, (_, _, tottime, _, callers) in stats.items():
+        comp = _component(func)
+        if comp is None:  # a built-in: charge it to the component of its busiest caller
+            caller = max(callers.items(), key=lambda kv: kv[1][2], default=(None, None))[0]
+            comp = (_component(caller) or "other") if caller else "other"
+        by[comp] = by.get(comp, 0.0) + tottime
+    total = sum(by.values())
+    packets = res.path.down.stats.offered
+    print(f"\nprofile: {rate_bps / 1e6:g} Mbit/s, {rtt_s * 1e3:g} ms, {size_bytes / 1e6:g} MB, "
+          f"{packets} bottleneck packets, {total:.2f} s profiled (cProfile slows every call; "
+          "shares are what to read)")
+    for comp, t in sorted(by.items(), key=lambda kv: -kv[1]):
+        print(f"  {comp:<36} {t / total * 100:5.1f} %  {t / packets * 1e6:7.1f} us/packet "
+              "(profiled)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks.emulation", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,7 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mb", type=float, default=None, help="bulk size in MB (default 20)")
     ap.add_argument("--sim-s", type=float, default=None, help="virtual seconds per rate run")
     ap.add_argument("--fidelity", action="store_true", help="also print the fidelity ratios")
+    ap.add_argument("--profile", action="store_true",
+                    help="only the time per component at 20 and 100 Mbit/s")
     args = ap.parse_args(argv)
+    if args.profile:
+        mb = args.mb or (2 if args.quick else 10)
+        profile_run(20e6, 0.06, int(mb * 1e6))
+        profile_run(100e6, 0.02, int(mb * 1e6))
+        return 0
     runs = args.runs or (3 if args.quick else 5)
     size = int((args.mb or (5 if args.quick else 20)) * 1e6)
     sim_s = args.sim_s or (2.0 if args.quick else 5.0)
@@ -165,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         s = summarize(values)
         print(f"  {name}: {s.median:.2f}x real time (median)")
     print_table("simulated seconds per CPU-second (same runs)", _SIM_CPU, unit="x")
+    versus_ns3(runs, sim_s)
     if args.fidelity:
         print("\nfidelity ratios (tests/fidelity):")
         fidelity()
