@@ -42,3 +42,20 @@ def test_install_is_what_the_seam_uses():
     import wtlab.cc.aioquic  # noqa: F401 - installs
 
     assert H.installed() and RangeSet.add is H._add
+
+
+def test_an_emulated_run_is_the_same_row_for_row_with_and_without_the_patches():
+    from wtlab.lab import Experiment
+
+    exp = Experiment(path=dict(rate_bps=20e6, rtt_s=0.03, loss="1%"), cc="cubic", seed=3,
+                     engine="emulate")
+    patched = exp.run(1.5).trace()
+    H.uninstall()
+    try:
+        assert RangeSet.add is H._ORIGINAL_ADD
+        original = exp.run(1.5).trace()
+    finally:
+        H.install()
+    assert (patched["kind"] == "packet_lost").sum() > 0  # gaps: several ranges were kept
+    assert len(patched) > 1000
+    assert patched.equals(original)

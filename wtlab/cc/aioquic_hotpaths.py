@@ -54,4 +54,5 @@ def uninstall() -> None:
 
 
 def installed() -> bool:
+    """Whether the patches are in place (they are once :mod:`wtlab.cc.aioquic` is imported)."""
     return _installed
