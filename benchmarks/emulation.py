@@ -32,15 +32,15 @@ import argparse
 import asyncio
 import math
 import time
-from pathlib import Path as FsPath
 
+from benchmarks._ns3 import ns3_binary, ns3_missing_line, ns3_packets_per_s
 from benchmarks._util import interleaved, print_table, ratio_line, summarize
-from wtlab.transport.workloads import Bulk, WorkloadContext
 from wtlab.net.emulate import emulate
 from wtlab.net.link import LinkSpec
 from wtlab.net.loss import Periodic
 from wtlab.net.path import Path
 from wtlab.trace.recorder import Recorder
+from wtlab.transport.workloads import Bulk, WorkloadContext
 
 
 def _path(rate_bps: float, rtt_s: float, buffer_bdp: float = 1.0, loss=None, seed: int = 1):
@@ -105,44 +105,6 @@ def simulated_per_wall(rate_bps: float, sim_s: float) -> float:
     return sim_s / res.wall_s
 
 
-NS3_SOURCE = FsPath(__file__).resolve().parent / "ns3" / "dumbbell.cc"
-NS3_LIBS = ["-lns3-applications", "-lns3-internet", "-lns3-point-to-point",
-            "-lns3-traffic-control", "-lns3-network", "-lns3-core"]
-
-
-def ns3_binary() -> str | None:
-    """The ns-3 dumbbell, compiled once into a cache folder; None without ns-3 or g++."""
-    import hashlib
-    import shutil
-    import subprocess
-
-    if shutil.which("g++") is None or not FsPath("/usr/include/ns3/core-module.h").exists():
-        return None
-    digest = hashlib.sha256(NS3_SOURCE.read_bytes()).hexdigest()[:16]
-    out = FsPath.home() / ".cache" / "wtlab-bench" / f"ns3-dumbbell-{digest}"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        done = subprocess.run(["g++", "-O2", "-std=c++17", "-o", str(tmp), str(NS3_SOURCE),
-                               *NS3_LIBS], capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"ns-3 dumbbell did not build: {done.stderr.strip()[-300:]}")
-            return None
-        tmp.replace(out)
-    return str(out)
-
-
-def ns3_packets_per_s(binary: str, rate_bps: float, rtt_s: float, sim_s: float) -> float:
-    import subprocess
-
-    buffer_packets = max(1, round(rate_bps * rtt_s / 8 / 1500))  # 1 BDP of 1500-byte packets
-    out = subprocess.run([binary, f"--rate={rate_bps / 1e6:g}Mbps",
-                          f"--delayMs={rtt_s / 2 * 1e3:g}", f"--buffer={buffer_packets}",
-                          f"--simS={sim_s:g}"], capture_output=True, text=True, check=True)
-    fields = out.stdout.split()
-    return int(fields[1]) / float(fields[3])
-
-
 def emulated_run_packets_per_s(rate_bps: float, rtt_s: float, sim_s: float) -> float:
     """Bottleneck packets per wall-second of an emulated CUBIC bulk download."""
     res = emulate(_path(rate_bps, rtt_s), cc="cubic", until_s=sim_s)
@@ -152,8 +114,7 @@ def emulated_run_packets_per_s(rate_bps: float, rtt_s: float, sim_s: float) -> f
 def versus_ns3(runs: int, sim_s: float) -> None:
     binary = ns3_binary()
     if binary is None:
-        print("\nns-3 comparison skipped: Debian's ns3 and libns3-dev packages (and g++) are "
-              "not installed (apt-get install ns3 libns3-dev)")
+        print("\n" + ns3_missing_line())
         return
     for rate, rtt in ((100e6, 0.02), (20e6, 0.06)):
         name = f"{rate / 1e6:g} Mbit/s {rtt * 1e3:g} ms"

@@ -12,6 +12,9 @@ WebTransport over the virtual network) runs the same path for a shorter virtual 
 (it is ~50-100x slower), interleaved with the model; both figures come from this run.
 Also shown: CPU-seconds based rates (less sensitive to other load on a shared machine).
 Target: >= 200,000 bottleneck packets per wall-second (>= 20x real time at 100 Mbit/s).
+Where Debian's ns3 is installed (see benchmarks/_ns3.py), the same path in ns-3 (TCP
+CUBIC, 1-BDP drop-tail) runs interleaved too, for the same virtual time as the model;
+target: model >= 10x ns-3's bottleneck packets per wall-second.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 import time
 import warnings
 
+from benchmarks._ns3 import ns3_binary, ns3_missing_line, ns3_packets_per_s
 from benchmarks._util import print_table, ratio_line
 
 PATH = {"rate_bps": 100e6, "rtt_s": 0.04, "buffer_bdp": 1.0}
@@ -55,15 +59,22 @@ def speed(runs: int, model_s: float, emu_s: float, with_emulator: bool) -> None:
     from wtlab.model.validate import emulator_available
 
     have_emu = with_emulator and emulator_available()
+    ns3 = ns3_binary()
     results: dict[str, list[float]] = {"model": [], "model_cpu": []}
     if have_emu:
         results.update({"emulator": [], "emulator_cpu": []})
+    if ns3:
+        results["ns-3"] = []
     last = {}
     for r in range(runs):
-        order = ["model", "emulator"] if have_emu else ["model"]
+        order = ["model"] + (["emulator"] if have_emu else []) + (["ns-3"] if ns3 else [])
         if r % 2:
             order.reverse()
         for name in order:
+            if name == "ns-3":
+                results[name].append(ns3_packets_per_s(ns3, PATH["rate_bps"], PATH["rtt_s"],
+                                                       model_s))
+                continue
             out = _model(model_s) if name == "model" else _emulator(emu_s)
             results[name].append(out["pps"])
             results[name + "_cpu"].append(out["cpu_pps"])
@@ -90,6 +101,10 @@ def speed(runs: int, model_s: float, emu_s: float, with_emulator: bool) -> None:
         print(ratio_line("model vs emulator (CPU)", results, "model_cpu", "emulator_cpu"))
     else:
         print("emulator: not measured (wtlab.net.network unavailable or --no-emulator)")
+    if ns3:
+        print(ratio_line("model vs ns-3 (wall)", results, "model", "ns-3", target=10.0))
+    else:
+        print(ns3_missing_line())
     # a few more paths, model only
     print("\nmodel, other paths (one run each):")
     for label, path, cc in (("10 Mbit/s 40 ms cubic", {**PATH, "rate_bps": 10e6}, "cubic"),
