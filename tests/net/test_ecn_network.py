@@ -15,12 +15,12 @@ import pytest
 
 import wtlab
 from wtlab.lab import Experiment
-from wtlab.transport.workloads import Bulk
 from wtlab.net import Path, VirtualNetwork
 from wtlab.net.aqm import StepMark
 from wtlab.net.relay import Relay
 from wtlab.trace import Recorder
 from wtlab.transport.ecn_udp import ecn_supported
+from wtlab.transport.workloads import Bulk
 
 
 def _last_counts(trace, flow=0):

@@ -8,13 +8,13 @@ import pytest
 
 import wtlab
 from wtlab.errors import ConfigError
-from wtlab.transport import workloads as wl
 from wtlab.net.emulate import emulate
 from wtlab.net.link import LinkSpec
 from wtlab.net.network import VirtualNetwork
 from wtlab.net.path import Path
 from wtlab.trace.metrics import jain_index
 from wtlab.trace.recorder import Recorder
+from wtlab.transport import workloads as wl
 
 
 def path(rate_bps=10e6, rtt_s=0.04, loss=None, buffer="1bdp", seed=1):

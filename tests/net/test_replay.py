@@ -9,12 +9,12 @@ import pytest
 import wtlab
 from wtlab.errors import ConfigError
 from wtlab.lab.replay import LossAtTimes, derive_path, record_workload, replay
-from wtlab.transport.workloads import Bulk, WorkloadContext
 from wtlab.net.emulate import emulate
 from wtlab.net.link import LinkSpec
 from wtlab.net.path import Path
 from wtlab.net.relay import Relay
 from wtlab.trace.recorder import Recorder
+from wtlab.transport.workloads import Bulk, WorkloadContext
 
 
 def frame_hash(df: pd.DataFrame) -> int:

@@ -25,10 +25,10 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def recording() -> Recorder:
-    from wtlab.transport.workloads import Bulk
     from wtlab.net.emulate import emulate
     from wtlab.net.link import LinkSpec
     from wtlab.net.path import Path
+    from wtlab.transport.workloads import Bulk
 
     path = Path(up=LinkSpec(rate_bps=8e6, delay_s=0.015, loss=0.005, buffer="1.5bdp"),
                 down=LinkSpec(rate_bps=8e6, delay_s=0.015, buffer="1.5bdp"), seed=5)

@@ -108,6 +108,8 @@ class EcnCounts:
         self.counts = [[0, 0, 0], [0, 0, 0], [0, 0, 0]]
 
     def on_packet(self, space: int, codepoint: int) -> None:
+        """Count one packet of ``space`` that arrived with ``codepoint`` (not-ECT counts
+        nothing); call it once per packet, never for a duplicate."""
         if codepoint == NOT_ECT:
             return
         c = self.counts[space]
@@ -119,6 +121,8 @@ class EcnCounts:
             c[2] += 1
 
     def report(self, space: int) -> tuple[int, int, int] | None:
+        """The ``(ect0, ect1, ce)`` counts an ACK frame of ``space`` carries, or None while
+        all three are zero (send a plain ACK)."""
         c = self.counts[space]
         if c[0] or c[1] or c[2]:
             return (c[0], c[1], c[2])
@@ -185,6 +189,8 @@ class EcnValidator:
         return None
 
     def on_packet_sent(self, space: int, codepoint: int) -> None:
+        """Count one packet sent in ``space`` with ``codepoint`` (only ECT(0) and ECT(1)
+        count); call it for each packet of a datagram, after :attr:`tx_codepoint`."""
         if codepoint == ECT0:
             self.sent[space][0] += 1
         elif codepoint == ECT1:

@@ -85,6 +85,8 @@ class Prague(Controller):
     # ------------------------------------------------------------------ helpers
     @property
     def rtt_independent(self) -> bool:
+        """Whether RTT-independence is active: ``rtt_scaling`` is on, slow start has
+        ended and at least ``rtt_transition_rounds`` rounds have passed since."""
         return (self.rtt_scaling and not self._in_slow_start()
                 and self.rounds >= self.rtt_transition_rounds)
 

@@ -46,6 +46,8 @@ class Comparison:
     all_results: dict[tuple[str, int], Result] | None = None
 
     def trace(self) -> pd.DataFrame:
+        """Every controller's trace (the experiment's own seed) in one frame, with a
+        categorical ``cc`` column in the order of ``results``."""
         from wtlab.trace.schema import concat
 
         frames = []
@@ -58,6 +60,9 @@ class Comparison:
         return out
 
     def metrics(self, from_s: float | None = None, to_s: float | None = None) -> pd.DataFrame:
+        """Every controller's per-flow table (:meth:`Result.metrics
+        <wtlab.lab.experiment.Result.metrics>`, the experiment's own seed) over
+        ``[from_s, to_s]`` (seconds), stacked, with ``run`` naming the controller."""
         frames = []
         for name, r in self.results.items():
             m = r.metrics(from_s, to_s)
@@ -66,6 +71,7 @@ class Comparison:
         return pd.concat(frames, ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
+        """The comparison's :attr:`table` (one row per controller)."""
         return self.table
 
     def figure(self, **kwargs: Any):
@@ -76,7 +82,8 @@ class Comparison:
 
     def trace_figure(self, **kwargs: Any):
         """Every controller's window, rate (with the capacity) and RTT on shared axes, in
-        each algorithm's colour (:data:`wtlab.lab.plots.ALGORITHM_COLOURS`)."""
+        each algorithm's colour (``ALGORITHM_COLOURS``, the palette of
+        :mod:`wtlab.lab.style`)."""
         from wtlab.lab.plots import trace_figure
 
         frames = []

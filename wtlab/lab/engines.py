@@ -49,15 +49,20 @@ class ModelEngine:
 
     @property
     def now(self) -> float:
+        """The model's clock: seconds of virtual time."""
         return self.sim.now
 
     def next_event_time(self) -> float | None:
+        """Virtual time (seconds) of the next model event or path step, whichever comes
+        first; None when neither remains."""
         heap = self.sim._heap
         times = [t for t in (heap[0][0] if heap else None, self.schedule.next_time())
                  if t is not None]
         return min(times) if times else None
 
     def run(self, until: float) -> None:
+        """Process every event up to ``until`` (seconds of virtual time, inclusive),
+        applying each path step due by then at its own time."""
         # events at a step's instant run before the step (the model runs to it inclusive)
         while (t := self.schedule.next_time()) is not None and t <= until:
             self.sim.run(t)
@@ -66,6 +71,8 @@ class ModelEngine:
         self.sim.run(until)
 
     def change_path(self, now: float, change: PathChange) -> dict:
+        """Run to ``now`` (seconds of virtual time), apply ``change`` there and record its
+        ``path_changed`` row; returns that row's ``extra`` (the change, the path after)."""
         self.run(now)
         return apply_change(self.path, change, self.sim.now, self.recorder)
 
@@ -81,9 +88,9 @@ class EmulateEngine:
     """
 
     def __init__(self, exp: Any, recorder: Any) -> None:
-        from wtlab.transport import workloads as wl
         from wtlab.lab.experiment import make_path, workload_dict
         from wtlab.net.network import VirtualNetwork
+        from wtlab.transport import workloads as wl
 
         self.net = VirtualNetwork(make_path(exp.path, exp.seed), recorder=recorder)
         self.path = self.net.path
@@ -115,21 +122,33 @@ class EmulateEngine:
 
     @property
     def now(self) -> float:
+        """The network loop's clock: seconds of virtual time."""
         return self.net.now
 
     def step(self, kinds: Any, max_time_s: float | None) -> dict | None:
+        """The next trace row of one of ``kinds`` (None: any) as a dict, or None if the
+        run ends or ``max_time_s`` passes first (:meth:`VirtualNetwork.step
+        <wtlab.net.network.VirtualNetwork.step>`)."""
         return self.net.step(kinds, max_time_s=max_time_s)
 
     def run(self, until: float) -> None:
+        """Run the emulation up to ``until`` (seconds of virtual time); a later
+        :meth:`step` returns only rows recorded after this run."""
         self.net.run(until=until)
 
     def skip_recorded(self) -> None:
+        """Treat every row recorded so far as returned: the next :meth:`step` returns a
+        row recorded after this call."""
         self.net.skip_recorded()
 
     def change_path(self, now: float, change: PathChange) -> dict:
+        """Run to ``now`` (seconds of virtual time) unless already past it, apply ``change``
+        at the loop's clock and record its ``path_changed`` row; returns that row's
+        ``extra`` (the change, the path after)."""
         if now > self.net.now:
             self.net.run(until=now)
         return apply_change(self.path, change, self.net.now, self.recorder)
 
     def close(self) -> None:
+        """Cancel the flows' tasks still running, let them clean up and close the loop."""
         self.net.close()

@@ -68,6 +68,8 @@ class FlowSpec:
             object.__setattr__(self, name, float(v))
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``{"cc", "start_s", "extra_rtt_s"}`` (``cc`` as its registered name;
+        an unregistered controller raises ConfigError)."""
         return {"cc": _cc_name_for_save(self.cc), "start_s": self.start_s,
                 "extra_rtt_s": self.extra_rtt_s}
 
@@ -265,6 +267,8 @@ class Experiment:
 
 
 def workload_dict(workload: Any) -> dict[str, Any]:
+    """The workload as a new dict with a ``kind``: None or ``"bulk"`` give
+    ``{"kind": "bulk"}``, a mapping is copied; anything else raises ConfigError."""
     if workload in (None, "bulk"):
         return {"kind": "bulk"}
     if isinstance(workload, Mapping):
@@ -300,10 +304,12 @@ class Stepper:
 
     @property
     def now(self) -> float:
+        """The run's clock: seconds of virtual time."""
         return self.engine.now
 
     @property
     def path(self):
+        """The run's live :class:`wtlab.net.Path` (its current state, after any change)."""
         return self.engine.path
 
     def _pull(self) -> None:
@@ -314,6 +320,9 @@ class Stepper:
 
     def step(self, kinds: Iterable[str] | str | None = None, *,
              max_time_s: float | None = None) -> dict | None:
+        """The next trace event as a dict (schema columns), restricted to ``kinds`` (one
+        kind or several) if given; None when nothing is left or the next event comes after
+        ``max_time_s``. Skipped events are still recorded."""
         engine_step = getattr(self.engine, "step", None)
         if engine_step is not None:
             return engine_step(kinds, max_time_s)
@@ -350,6 +359,8 @@ class Stepper:
         return len(self.recorder) - before
 
     def run(self, until_s: float) -> None:
+        """Run to ``until_s`` (seconds of virtual time since the start, not a duration);
+        the next :meth:`step` returns an event after it."""
         self.engine.run(until_s)
         self._cursor = len(self.recorder)
         self._rows.clear()
@@ -389,6 +400,7 @@ class Stepper:
             close()
 
     def result(self) -> Result:
+        """The run so far as a :class:`Result` whose ``duration_s`` is :attr:`now`."""
         return Result(self.experiment, self.recorder, duration_s=self.now, path=self.path)
 
 
@@ -451,8 +463,8 @@ class Result:
 
     def plot(self, **kwargs: Any):
         """A plotly figure: window and bytes in flight, delivery rate (every controller)
-        with the capacity line, RTT, and the bottleneck queue (:func:`wtlab.lab.plots.
-        trace_figure`)."""
+        with the capacity line, RTT, and the bottleneck queue
+        (:func:`wtlab.lab.plots.trace_figure`)."""
         from wtlab.lab.plots import trace_figure
 
         kwargs.setdefault("queue", self.queue())

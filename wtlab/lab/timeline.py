@@ -88,6 +88,8 @@ class Timeline:
 
     @property
     def time_s(self) -> float:
+        """The cursor's time in seconds of virtual time (0 before the first row); after
+        :meth:`seek` or :meth:`advance` it may lie between two events."""
         return self._time_s
 
     def _codes(self, kinds: Iterable[str] | str | None) -> np.ndarray | None:

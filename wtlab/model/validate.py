@@ -41,8 +41,8 @@ FULL_SIZE_BYTES = 1200
 def emulator_available() -> bool:
     """Whether the full-stack emulator (VirtualNetwork + workloads) can be imported."""
     try:
-        from wtlab.transport.workloads import Bulk  # noqa: F401
         from wtlab.net.network import VirtualNetwork  # noqa: F401
+        from wtlab.transport.workloads import Bulk  # noqa: F401
     except ImportError:
         return False
     return True
@@ -51,9 +51,9 @@ def emulator_available() -> bool:
 def run_emulation(path_args: dict[str, Any], cc: str, duration_s: float, seed: int
                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One bulk download in the emulator: (trace of the sending end, info)."""
-    from wtlab.transport.workloads import Bulk
     from wtlab.net.network import VirtualNetwork
     from wtlab.net.path import Path
+    from wtlab.transport.workloads import Bulk
 
     path = Path.symmetric(**{**path_args, "seed": seed})
     t0 = time.perf_counter()

@@ -98,11 +98,15 @@ class StepMark:
                                parse_duration(self.threshold_s, "StepMark.threshold_s"))
 
     def describe(self) -> str:
+        """A short label with K, e.g. ``step(K=20p)`` or ``step(K=5ms)``."""
         if self.threshold_packets is not None:
             return f"step(K={self.threshold_packets}p)"
         return f"step(K={format_duration(self.threshold_s)})"
 
     def make(self, rate_bps: float, rand: Any) -> Any:
+        """A new decision function: ``decide(now, size, qb, qn, backlog_end)`` returns PASS
+        or SIGNAL for an arriving packet (``rate_bps`` and ``rand`` are unused: the rule
+        is deterministic and needs no state)."""
         k_pkts = self.threshold_packets
         k_s = self.threshold_s
         if k_pkts is not None:
@@ -144,10 +148,15 @@ class Red:
         object.__setattr__(self, "w_q", _fraction(self.w_q, "Red.w_q"))
 
     def describe(self) -> str:
+        """A short label with the thresholds and max_p, e.g.
+        ``red(min=5ms,max=15ms,max_p=0.1)``."""
         return (f"red(min={format_duration(self.min_th_s)},max={format_duration(self.max_th_s)},"
                 f"max_p={self.max_p:g})")
 
     def make(self, rate_bps: float, rand: Any) -> Any:
+        """A new decision function, with its own average queue, for a link of ``rate_bps``
+        (bit/s): ``decide(now, size, qb, qn, backlog_end)`` returns PASS or SIGNAL for an
+        arriving packet; ``rand()`` draws uniformly in [0, 1)."""
         return _RedState(self, rate_bps, rand).decide
 
 
@@ -225,9 +234,13 @@ class Pie:
         object.__setattr__(self, "mark_ecn_th", _fraction(self.mark_ecn_th, "Pie.mark_ecn_th"))
 
     def describe(self) -> str:
+        """A short label with the target delay, e.g. ``pie(target=15ms)``."""
         return f"pie(target={format_duration(self.target_s)})"
 
     def make(self, rate_bps: float, rand: Any) -> Any:
+        """A new decision function, with its own controller state, for a link of any rate
+        (``rate_bps`` unused): ``decide(now, size, qb, qn, backlog_end)`` returns PASS,
+        SIGNAL or DROP for an arriving packet; ``rand()`` draws uniformly in [0, 1)."""
         return _PieState(self, rand).decide
 
 
@@ -342,6 +355,8 @@ class DualPI2:
             object.__setattr__(self, name, _positive(getattr(self, name), f"DualPI2.{name}"))
 
     def describe(self) -> str:
+        """A short label with target, k and the L step, e.g.
+        ``dualpi2(target=15ms,k=2,step=1ms)``."""
         return (f"dualpi2(target={format_duration(self.target_s)},k={self.k:g},"
                 f"step={format_duration(self.step_s)})")
 
@@ -459,6 +474,8 @@ class DualQueue:
                 len(self.waiting) + (1 if busy else 0))
 
     def drain_time(self, now: float) -> float:
+        """Seconds from ``now`` until the buffer is empty, as scheduled so far (0 when
+        idle); advances the queue to ``now`` first."""
         self.advance(now)
         if self.waiting:
             last = self.waiting[-1]
@@ -467,14 +484,19 @@ class DualQueue:
 
     @property
     def p_c(self) -> float:
+        """The classic queue's signal probability ``p'^2``, in [0, 1]."""
         return self.p_prime * self.p_prime
 
     @property
     def p_cl(self) -> float:
+        """The coupled L marking probability ``k p'``, capped at 1."""
         v = self.p.k * self.p_prime
         return 1.0 if v > 1.0 else v
 
     def stats(self) -> dict[str, float]:
+        """Figures so far: ``p_prime``, ``p_c``, ``p_cl``; per queue (``l_``/``c_``) the
+        packets served, mean and max sojourn (seconds; mean NaN before the first) and
+        marks; ``c_drops``."""
         return {
             "p_prime": self.p_prime, "p_c": self.p_c, "p_cl": self.p_cl,
             "l_packets": self.l_packets, "c_packets": self.c_packets,
@@ -496,6 +518,8 @@ class DualQueue:
         return pp > rand() and pp > rand()
 
     def l_mark(self, sojourn: float) -> bool:
+        """Whether to mark an L packet whose own sojourn will be ``sojourn`` seconds:
+        with probability ``max(native step/ramp, p_CL)``."""
         p = self.p
         if p.ramp_s > 0.0:
             native = (sojourn - p.step_s) / p.ramp_s

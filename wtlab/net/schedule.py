@@ -103,6 +103,9 @@ class PathChange:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any] | PathChange) -> PathChange:
+        """The step a dict such as ``{"at_s": 5.0, "rate_bps": 5e6}`` describes (a
+        PathChange is returned as is); a missing ``at_s`` or unknown key raises
+        ConfigError."""
         if isinstance(spec, PathChange):
             return spec
         if not isinstance(spec, Mapping):
@@ -122,6 +125,8 @@ class PathChange:
         return {k: getattr(self, k) for k in CHANGE_KEYS if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``at_s`` and the fields this step sets, plus ``source`` unless it is
+        ``"schedule"``; :meth:`from_dict` rebuilds the step."""
         out: dict[str, Any] = {"at_s": self.at_s, **self.changes()}
         if self.source != "schedule":
             out["source"] = self.source
@@ -167,6 +172,8 @@ class PathSchedule:
         return PathSchedule([c for c in self.changes if c.at_s <= t_s])
 
     def to_list(self) -> list[dict[str, Any]]:
+        """The steps as JSON-ready dicts in time order (:meth:`PathChange.to_dict`);
+        ``PathSchedule(list)`` rebuilds the schedule."""
         return [c.to_dict() for c in self.changes]
 
     def __iter__(self) -> Iterator[PathChange]:
@@ -192,6 +199,7 @@ class ScheduleCursor:
         self._pending = list(schedule)
 
     def next_time(self) -> float | None:
+        """When the next pending step is due (seconds of virtual time), None if none."""
         return self._pending[0].at_s if self._pending else None
 
     def pop_due(self, now: float) -> list[PathChange]:

@@ -664,6 +664,7 @@ def jain_over_time(rates: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ controller phases
+#: columns of :func:`phases` (one row per flow and contiguous controller state)
 PHASES: tuple[Metric, ...] = (
     Metric("flow", "", "flow id"),
     Metric("state", "", "the controller's state name (slow_start, recovery, startup, ...)"),
@@ -696,6 +697,7 @@ def phases(trace: pd.DataFrame, *, to_s: float | None = None) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ time-sequence graph
+#: columns of :func:`sequence_table` (one row per packet event or PTO)
 SEQUENCE: tuple[Metric, ...] = (
     Metric("time_s", "s", "when it happened"),
     Metric("flow", "", "flow id"),
@@ -823,6 +825,7 @@ def mean_ci95(values: Any) -> tuple[float, float]:
     return float(x.mean()), float(t_975(len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
+#: columns of :func:`seed_summary` (one row per group; ``<figure>``: each numeric column)
 SEED_SUMMARY: tuple[Metric, ...] = (
     Metric("<figure>", "as the figure", "mean over the seeds' runs"),
     Metric("<figure>_ci95", "as the figure", "half-width of the 95 % confidence interval of "

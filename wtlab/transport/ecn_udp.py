@@ -144,6 +144,9 @@ class EcnDatagramTransport(asyncio.DatagramTransport):
         self.sendto_ecn(data, addr, 0)
 
     def sendto_ecn(self, data: bytes, addr: Any, codepoint: int) -> None:
+        """Send ``data`` to ``addr`` (ignored on a connected endpoint) with ECN
+        ``codepoint`` (0..3) in the IP header; queued in order while the socket buffer is
+        full, dropped once the transport is closing."""
         if self._closing:
             return
         if self._buffer:
@@ -206,6 +209,7 @@ class EcnDatagramTransport(asyncio.DatagramTransport):
         self.close()
 
     def get_write_buffer_size(self) -> int:
+        """Bytes of datagrams queued, waiting for the socket buffer to drain."""
         return sum(len(d) for d, _, _ in self._buffer)
 
     def set_protocol(self, protocol: Any) -> None:

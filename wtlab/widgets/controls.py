@@ -133,6 +133,9 @@ class FlowsEditor:
             self.on_change()
 
     def specs(self) -> list[dict[str, Any]]:
+        """The flows shown, one ``{"cc", "start_s", "extra_rtt_s"}`` dict each, in seconds
+        (the extra RTT entered in ms is converted), as
+        :class:`wtlab.lab.experiment.Experiment` takes them."""
         return [{"cc": r["cc"].value, "start_s": float(r["start_s"].value),
                  "extra_rtt_s": float(r["extra_rtt_ms"].value) / 1e3}
                 for r in self.rows[:self.count.value]]

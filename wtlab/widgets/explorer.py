@@ -9,8 +9,8 @@ restarted. Save the state to a small JSON file that reopens the same view; expor
 figure (PNG, SVG, PDF, HTML).
 
 The widget is a view: the run is a :class:`wtlab.lab.timeline.Timeline` (cursor, steps
-both ways, path changes, saved state), the figures a :class:`wtlab.widgets.run_view.
-RunView`; no protocol or model logic lives here.
+both ways, path changes, saved state), the figures a
+:class:`wtlab.widgets.run_view.RunView`; no protocol or model logic lives here.
 
 Play never blocks the kernel: it is a task on the kernel's loop that sends a frame only
 once the browser has drawn the previous one (:class:`wtlab.widgets.frames.FrameGate`),
@@ -165,6 +165,8 @@ class Explorer:
     # ------------------------------------------------------------ model of the view
     @property
     def stepper(self):
+        """The run in progress (the timeline's :class:`wtlab.lab.experiment.Stepper`),
+        replaced when the run restarts or branches."""
         return self.timeline.stepper
 
     def experiment(self) -> Experiment:
@@ -215,6 +217,8 @@ class Explorer:
         return row
 
     def advance(self, dt_s: float) -> int:
+        """Move the cursor ``dt_s`` seconds of virtual time forward (running the engine
+        past the recorded end) and redraw; returns how many rows the cursor passed."""
         n = self.timeline.advance(dt_s)
         self._redraw()
         return n

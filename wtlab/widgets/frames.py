@@ -31,7 +31,9 @@ _PLOTLY_DELTAS = BaseFigureWidget.__dict__["_handler_js2py_traceDeltas"].func
 
 
 class AckedFigureWidget(go.FigureWidget):
-    """A plotly FigureWidget that tells listeners when the browser has applied an edit.
+    """AckedFigureWidget(data=None, layout=None, frames=None, skip_invalid=False, **kwargs)
+
+    A plotly FigureWidget that tells listeners when the browser has applied an edit.
 
     plotly's own handler of the browser's report can raise (plotly 6-7 evaluate
     ``if not value`` on numpy arrays when a report carries array defaults back), and a
@@ -97,6 +99,8 @@ class FrameGate:
 
     @property
     def in_flight(self) -> bool:
+        """Whether a frame was sent and a view on the page has not acknowledged it yet
+        (always False without a view)."""
         return self.has_view and self.acked_id < self.sent_id
 
     async def ready(self, timeout_s: float = 1.0) -> bool:
@@ -124,9 +128,12 @@ class SpeedMeter:
         self._samples: deque[tuple[float, float, float]] = deque()  # (wall, sim_dt, wall_dt)
 
     def reset(self) -> None:
+        """Forget every sample (a player calls it when playing starts)."""
         self._samples.clear()
 
     def add(self, sim_dt_s: float, wall_dt_s: float) -> None:
+        """Record one frame: ``sim_dt_s`` simulated seconds advanced in ``wall_dt_s`` wall
+        seconds; samples older than ``window_s`` wall seconds are dropped."""
         now = time.perf_counter()
         self._samples.append((now, sim_dt_s, wall_dt_s))
         while self._samples and now - self._samples[0][0] > self.window_s:
@@ -134,10 +141,12 @@ class SpeedMeter:
 
     @property
     def sim_per_wall(self) -> float:
+        """Simulated seconds per wall second over the window (0 with no samples)."""
         wall = sum(s[2] for s in self._samples)
         return sum(s[1] for s in self._samples) / wall if wall > 0 else 0.0
 
     @property
     def frames_per_s(self) -> float:
+        """Frames per wall second over the window (0 with no samples)."""
         wall = sum(s[2] for s in self._samples)
         return len(self._samples) / wall if wall > 0 else 0.0

@@ -39,6 +39,7 @@ class SeriesBuffer:
         return len(self.x)
 
     def set(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Replace the points with ``(x, y)`` as given (stored as float32, not thinned)."""
         self.x = np.asarray(x, dtype=np.float32)
         self.y = np.asarray(y, dtype=np.float32)
 
@@ -59,6 +60,7 @@ class SeriesBuffer:
         return False
 
     def rethin(self, max_points: int) -> None:
+        """Thin the points held to about ``max_points`` (min/max per bin, order kept)."""
         x, y = thin(self.x.astype(float), self.y.astype(float), max_points)
         self.set(x, y)
 
@@ -112,6 +114,8 @@ class LiveFigure:
         self.dirty.add(key)
 
     def set(self, key: Any, x: np.ndarray, y: np.ndarray) -> None:
+        """Replace series ``key``'s points with ``(x, y)``, thinned to ``max_points``; it is
+        sent at the next :meth:`push` only if the points changed (unknown keys: ignored)."""
         buf = self.buffers.get(key)
         if buf is None:
             return
@@ -124,12 +128,16 @@ class LiveFigure:
         self.dirty.add(key)
 
     def truncate(self, t: float, keys: Iterable[Any] | None = None) -> None:
+        """Drop the points after ``t`` (x-axis units, seconds for time series) from the
+        series ``keys`` (default: all); those that lost points are sent at the next
+        :meth:`push`."""
         for key in keys if keys is not None else list(self.buffers):
             buf = self.buffers.get(key)
             if buf is not None and buf.truncate(t):
                 self.dirty.add(key)
 
     def points(self) -> int:
+        """Points held over every series (what the figure shows once pushed)."""
         return sum(len(b) for b in self.buffers.values())
 
     def push(self, layout: Mapping[str, Any] | None = None) -> int:

@@ -155,6 +155,10 @@ class ReplayWidget:
     # ------------------------------------------------------------------ loading
     def load(self, source: Any, *, run_id: str | None = None,
              meta: Mapping[str, Any] | None = None) -> ReplayWidget:
+        """Show the trace from ``source`` (a Recorder, a run result, a DataFrame or a path:
+        :func:`wtlab.widgets.trace_source.load_trace`; ``run_id`` picks a dataset's run),
+        over its whole time span with the cursor at its last event; ``meta`` adds to its
+        metadata. Overlays of earlier reruns are dropped. Returns the widget."""
         df, file_meta, runs = load_trace(source, run_id=run_id)
         if not len(df):
             raise ConfigError("the trace has no events; record a session first")

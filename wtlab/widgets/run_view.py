@@ -3,9 +3,9 @@
 A :class:`RunView` follows a :class:`wtlab.lab.timeline.Timeline`. New rows are read
 once, in slices (``Recorder.to_pandas(start, stop)``), into what the figures draw:
 
-* the trace series (cwnd, in flight, losses, pacing, RTT: :func:`wtlab.lab.plots.
-  series_of_rows`) are appended to the figure's buffers as the cursor moves forward,
-  and cut at the cursor's time when it moves back;
+* the trace series (cwnd, in flight, losses, pacing, RTT:
+  :func:`wtlab.lab.plots.series_of_rows`) are appended to the figure's buffers as the
+  cursor moves forward, and cut at the cursor's time when it moves back;
 * derived tables kept for the whole run, all from :mod:`wtlab.trace.metrics` fed slice by
   slice: the rate per bin (``rate_over_time``: only whole bins, each computed once),
   Jain's index (``jain_over_time``), controller phases (``phases``) and the sequence
@@ -322,6 +322,7 @@ class RunView:
             self.show_sequence()
 
     def frame_points(self) -> int:
+        """Points the last frame sent to the trace figure (0 before the first)."""
         return self.trace.points_sent if self.trace is not None else 0
 
 

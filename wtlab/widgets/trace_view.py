@@ -199,6 +199,10 @@ class TraceView:
 
     def set_traces(self, groups: Sequence[tuple[str, Any, str]], *,
                    labels: Mapping[int, str] | None = None) -> None:
+        """Build the figure from ``[(label, trace, variant), ...]`` (a trace DataFrame, or
+        the arrays of :func:`columns_of_frame`; ``variant`` is not used), naming flows by
+        ``labels`` (flow id -> name) when a trace has several; sets ``t_min``/``t_max``
+        (seconds) and shows the whole span."""
         columns = [(label, df if not isinstance(df, pd.DataFrame) else columns_of_frame(df))
                    for label, df, _variant in groups]
         # colours over every (group, flow): repeated algorithms shaded
@@ -291,6 +295,8 @@ class SequenceView:
             P.add_series(self.figure, specs, ["sequence"])
 
     def show(self, t0: float, t1: float) -> int:
+        """Draw the window [t0, t1] (seconds); returns how many points were sent to the
+        figure."""
         points = 0
         with self.figure.batch_update():
             for trace, (event, s) in zip(self.figure.data, self.series, strict=True):
