@@ -52,7 +52,7 @@ from wtlab.transport.driver import (
 )
 from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.session import Session
-from wtlab.transport.udp import BatchReader, batch_reader, grow_buffers
+from wtlab.transport.udp import BatchedDatagramProtocol
 
 _QUIC_INTERNAL_ERROR = 0x1
 # TLS alerts (RFC 8446) that mean "your certificate is not acceptable".
@@ -63,30 +63,12 @@ MAX_DATAGRAM_FRAME_SIZE = 65536
 H3_REQUEST_CANCELLED = 0x10C
 
 
-class _ClientProtocol(asyncio.DatagramProtocol):
+class _ClientProtocol(BatchedDatagramProtocol):
     def __init__(self) -> None:
+        super().__init__()
         self.endpoint: Endpoint | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-        self.reader: BatchReader | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        grow_buffers(transport)
-        self.reader = batch_reader(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.reader is not None:
-            self.reader.close()
-
-    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
-        self._one(data, addr, ecn)
-        if self.reader is not None:
-            self.reader.drain(self._one, self.error_received)
-
-    # transports that read the ECN field (virtual network, wtlab.transport.ecn_udp)
-    datagram_received_ecn = datagram_received
-
-    def _one(self, data: bytes, addr: Any, ecn: int = 0) -> None:
+    def handle_datagram(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         ep = self.endpoint
         if ep is not None and not ep.terminated:
             try:

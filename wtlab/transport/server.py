@@ -96,7 +96,7 @@ from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.limits import DESCRIPTIONS, Limits
 from wtlab.transport.server_connection import ServerConnection
 from wtlab.transport.session import Session
-from wtlab.transport.udp import BatchReader, batch_reader, grow_buffers
+from wtlab.transport.udp import BatchedDatagramProtocol
 
 logger = logging.getLogger("wtlab.transport")
 
@@ -192,38 +192,17 @@ def _refuse(ep: Endpoint, reason: str) -> None:
     ep.close(QUIC_CONNECTION_REFUSED, reason)
 
 
-class _ServerProtocol(asyncio.DatagramProtocol):
+class _ServerProtocol(BatchedDatagramProtocol):
     """One UDP socket; routes datagrams to connections by destination connection ID."""
 
     def __init__(self, server: Server) -> None:
+        super().__init__()
         self.server = server
         self.endpoints: dict[bytes, Endpoint] = {}
-        self.transport: asyncio.DatagramTransport | None = None
         self.cid_length = 8
-        self.reader: BatchReader | None = None
         self.garbage_initials = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        grow_buffers(transport)
-        self.reader = batch_reader(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.reader is not None:
-            self.reader.close()
-
-    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
-        self._guarded(data, addr, ecn)
-        # what else is queued in the kernel: every connection absorbs its burst before
-        # any transmits (asyncio alone hands over one datagram per loop iteration; an ECN
-        # transport reads in batches itself, and then there is no reader)
-        if self.reader is not None:
-            self.reader.drain(self._guarded)
-
-    # transports that read the ECN field (virtual network, wtlab.transport.ecn_udp)
-    datagram_received_ecn = datagram_received
-
-    def _guarded(self, data: bytes, addr: Any, ecn: int = 0) -> None:
+    def handle_datagram(self, data: bytes, addr: Any, ecn: int = 0) -> None:
         try:
             self._one(data, addr, ecn)
         except Exception:  # a bug must cost one connection, never the server's socket

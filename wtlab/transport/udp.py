@@ -11,6 +11,7 @@ On a virtual-time loop (no real socket behind the transport) both are no-ops.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from collections.abc import Callable
@@ -105,3 +106,43 @@ class BatchReader:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+class BatchedDatagramProtocol(asyncio.DatagramProtocol):
+    """A UDP endpoint that, each time asyncio hands it a datagram, also takes what else
+    the kernel has queued (asyncio alone hands over one datagram per loop iteration), so
+    every connection absorbs its burst before any of them transmits.
+
+    Subclasses implement :meth:`handle_datagram`; ``error_received`` gets the socket
+    errors met while draining, as asyncio would report them. Transports that read the
+    ECN field (the virtual network, :mod:`wtlab.transport.ecn_udp`) call
+    ``datagram_received_ecn`` and read in batches themselves (then there is no reader).
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.reader: BatchReader | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport, grow its socket buffers and open the batch reader."""
+        self.transport = transport  # type: ignore[assignment]
+        grow_buffers(transport)
+        self.reader = batch_reader(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Close the batch reader's socket."""
+        if self.reader is not None:
+            self.reader.close()
+
+    def datagram_received(self, data: bytes, addr: Any, ecn: int = 0) -> None:
+        """Handle this datagram, then the ones already queued behind it."""
+        self.handle_datagram(data, addr, ecn)
+        if self.reader is not None:
+            self.reader.drain(self.handle_datagram, self.error_received)
+
+    datagram_received_ecn = datagram_received
+
+    def handle_datagram(self, data: bytes, addr: Any, ecn: int = 0) -> None:
+        """One datagram from ``addr`` with ECN codepoint ``ecn`` (0: Not-ECT)."""
+        raise NotImplementedError
+
