@@ -5,26 +5,27 @@ aioquic 1.7.2 parses ACK_ECN frames but throws the counts away, never writes the
 module adds ECN to one connection, on that connection's objects only (never on
 aioquic's classes), after :func:`wtlab.cc.aioquic.attach`:
 
-==============================  =========================================================
-aioquic internal it wraps       what ECN needs from it
-==============================  =========================================================
-``quic._payload_received``      receiver: count the datagram's codepoint for each packet
-                                of it that was processed (not duplicates), per packet-
-                                number space (13.4.1); a CE-marked ack-eliciting packet
-                                is acknowledged at once (``ack_at`` just before now, 13.2.1)
-``quic._write_ack_frame``       receiver: write ACK_ECN (type 0x03, three more varints)
-                                whenever the space's counts are not all zero (19.3.2);
-                                aioquic's own writer otherwise
-``quic._QuicConnection__frame_  sender: read the counts of an ACK_ECN frame before
-handlers`` (types 0x02, 0x03)   aioquic's handler parses (and drops) them, then validate
-                                once the frame's acks and losses are handled
-``recovery.on_packet_sent``     sender: tag each sent packet with the codepoint of the
-                                datagram it leaves in (``packet.ecn``)
-``recovery._cc.on_packet_acked``  sender: count newly acknowledged ECT packets per frame
-``recovery._cc.on_packets_lost``  sender: losses of packets marked while testing (A.4)
-``quic.datagrams_to_send``      sender: end the testing period between batches, so one
-                                batch of datagrams carries one codepoint
-==============================  =========================================================
+==================================  =========================================================
+aioquic internal it wraps           what ECN needs from it
+==================================  =========================================================
+``quic._payload_received``          receiver: count the datagram's codepoint for each packet
+                                    of it that was processed (not duplicates), per packet-
+                                    number space (13.4.1); a CE-marked ack-eliciting packet
+                                    is acknowledged at once (``ack_at`` just before now, 13.2.1)
+``quic._write_ack_frame``           receiver: write ACK_ECN (type 0x03, three more varints)
+                                    whenever the space's counts are not all zero (19.3.2);
+                                    aioquic's own writer otherwise
+ACK frame handlers (0x02, 0x03)     ``quic._QuicConnection__frame_handlers``; sender: read
+                                    the counts of an ACK_ECN frame before aioquic's handler
+                                    parses (and drops) them, then validate once the frame's
+                                    acks and losses are handled
+``recovery.on_packet_sent``         sender: tag each sent packet with the codepoint of the
+                                    datagram it leaves in (``packet.ecn``)
+``recovery._cc.on_packet_acked``    sender: count newly acknowledged ECT packets per frame
+``recovery._cc.on_packets_lost``    sender: losses of packets marked while testing (A.4)
+``quic.datagrams_to_send``          sender: end the testing period between batches, so one
+                                    batch of datagrams carries one codepoint
+==================================  =========================================================
 
 The driver (:class:`wtlab.transport.driver.Endpoint`) does the rest: it hands each
 datagram's codepoint to :meth:`EcnSeam.receive_datagram` and sends each batch with

@@ -9,10 +9,11 @@ reno        #0072B2     blue
 cubic       #D55E00     vermillion
 bbr         #009E73     bluish green
 bbr3        #CC79A7     reddish purple
-others      #E69F00, #56B4E9, #8C564B, #7F7F7F, #000000 (by name, stably)
+others      by name     #E69F00, #56B4E9, #8C564B, #7F7F7F, #000000
 ==========  ==========  =============================================
 
-A label names its algorithm if one of its words is a registered name (``"cubic"``,
+Other names take one of the "others" colours, chosen stably by name. A label names its
+algorithm if one of its words is a registered name (``"cubic"``,
 ``"recorded cubic"``, ``"bbr replay"``, ``"flow 1 bbr"``); a second (third...) flow of
 the same algorithm in one figure gets a darker (lighter...) shade of its colour.
 

@@ -7,24 +7,24 @@ ECT(1)) and the link marks (``LinkSpec.ecn``, default True: RFC 3168), else into
 drop. All decide at the packet's arrival (``Link.transmit`` time), from the queue
 the packet finds, so the link's schedule stays known in advance.
 
-=============================  ==========================================================
-``aqm=``                       what it does (defaults)
-=============================  ==========================================================
-``"step"`` / :class:`StepMark`  every packet that arrives to more than K queued is
-                               signalled (DCTCP's switch, Alizadeh et al. SIGCOMM 2010,
-                               section 3.1; K = 20 packets, or ``threshold_s``)
-``"red"`` / :class:`Red`        RED (Floyd and Jacobson 1993, RFC 2309; gentle mode):
-                               average queue (EWMA, w_q 0.002, decayed over idle time),
-                               min_th 5 ms, max_th 15 ms of queue at the link rate,
-                               max_p 0.1, probability spread by the count since the
-                               last signal
-``"pie"`` / :class:`Pie`        PIE (RFC 8033): probability from a PI controller on the
-                               queueing delay every 15 ms (target 15 ms, alpha 0.125,
-                               beta 1.25, auto-scaled), 150 ms burst allowance; ECN
-                               marks only while the probability is at most 10 %
-``"dualpi2"`` / :class:`DualPI2`  the DualQ Coupled AQM of RFC 9332 (appendix A,
-                               DualPI2): see :class:`DualPI2`
-=============================  ==========================================================
+===================================  ==========================================================
+``aqm=``                             what it does (defaults)
+===================================  ==========================================================
+``"step"`` / :class:`StepMark`       every packet that arrives to more than K queued is
+                                     signalled (DCTCP's switch, Alizadeh et al. SIGCOMM 2010,
+                                     section 3.1; K = 20 packets, or ``threshold_s``)
+``"red"`` / :class:`Red`             RED (Floyd and Jacobson 1993, RFC 2309; gentle mode):
+                                     average queue (EWMA, w_q 0.002, decayed over idle time),
+                                     min_th 5 ms, max_th 15 ms of queue at the link rate,
+                                     max_p 0.1, probability spread by the count since the
+                                     last signal
+``"pie"`` / :class:`Pie`             PIE (RFC 8033): probability from a PI controller on the
+                                     queueing delay every 15 ms (target 15 ms, alpha 0.125,
+                                     beta 1.25, auto-scaled), 150 ms burst allowance; ECN
+                                     marks only while the probability is at most 10 %
+``"dualpi2"`` / :class:`DualPI2`     the DualQ Coupled AQM of RFC 9332 (appendix A,
+                                     DualPI2): see :class:`DualPI2`
+===================================  ==========================================================
 
 How queueing delay is measured: the time the queue's content takes to leave at the
 link's rate, seen by an arriving packet (the drain time; RFC 8033's queue length over
