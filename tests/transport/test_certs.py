@@ -82,3 +82,23 @@ async def test_rsa_certificate_server():
             stream.write(b"rsa")
             stream.write_eof()
             assert await stream.read() == b"rsa"
+
+
+@pytest.mark.parametrize("umask, cert_mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_written_certificates_follow_the_umask_and_the_key_stays_private(tmp_path, umask,
+                                                                          cert_mode):
+    import os
+
+    from wtlab.transport.certs import generate_certificate
+
+    pair = generate_certificate()
+    old = os.umask(umask)
+    try:
+        pair.write(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "cert.pem").stat().st_mode & 0o777 == cert_mode
+    assert (tmp_path / "key.pem").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cert.pem", "key.pem"]  # no temp
+    again = load_certificate(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    assert again.cert_pem() == pair.cert_pem()

@@ -22,7 +22,6 @@ import datetime
 import hashlib
 import ipaddress
 import os
-import tempfile
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from wtlab.errors import CertificateError, ConfigError
+from wtlab.trace.files import write_bytes
 
 KINDS = ("ecdsa", "rsa")
 MAX_HASHED_VALIDITY = datetime.timedelta(days=14)
@@ -60,9 +60,10 @@ class CertificatePair:
             serialization.NoEncryption())
 
     def write(self, cert_path: str, key_path: str) -> None:
-        """Write PEM files atomically (key file readable by the owner only)."""
-        _atomic_write(cert_path, self.cert_pem(), 0o644)
-        _atomic_write(key_path, self.key_pem(), 0o600)
+        """Write PEM files atomically: the certificate with the umask's mode (as any new
+        file), the key readable by the owner only."""
+        write_bytes(cert_path, self.cert_pem())
+        write_bytes(key_path, self.key_pem(), mode=0o600)
 
 
 def certificate_sha256(cert: x509.Certificate | bytes) -> str:
@@ -205,16 +206,3 @@ def hash_pinning_problem(cert: x509.Certificate,
                 "certificate hashes")
     return None
 
-
-def _atomic_write(path: str, data: bytes, mode: int) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
