@@ -17,9 +17,7 @@
    TCP CUBIC, the same rate, one-way delay and 1-BDP drop-tail buffer in 1500-byte
    packets), bottleneck packets per wall-second, interleaved with the emulator's at
    100 Mbit/s 20 ms and 20 Mbit/s 60 ms; printed as ratios.
-5. The aioquic hot-path patches (:mod:`wtlab.cc.aioquic_hotpaths`) against aioquic's own
-   functions, interleaved, packets per CPU-second on a lossy 100 Mbit/s path.
-6. With ``--profile``: where an emulated run's time goes, by component (aioquic's packet
+5. With ``--profile``: where an emulated run's time goes, by component (aioquic's packet
    builder, parser, crypto, recovery; wtlab's driver and seam; the link; the virtual
    network and event loop; recording), from cProfile's own times, built-ins charged to
    the component that called them; at 20 Mbit/s 60 ms and 100 Mbit/s 20 ms.
@@ -227,27 +225,6 @@ def profile_run(rate_bps: float, rtt_s: float, size_bytes: int) -> None:
               "(profiled)")
 
 
-def hotpaths_ab(runs: int, sim_s: float) -> None:
-    """aioquic's own hot paths against wtlab.cc.aioquic_hotpaths' (same trace, less CPU?)."""
-    from wtlab.cc import aioquic_hotpaths as H
-
-    def run(patched: bool) -> float:
-        (H.install if patched else H.uninstall)()
-        try:
-            cpu0 = time.process_time()
-            res = emulate(_path(100e6, 0.02, loss=0.001), cc="cubic", until_s=sim_s)
-            return res.path.down.stats.offered / (time.process_time() - cpu0)
-        finally:
-            H.install()
-
-    res = interleaved({"hot paths patched": lambda: run(True),
-                       "aioquic's own": lambda: run(False)}, runs=runs)
-    print_table(f"bottleneck packets per CPU-second, 100 Mbit/s 20 ms 0.1 % loss, {sim_s:g} "
-                "simulated s (the trace is the same row for row: tests/cc/test_hotpaths.py)",
-                res, unit="packets/s")
-    print(ratio_line("hot paths", res, "hot paths patched", "aioquic's own"))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks.emulation", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -297,7 +274,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}: {s.median:.2f}x real time (median)")
     print_table("simulated seconds per CPU-second (same runs)", _SIM_CPU, unit="x")
     versus_ns3(runs, sim_s)
-    hotpaths_ab(runs, sim_s)
     if args.fidelity:
         print("\nfidelity ratios (tests/fidelity):")
         fidelity()

@@ -105,7 +105,6 @@ from aioquic.quic.recovery import (
 )
 from aioquic.quic.stream import QuicStreamSender
 
-from wtlab.cc import aioquic_hotpaths
 from wtlab.cc.base import Controller, create, names, on_register
 from wtlab.cc.base import get as get_controller
 from wtlab.cc.rtt import RttStats
@@ -614,7 +613,6 @@ def _register_in_aioquic(name: str, cls: type[Controller] | None = None) -> None
     register_congestion_control(AIOQUIC_PREFIX + name, factory)
 
 
-aioquic_hotpaths.install()  # cheaper aioquic internals, same results (see that module)
 for _name in names():
     _register_in_aioquic(_name)
 on_register(lambda name, cls: _register_in_aioquic(name, cls))
