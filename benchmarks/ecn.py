@@ -27,16 +27,7 @@ WIRE = 1228
 
 
 def _queue(built, until_s, from_s, dt=0.001):
-    link = built.data_link
-    rate = link.capacity_bps
-    t, times, q = 0.0, [], []
-    while t < until_s - 1e-12:
-        t = min(until_s, t + (from_s if t < from_s else dt))
-        built.model.run(t)
-        if t >= from_s:
-            times.append(t)
-            q.append(link.queue_delay_s(t) * rate / (8 * WIRE))
-    return np.array(times), np.array(q)
+    return built.sample_queue(until_s, from_s=from_s, dt_s=dt, packet_bytes=WIRE)
 
 
 def _window_min(times, q, width):

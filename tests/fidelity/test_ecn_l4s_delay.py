@@ -28,20 +28,8 @@ WIRE = 1228  # bytes a full packet takes on the link (1200 + IPv4/UDP)
 
 
 def sampled_queue(built, until_s, *, from_s, dt=0.001):
-    """Run ``built`` (wtlab.model.build) to ``until_s``; the link's queue in packets every
-    ``dt`` from ``from_s`` (times, packets)."""
-    link = built.data_link
-    rate = link.capacity_bps
-    t = 0.0
-    times, q = [], []
-    step = max(dt, from_s)
-    while t < until_s - 1e-12:
-        t = min(until_s, t + (step if t < from_s else dt))
-        built.model.run(t)
-        if t >= from_s:
-            times.append(t)
-            q.append(link.queue_delay_s(t) * rate / (8 * WIRE))
-    return np.array(times), np.array(q)
+    """The link's queue in packets every ``dt`` from ``from_s`` (times, packets)."""
+    return built.sample_queue(until_s, from_s=from_s, dt_s=dt, packet_bytes=WIRE)
 
 
 def _sawtooth(trace, state, from_s):

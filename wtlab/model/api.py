@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from wtlab import cc as ccmod
 from wtlab.errors import ConfigError
 from wtlab.model.core import FlowModel
@@ -142,6 +144,25 @@ class Built:
     data_link: Any
     recorder: Any
     params: dict[str, Any]
+
+    def sample_queue(self, until_s: float, *, from_s: float = 0.0, dt_s: float = 0.001,
+                     packet_bytes: int = 1228) -> tuple[np.ndarray, np.ndarray]:
+        """Run the model to ``until_s`` (virtual seconds) and sample the data-direction
+        bottleneck's queue every ``dt_s`` from ``from_s``: (times_s, queue in packets of
+        ``packet_bytes`` on the wire; default a full 1200-byte QUIC packet + IPv4/UDP).
+        The queue is its drain time at the link's rate, as the link itself reports it."""
+        link = self.data_link
+        rate_bps = link.capacity_bps
+        t = 0.0
+        step = max(dt_s, from_s)
+        times, queue = [], []
+        while t < until_s - 1e-12:
+            t = min(until_s, t + (step if t < from_s else dt_s))
+            self.model.run(t)
+            if t >= from_s:
+                times.append(t)
+                queue.append(link.queue_delay_s(t) * rate_bps / (8 * packet_bytes))
+        return np.array(times), np.array(queue)
 
 
 def build(path: Any, cc: Any = "cubic", seed: int | None = None, flows: int = 1,
