@@ -98,7 +98,6 @@ from aioquic.quic.congestion.base import QuicCongestionControl, register_congest
 from aioquic.quic.recovery import (
     K_MICRO_SECOND,
     K_PACKET_THRESHOLD,
-    K_PERSISTENT_CONGESTION_THRESHOLD,
     K_SECOND,
     QuicPacketPacer,
     QuicPacketRecovery,
@@ -107,6 +106,7 @@ from aioquic.quic.stream import QuicStreamSender
 
 from wtlab.cc.base import Controller, create, names, on_register
 from wtlab.cc.base import get as get_controller
+from wtlab.cc.recovery import persistent_congestion
 from wtlab.cc.rtt import RttStats
 from wtlab.errors import ConfigError
 from wtlab.trace import schema
@@ -499,29 +499,12 @@ def _wrap_recovery(recovery: QuicPacketRecovery, shim: ControllerShim, controlle
         # RTT estimate when the run began if shorter (see the module docstring).
         if not recovery._rtt_initialized:
             return False
-        now_pto = recovery.get_probe_timeout()
-        first_sample = recovery._rtt_first_sample_time
-        previous = None
-        start = None
-        duration = 0.0
-        end = None  # set once the run's span exceeds the duration
-        for packet in packets:
-            if previous is not None and packet.packet_number != previous + 1:
-                if end is not None:
-                    break  # the run that established it ends here
-                start = None
-            previous = packet.packet_number
-            if packet.is_ack_eliciting and packet.sent_time > first_sample:
-                if start is None:
-                    start = packet.sent_time
-                    at_send = getattr(packet, "wtlab_pto_s", math.inf)
-                    duration = K_PERSISTENT_CONGESTION_THRESHOLD * min(now_pto, at_send)
-                elif packet.sent_time - start > duration:
-                    end = packet.sent_time
-        if end is None:
-            return False
-        shim.pc_detail = f'{{"span_s": {end - start!r}, "duration_s": {duration!r}}}'
-        return True
+        shim.pc_detail = persistent_congestion(
+            packets, first_sample_s=recovery._rtt_first_sample_time,
+            now_pto_s=recovery.get_probe_timeout(),
+            pto_at_send=lambda p: getattr(p, "wtlab_pto_s", math.inf),
+            eligible=lambda p: p.is_ack_eliciting)
+        return shim.pc_detail is not None
 
     recovery.on_ack_received = on_ack_received  # type: ignore[method-assign]
     recovery._detect_loss = _detect_loss  # type: ignore[method-assign]

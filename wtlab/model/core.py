@@ -89,6 +89,7 @@ from operator import attrgetter
 from typing import Any
 
 from wtlab.cc.ecn import CE, ECT0, ECT1, EcnValidator
+from wtlab.cc.recovery import persistent_congestion
 from wtlab.cc.rtt import K_GRANULARITY_S, RttStats
 from wtlab.errors import ConfigError
 from wtlab.trace import schema
@@ -96,7 +97,6 @@ from wtlab.trace.schema import NAN, NO_BYTES_U32, NO_STREAM
 
 K_PACKET_THRESHOLD = 3
 K_TIME_THRESHOLD = 9 / 8
-K_PERSISTENT_CONGESTION_THRESHOLD = 3
 K_MICRO_SECOND = 1e-6
 AIOQUIC_ACK_DELAY_S = K_GRANULARITY_S  # aioquic acks 1 ms after the first unacked packet
 
@@ -1086,28 +1086,9 @@ class FlowModel:
         rtt = fl.rtt
         if not rtt.has_sample:
             return None
-        now_pto = rtt.pto_s(self.max_ack_delay_s)
-        first_sample = fl.data_start_s if self.setup_rtts > 0 else -1.0
-        prev = None
-        start: float | None = None
-        duration = 0.0
-        end = None  # set once the run's span exceeds the duration
-        for p in lost:
-            if prev is not None and p.packet_number != prev + 1:
-                if end is not None:
-                    break  # the run that established it ends here
-                start = None
-            prev = p.packet_number
-            if p.sent_time > first_sample:
-                if start is None:
-                    start = p.sent_time
-                    pto = p.pto_s if p.pto_s < now_pto else now_pto
-                    duration = pto * K_PERSISTENT_CONGESTION_THRESHOLD
-                elif p.sent_time - start > duration:
-                    end = p.sent_time
-        if end is None or start is None:
-            return None
-        return f'{{"span_s": {end - start!r}, "duration_s": {duration!r}}}'
+        return persistent_congestion(
+            lost, first_sample_s=fl.data_start_s if self.setup_rtts > 0 else -1.0,
+            now_pto_s=rtt.pto_s(self.max_ack_delay_s), pto_at_send=lambda p: p.pto_s)
 
     # ------------------------------------------------------------------ timers
     def _arm_timer(self, now: float, fl: Flow) -> None:
