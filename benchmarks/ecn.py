@@ -45,13 +45,17 @@ def dctcp(quick: bool) -> None:
         (10e6, 0.04, 10), (20e6, 0.04, 20), (50e6, 0.01, 30), (100e6, 0.01, 20)]
     dur, warm = (10.0, 4.0) if quick else (30.0, 8.0)
     print("dctcp (one flow, step marking at K packets): amplitude and alpha vs the analysis")
-    print(f"{'rate':>8} {'rtt':>6} {'K':>4} {'paced':>6} {'a_pred':>7} {'alpha':>7} "
+    print("(acks: the receiver's ACK policy; the analysis assumes one ACK per packet)")
+    print(f"{'rate':>8} {'rtt':>6} {'K':>4} {'paced':>6} {'acks':>8} {'a_pred':>7} {'alpha':>7} "
           f"{'D_pred':>7} {'D':>6} {'ratio':>6} {'queue':>6} {'band':>12}")
+    variants = [(True, "aioquic"), (True, "every")] + ([] if quick else [(False, "aioquic"),
+                                                                       (True, "rfc9000")])
     for rate, rtt, k in settings:
-        for paced in ([True] if quick else [True, False]):
+        for paced, acks in variants:
             c = C.create("dctcp", max_datagram_size=1200, paced=paced)
             built = build(dict(rate_bps=rate, rtt_s=rtt, buffer="1000p",
-                               aqm=StepMark(threshold_packets=k)), cc=c, seed=1)
+                               aqm=StepMark(threshold_packets=k)), cc=c, seed=1,
+                          ack_policy=acks)
             _, q = _queue(built, dur, warm)
             tr = built.recorder.to_pandas()
             min_rtt = tr[tr.kind == "rtt_sample"].latest_rtt_s.min()
@@ -65,7 +69,7 @@ def dctcp(quick: bool) -> None:
                     j -= 1
                 drops.append((w.cwnd[j] - w.cwnd[i]) / 1200)
             d = float(np.mean(drops)) if drops else math.nan
-            print(f"{rate / 1e6:7.0f}M {rtt * 1e3:5.0f}m {k:4d} {str(paced):>6} "
+            print(f"{rate / 1e6:7.0f}M {rtt * 1e3:5.0f}m {k:4d} {str(paced):>6} {acks:>8} "
                   f"{pred['alpha']:7.3f} {c.alpha:7.3f} {pred['d_packets']:7.2f} {d:6.2f} "
                   f"{d / pred['d_packets']:6.2f} {q.mean():6.1f} "
                   f"[{pred['q_min_packets']:4.1f},{pred['q_max_packets']:4.1f}]")

@@ -193,13 +193,19 @@ def test_mixed_controllers_per_flow():
     assert "jain_index" in r.summary()
 
 
-def test_rfc9000_ack_policy_acks_every_second_packet():
+def test_rfc9000_ack_policy_acks_every_second_packet_and_every_acks_each():
     path = {"rate_bps": "10mbit", "rtt_s": "40ms"}
     a = wtlab.model.run(path, cc="cubic", duration_s=3, seed=1, ack_policy="rfc9000")
     f = a.flows[0]
     assert f["acks_sent"] == pytest.approx(a.metrics()["packets_sent"].iloc[0] / 2, rel=0.1)
     b = wtlab.model.run(path, cc="cubic", duration_s=3, seed=1)  # aioquic: ~1 per ms
     assert b.flows[0]["acks_sent"] < 3 * 1000
+    c = wtlab.model.run(path, cc="cubic", duration_s=3, seed=1, ack_policy="every")
+    mc = c.metrics().iloc[0]  # one ACK per packet that arrived (none for the lost ones)
+    assert mc["packets_acked"] <= c.flows[0]["acks_sent"] <= mc["packets_sent"] - mc["packets_lost"]
+    assert c.flows[0]["acks_sent"] > 1.8 * f["acks_sent"]
+    with pytest.raises(wtlab.ConfigError, match="'every'"):
+        wtlab.model.run(path, duration_s=1, ack_policy="sometimes")
 
 
 def test_bad_arguments_are_typed():

@@ -22,7 +22,8 @@ user may rely on:
   one). ``ack_policy="aioquic"`` (default, what the emulator's aioquic peer
   does): one ACK 1 ms after the first unacknowledged ack-eliciting packet;
   ``"rfc9000"``: every 2nd ack-eliciting packet, at once on a gap, else after
-  ``max_ack_delay_s`` (25 ms). ACK frames report their ack delay; RTT samples
+  ``max_ack_delay_s`` (25 ms); ``"every"``: an ACK for each packet at once (the
+  per-packet feedback fluid analyses such as DCTCP's assume; no QUIC stack does it). ACK frames report their ack delay; RTT samples
   follow RFC 9002 section 5.
 * **Pacing**: a token bucket like aioquic's ``QuicPacketPacer`` at the
   controller's ``pacing_rate_bps`` when it sets one, else at cwnd/srtt (inactive
@@ -268,8 +269,8 @@ class FlowModel:
         if not isinstance(full_packets, bool):
             raise ConfigError(f"full_packets={full_packets!r} must be True or False")
         self.full_packets = full_packets
-        if ack_policy not in ("aioquic", "rfc9000"):
-            raise ConfigError(f"ack_policy={ack_policy!r}: use 'aioquic' or 'rfc9000'")
+        if ack_policy not in ("aioquic", "rfc9000", "every"):
+            raise ConfigError(f"ack_policy={ack_policy!r}: use 'aioquic', 'rfc9000' or 'every'")
         if not 0 <= overhead_bytes < max_datagram_size:
             raise ConfigError(
                 f"overhead_bytes={overhead_bytes} must be >= 0 and below max_datagram_size"
@@ -845,6 +846,9 @@ class FlowModel:
         if self.ack_policy == "aioquic":
             if fl.ack_at is None:
                 self._set_ack_timer(fl, now + AIOQUIC_ACK_DELAY_S)
+            return
+        if self.ack_policy == "every":
+            self._send_ack(now, fl)
             return
         # RFC 9000 section 13.2.1/13.2.2: every 2nd ack-eliciting packet, at once on a gap
         fl.unacked_ae += 1
