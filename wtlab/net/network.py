@@ -129,15 +129,7 @@ class VirtualDatagramTransport:
 
     # asyncio.DatagramTransport ------------------------------------------------
     def sendto(self, data: bytes, addr: Any = None) -> None:
-        if self._closing:
-            return
-        if addr is None:
-            if self._remote is None:
-                raise ConfigError("sendto() without an address on an unconnected virtual socket")
-            dst = self._remote
-        else:
-            dst = (_norm_ip(addr[0]), addr[1])
-        self._net._send(self, data, dst)
+        self.sendto_ecn(data, addr, 0)  # Not-ECT
 
     def sendto_ecn(self, data: bytes, addr: Any, ecn: int) -> None:
         """``sendto`` with the ECN codepoint ``ecn`` in the (virtual) IP header."""
