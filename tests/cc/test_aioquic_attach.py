@@ -246,6 +246,7 @@ def test_aioquic_internals_the_seam_relies_on_are_there():
     for name in ("_max_datagram_size", "_pacing_at", "_handshake_complete"):
         assert hasattr(client, name), name
     assert callable(client._write_datagram_frame)
+    assert callable(client._write_stream_frame)
     # aioquic asks for persistent congestion through the method the seam replaces ...
     assert "self._in_persistent_congestion(" in inspect.getsource(QuicPacketRecovery._detect_loss)
     # ... and sizes its packets from congestion_window - bytes_in_flight (full_packets)
@@ -310,3 +311,42 @@ def test_persistent_congestion_duration_uses_the_pto_when_the_run_began():
     for i, p in enumerate(gapped):
         p.packet_number = 100 + 2 * i
     assert recovery._in_persistent_congestion(packets=gapped) is False
+
+
+def test_a_packet_without_room_for_a_stream_frame_gets_none_from_aioquic():
+    # The seam's shortcut in _write_stream_frame answers 0 without asking aioquic when
+    # fewer than MIN_STREAM_FRAME_BYTES are left: that must be what aioquic itself does
+    # (nothing written, nothing taken from the stream), and with one byte more it must
+    # write a frame, else the constant is wrong and a stream could be starved.
+    from aioquic import tls
+    from aioquic.quic.connection import QuicConnection
+    from aioquic.quic.packet import QuicPacketType
+    from aioquic.quic.packet_builder import QuicPacketBuilder
+
+    from wtlab.cc.aioquic import MIN_STREAM_FRAME_BYTES
+
+    client, _ = make_pair()
+    client.connect(("127.0.0.1", 4433), now=0.0)
+    sid = client.get_next_available_stream_id()
+    client.send_stream_data(sid, b"x" * 5000)
+    stream = client._streams[sid]
+    crypto = client._cryptos[tls.Epoch.INITIAL]
+
+    def offer(room: int) -> tuple[int, int]:
+        builder = QuicPacketBuilder(host_cid=client.host_cid, peer_cid=bytes(8),
+                                    version=client._version, is_client=True,
+                                    max_datagram_size=1200)
+        builder.start_packet(QuicPacketType.INITIAL, crypto)
+        builder._flight_capacity = builder._buffer.tell() + crypto.aead_tag_size + room
+        assert builder.remaining_flight_space == room
+        start = builder._buffer.tell()
+        used = QuicConnection._write_stream_frame(client, builder,
+                                                  client._spaces[tls.Epoch.INITIAL],
+                                                  stream, max_offset=1 << 30)
+        return used, builder._buffer.tell() - start
+
+    for room in range(MIN_STREAM_FRAME_BYTES):
+        assert offer(room) == (0, 0)
+        assert list(stream.sender._pending) == [range(0, 5000)]
+    used, written = offer(MIN_STREAM_FRAME_BYTES + 1)
+    assert used == 1 and written == MIN_STREAM_FRAME_BYTES + 1

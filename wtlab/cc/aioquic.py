@@ -56,6 +56,10 @@ classes, so other connections in the process are untouched):
   ``quic.receive_datagram`` to count what arrives: with the sent/acked/lost counts
   this fills :class:`ConnectionCounters` (``quic._wtlab_counters``), the source of
   ``session.stats()``.
+* ``quic._write_stream_frame`` returns 0 at once when the packet being built has no
+  room for even the smallest STREAM frame (aioquic offers every stream with data a
+  place in every packet, and would find that out the long way): the same packets,
+  less work per packet for a connection with many busy streams.
 
 Trace rows written for one connection (``flow`` = the ``flow`` argument):
 
@@ -115,6 +119,9 @@ __all__ = ["AIOQUIC_PREFIX", "ControllerPacer", "ControllerShim", "attach",
            "check_full_packets"]
 
 AIOQUIC_PREFIX = "wtlab-"
+#: the smallest STREAM frame aioquic builds: type, stream id and length (3 + 1 bytes); with
+#: less room left in a packet its ``_write_stream_frame`` writes nothing and returns 0
+MIN_STREAM_FRAME_BYTES = 4
 
 
 def check_full_packets(full_packets: Any) -> bool:
@@ -574,6 +581,19 @@ def _wrap_connection(quic: Any, controller: Controller, shim: ControllerShim, md
         return done
 
     quic._write_datagram_frame = _write_datagram_frame
+
+    orig_write_stream_frame = quic._write_stream_frame
+
+    def _write_stream_frame(builder: Any, space: Any, stream: Any, max_offset: int) -> int:
+        # aioquic offers each stream with data a place in every packet; once one frame has
+        # filled the packet, the others find no room for a frame header and aioquic
+        # returns 0 having written nothing. Answer that without building the frame (with
+        # ten busy streams a connection, most calls were these; same packets either way).
+        if builder.remaining_flight_space < MIN_STREAM_FRAME_BYTES:
+            return 0
+        return orig_write_stream_frame(builder, space, stream, max_offset)
+
+    quic._write_stream_frame = _write_stream_frame
 
     orig_receive_datagram = quic.receive_datagram
     counters = shim.counters
