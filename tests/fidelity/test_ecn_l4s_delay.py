@@ -239,6 +239,45 @@ def test_copa_standing_queue_is_one_over_delta_per_flow(delta, flows):
     assert all(c.mode == "default" for c in ccs)
 
 
+# Copa's competitive mode (NSDI 2018 section 2.3): next to a buffer-filling flow the queue
+# never empties, Copa notices within five RTTs and runs AIMD on 1/delta (+1 per RTT,
+# halved on a loss) to claim a TCP-like share; without the mode it keeps its small delay
+# target and CUBIC takes nearly everything. The paper's aim is a share comparable to the
+# competing TCP flow's: the band is 0.3-0.6 of the two flows' goodput (0.5 is fair),
+# against under 0.15 with the mode off. Measured (10 Mbit/s, 40 ms, 2 BDP, 20 s, window
+# 5-20 s): mode on, 0.41 of the goodput and 0.91 of the window in competitive mode (its
+# ``state``); off, 0.06 and never.
+def test_copa_holds_its_own_against_cubic_only_in_competitive_mode():
+    share, competitive_time = {}, {}
+    for competitive in (True, False):
+        copa = C.create("copa", max_datagram_size=1200, competitive=competitive)
+        r = run(dict(rate_bps=10e6, rtt_s=0.04, buffer_bdp=2), cc=[copa, "cubic"],
+                duration_s=20, seed=1)
+        m = r.metrics(5, 20)
+        share[competitive] = m.goodput_bps.iloc[0] / m.goodput_bps.sum()
+        trace = r.trace()
+        changes = trace[(trace.flow == 0) & (trace.kind == "state_changed")]
+        competitive_time[competitive] = _time_in_state(changes, "competitive", 5.0, 20.0) / 15.0
+    print(f"copa next to cubic: share {share[True]:.2f} with the competitive mode "
+          f"({competitive_time[True]:.0%} of the time in it), {share[False]:.2f} without")
+    assert 0.3 <= share[True] <= 0.6
+    assert share[False] < 0.15
+    assert competitive_time[True] > 0.5
+    assert competitive_time[False] == 0.0
+
+
+def _time_in_state(changes, state, from_s, to_s):
+    """Seconds of [from_s, to_s] a controller spent in ``state``, from its state_changed rows."""
+    times = np.append(changes.time_s.to_numpy(), to_s)
+    states = changes.state.astype(str).to_numpy()
+    spent = 0.0
+    for i, name in enumerate(states):
+        lo, hi = max(times[i], from_s), min(times[i + 1], to_s)
+        if name == state and hi > lo:
+            spent += hi - lo
+    return spent
+
+
 # LEDBAT (RFC 6817): alone it steers the queueing delay it adds to TARGET = 100 ms; with
 # a CUBIC flow filling the buffer the delay exceeds the target and LEDBAT backs off to its
 # minimum window. Measured (10 Mbit/s, 40 ms, 5 BDP buffer): alone, queueing delay 101 ms

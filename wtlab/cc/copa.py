@@ -32,6 +32,8 @@ flow keeps ``lambda_t x d_q = 1/delta`` packets in the queue (2 for the default
   congestion collapses the window as RFC 9002 says.
 
 Readouts: ``delta``, ``velocity``, ``mode`` ("default" / "competitive"), ``d_q_s``.
+``state`` is slow_start, then congestion_avoidance in the default mode and competitive
+in the competitive mode, so each switch is a ``state_changed`` row in the trace.
 
 Notebook-sized example::
 
@@ -127,7 +129,7 @@ class Copa(Controller):
         above = d_q > 0.0 and w / standing > 1.0 / (self.delta * d_q)
         if self.state == "slow_start":
             if above:
-                self.state = "congestion_avoidance"
+                self.state = self._mode_state()
             elif not self.app_limited:
                 w += acked_pkts
         if self.state != "slow_start":
@@ -187,13 +189,21 @@ class Copa(Controller):
             if self.mode == "competitive":
                 self.mode = "default"
                 self.delta = self.default_delta
+                if self.state != "slow_start":
+                    self.state = self._mode_state()
         elif self.competitive and now - self._last_empty > EMPTY_CHECK_RTTS * srtt:
             if self.mode == "default":
                 self.mode = "competitive"
+                if self.state != "slow_start":
+                    self.state = self._mode_state()
+
+    def _mode_state(self) -> str:
+        """The state after slow start: the mode, as the trace shows it."""
+        return "competitive" if self.mode == "competitive" else "congestion_avoidance"
 
     def on_congestion_event(self, now: float, sent_time: float) -> None:
         if self.state == "slow_start":
-            self.state = "congestion_avoidance"
+            self.state = self._mode_state()
         if self.mode == "competitive":
             self.delta = min(self.default_delta, 2.0 * self.delta)  # 1/delta halved
 
