@@ -47,7 +47,10 @@ def dctcp(quick: bool) -> None:
     print("dctcp (one flow, step marking at K packets): amplitude and alpha vs the analysis")
     print("(acks: the receiver's ACK policy; the analysis assumes one ACK per packet)")
     print(f"{'rate':>8} {'rtt':>6} {'K':>4} {'paced':>6} {'acks':>8} {'a_pred':>7} {'alpha':>7} "
-          f"{'D_pred':>7} {'D':>6} {'ratio':>6} {'queue':>6} {'band':>12}")
+          f"{'D_pred':>7} {'D':>6} {'ratio':>6} {'marked':>7} {'D/D_ewma':>9} {'queue':>6} "
+          f"{'band':>12}")
+    print("(marked: fraction of packets marked, eq. 7's alpha in the analysis; D_ewma: the "
+          "analysis with alpha at its EWMA trough, analytic.dctcp_alpha_at_cut)")
     variants = [(True, "aioquic"), (True, "every")] + ([] if quick else [(False, "aioquic"),
                                                                        (True, "rfc9000")])
     for rate, rtt, k in settings:
@@ -69,9 +72,15 @@ def dctcp(quick: bool) -> None:
                     j -= 1
                 drops.append((w.cwnd[j] - w.cwnd[i]) / 1200)
             d = float(np.mean(drops)) if drops else math.nan
+            after = tr[tr.time_s > warm]
+            marked = (after.kind == "ecn_marked").sum() / (after.kind == "packet_sent").sum()
+            cuts = after[(after.kind == "state_changed") & (after.state == "cwr")].time_s
+            srtt = after[after.kind == "rtt_sample"].latest_rtt_s.mean()
+            cycle = np.diff(cuts.to_numpy()).mean() / srtt if len(cuts) > 1 else math.nan
+            d_ewma = pred["d_packets"] * analytic.dctcp_alpha_at_cut(cycle) / pred["alpha"]
             print(f"{rate / 1e6:7.0f}M {rtt * 1e3:5.0f}m {k:4d} {str(paced):>6} {acks:>8} "
                   f"{pred['alpha']:7.3f} {c.alpha:7.3f} {pred['d_packets']:7.2f} {d:6.2f} "
-                  f"{d / pred['d_packets']:6.2f} {q.mean():6.1f} "
+                  f"{d / pred['d_packets']:6.2f} {marked:7.3f} {d / d_ewma:9.2f} {q.mean():6.1f} "
                   f"[{pred['q_min_packets']:4.1f},{pred['q_max_packets']:4.1f}]")
 
 

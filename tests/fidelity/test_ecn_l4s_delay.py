@@ -88,12 +88,19 @@ def test_dctcp_keeps_the_queue_near_k_within_the_predicted_amplitude():
 
 # The gap above is the ACK policy's. Alizadeh et al.'s analysis assumes per-packet
 # feedback: with the model's ack_policy="every" (an ACK for each packet, at once) the
-# same path comes close to the analysis: alpha within 15 % of eq. 7 and the window's
-# oscillation 0.77 of the prediction here (0.74-0.77 over benchmarks.ecn's four paths),
-# while aioquic's policy (one ACK 1 ms after the first unacked packet: 2 packets per
-# ACK at 20 Mbit/s, 10 at 100) gives 0.25-0.53 and RFC 9000's every-2nd-packet
-# 0.53-0.56: the bursts each ACK releases are marked while the standing queue is still
-# at K, so marks stop before a round trip of them has been seen.
+# same path comes close to the analysis: the window's oscillation 0.77 of the prediction
+# here (0.74-0.77 over benchmarks.ecn's four paths), while aioquic's policy (one ACK 1 ms
+# after the first unacked packet: 2 packets per ACK at 20 Mbit/s, 10 at 100) gives
+# 0.25-0.53 and RFC 9000's every-2nd-packet 0.53-0.56: the bursts each ACK releases are
+# marked while the standing queue is still at K, so marks stop before a round trip of
+# them has been seen.
+# The remaining quarter is the analysis' one approximation: alpha constant. The fraction
+# of packets marked is eq. 7's alpha (1.03 of it here, 0.97-1.03 on the four paths), but
+# RFC 8257's alpha is an EWMA (g = 1/16) that decays through the cycle's 5-8 mark-free
+# RTTs and cuts at its trough (analytic.dctcp_alpha_at_cut: 0.113 predicted, 0.108 seen,
+# against eq. 7's 0.141). With that alpha in D the analysis and the model agree within
+# 6 % on all four paths (0.94-0.96). Tolerances: 10 % on the mark fraction and on the
+# corrected amplitude, the issue's 25 % on the analysis as published.
 def test_dctcp_with_an_ack_per_packet_matches_the_analysis():
     rate, rtt, k = 20e6, 0.04, 20
     dctcp = C.create("dctcp", max_datagram_size=1200)
@@ -108,9 +115,19 @@ def test_dctcp_with_an_ack_per_packet_matches_the_analysis():
     print(f"dctcp, ACK per packet: alpha pred {pred['alpha']:.3f} got {dctcp.alpha:.3f}; "
           f"amplitude pred {pred['d_packets']:.2f} got {d:.2f} "
           f"(ratio {d / pred['d_packets']:.2f}, {len(saw)} cycles)")
+    after = trace[trace.time_s > 8.0]
+    marked = (after.kind == "ecn_marked").sum() / (after.kind == "packet_sent").sum()
+    cuts = after[(after.kind == "state_changed") & (after.state == "cwr")].time_s
+    cycle_rtts = np.diff(cuts.to_numpy()).mean() / after[after.kind == "rtt_sample"].latest_rtt_s.mean()
+    alpha_cut = analytic.dctcp_alpha_at_cut(cycle_rtts)
+    d_ewma = pred["d_packets"] * alpha_cut / pred["alpha"]
+    print(f"  marked fraction {marked:.3f}; cycle {cycle_rtts:.1f} RTTs; alpha at the cut "
+          f"{np.mean(_alphas_at_reductions(trace)):.3f} (EWMA trough {alpha_cut:.3f}); "
+          f"amplitude / analysis with that alpha {d / d_ewma:.2f}")
     assert len(saw) > 30
-    assert dctcp.alpha == pytest.approx(pred["alpha"], rel=0.15)
+    assert marked == pytest.approx(pred["alpha"], rel=0.10)
     assert d == pytest.approx(pred["d_packets"], rel=0.25)
+    assert d == pytest.approx(d_ewma, rel=0.10)
     assert k + 1 - pred["d_packets"] <= q.mean() <= k + 1
 
 

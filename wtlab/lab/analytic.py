@@ -123,3 +123,18 @@ def dctcp_sawtooth(bdp_packets: float, k_packets: float, flows: int = 1) -> dict
     q_max = k_packets + flows
     return {"w_star_packets": w_star, "alpha": alpha, "d_packets": d,
             "a_packets": flows * d, "q_max_packets": q_max, "q_min_packets": q_max - flows * d}
+
+
+def dctcp_alpha_at_cut(cycle_rtts: float, marked_fraction: float = 1.0,
+                       g: float = 1 / 16) -> float:
+    """DCTCP's alpha when it cuts, with alpha the EWMA RFC 8257 keeps (gain ``g``, one
+    update per window) rather than the constant Alizadeh et al.'s analysis assumes.
+
+    In a sawtooth of ``cycle_rtts`` windows, one window is marked (a ``marked_fraction``
+    of its packets) and the others are not; alpha rises after the marked window and decays
+    by ``1 - g`` per window until the next cut, which uses it at its trough:
+    ``g F (1-g)^(n-1) / (1 - (1-g)^n)``. The cut's size, and so the window's amplitude,
+    is this over eq. 7's alpha times :func:`dctcp_sawtooth`'s ``d_packets``.
+    """
+    n, decay = float(cycle_rtts), 1.0 - g
+    return g * marked_fraction * decay ** (n - 1) / (1.0 - decay ** n)
