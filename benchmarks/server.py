@@ -17,7 +17,11 @@ What is measured in each run, with a fresh server process for each measurement
   during the load minus ``VmRSS`` before it) [MB], the server's CPU time [s],
   and the host's UDP ``RcvbufErrors`` delta from ``/proc/net/snmp`` (host-wide:
   other processes' drops count too);
-- the ratio of median load aggregate to median one-stream bulk (target >= 0.5).
+- ``echo1``: one session, one bidirectional stream, ``bulk_mb`` MB echoed on ``/echo``
+  (written and read back at once), counted once as the load is [MB/s];
+- the ratio of median load aggregate to median one-stream bulk (the issue's target,
+  >= 0.5), and to the one-stream echo (the same work per byte: what concurrency costs),
+  with the CPU the server and the clients used together during the load [cores].
 
 ``--attacks`` instead runs each attack of issue 16 once against a fresh server (of
 each contender): a HEADERS frame declaring 2**60 bytes, an unknown capsule of 2**60
@@ -82,6 +86,37 @@ async def run_bulk(url: str, sha: str, nbytes: int, deadline_s: float) -> dict:
         elapsed = time.perf_counter() - t0
     if report.get("stream_bytes") != nbytes:
         raise RuntimeError(f"sink counted {report} for {nbytes} bytes sent")
+    return {"mb_s": nbytes / elapsed / MB, "s": elapsed}
+
+
+async def run_echo1(url: str, sha: str, nbytes: int, deadline_s: float) -> dict:
+    """One session, one stream of ``nbytes`` echoed (written and read back concurrently)."""
+    import wtlab
+
+    block = bytes(range(256)) * 256  # 64 KiB
+    async with wtlab.connect(url, cert_hashes=[sha], timeout=30) as session:
+        stream = await session.open_bidi()
+        t0 = time.perf_counter()
+
+        async def send() -> None:
+            sent = 0
+            while sent < nbytes:
+                take = min(len(block), nbytes - sent)
+                stream.write(block[:take])
+                sent += take
+                await stream.drain()
+            stream.write_eof()
+
+        async def receive() -> int:
+            got = 0
+            while chunk := await stream.read(1 << 20):
+                got += len(chunk)
+            return got
+
+        _, got = await asyncio.wait_for(asyncio.gather(send(), receive()), deadline_s)
+        elapsed = time.perf_counter() - t0
+    if got != nbytes:
+        raise RuntimeError(f"echo returned {got} of {nbytes} bytes")
     return {"mb_s": nbytes / elapsed / MB, "s": elapsed}
 
 
@@ -236,6 +271,9 @@ def client_main(args) -> None:
     elif args.client == "bulk":
         out = asyncio.run(run_bulk(url + "sink", args.sha256, int(args.bulk_mb * MB),
                                    args.deadline))
+    elif args.client == "echo1":
+        out = asyncio.run(run_echo1(url + "echo", args.sha256, int(args.bulk_mb * MB),
+                                    args.deadline))
     else:
         out = asyncio.run(run_load(url + "echo", args.sha256, args.sessions, args.streams,
                                    args.kib * 1024, args.deadline))
@@ -341,10 +379,10 @@ def measure_load(tree: Path, args) -> dict:
         server.close()
 
 
-def measure_bulk(tree: Path, args) -> dict:
+def measure_bulk(tree: Path, args, kind: str = "bulk") -> dict:
     server = ServerProc(tree)
     try:
-        return run_client("bulk", server, args)
+        return run_client(kind, server, args)
     finally:
         server.close()
 
@@ -390,16 +428,17 @@ def orchestrate(args) -> int:
             "client_cpu_s", "rcvbuf_errors", "server_socket_drops")
     load: dict[str, dict[str, list[float]]] = {k: {c: [] for c in trees} for k in keys}
     bulk: dict[str, list[float]] = {c: [] for c in trees}
+    echo1: dict[str, list[float]] = {c: [] for c in trees}
     failures = 0
     for run, order in enumerate(rotations(list(trees), args.runs), 1):
         for name in order:
-            try:
-                b = measure_bulk(trees[name], args)
-                bulk[name].append(b["mb_s"])
-            except Exception as exc:  # a failed run is reported, never hidden
-                print(f"  run {run} bulk {name}: failed: {exc}", flush=True)
-                bulk[name].append(float("nan"))
-                failures += name == "after"
+            for kind, into in (("bulk", bulk), ("echo1", echo1)):
+                try:
+                    into[name].append(measure_bulk(trees[name], args, kind)["mb_s"])
+                except Exception as exc:  # a failed run is reported, never hidden
+                    print(f"  run {run} {kind} {name}: failed: {exc}", flush=True)
+                    into[name].append(float("nan"))
+                    failures += name == "after"
             try:
                 r = measure_load(trees[name], args)
             except Exception as exc:
@@ -414,12 +453,14 @@ def orchestrate(args) -> int:
                   f"server CPU {r['server_cpu_s']:.2f} s (clients {r['client_cpu_s']:.2f} s), "
                   f"RcvbufErrors +{r['rcvbuf_errors']} "
                   f"(server socket {r['server_socket_drops']}); "
-                  f"bulk {bulk[name][-1]:.2f} MB/s", flush=True)
+                  f"bulk {bulk[name][-1]:.2f} MB/s, one-stream echo {echo1[name][-1]:.2f} MB/s",
+                  flush=True)
             if r["first_error"]:
                 print(f"    first session error: {r['first_error']}", flush=True)
             if name == "after" and r["completed"] != r["expected"]:
                 failures += 1
     print_table("one-stream bulk", bulk, unit="MB/s")
+    print_table("one-stream echo (counted once, as the load)", echo1, unit="MB/s")
     units = {"s": ("load completion", "s", False), "mb_s": ("load aggregate", "MB/s", True),
              "p95_s": ("load p95 stream completion", "s", False),
              "sessions_lost": ("sessions lost", "count", False),
@@ -440,6 +481,14 @@ def orchestrate(args) -> int:
         print(f"{name}: load aggregate / one-stream bulk = {ratio:.2f} (target >= 0.5: "
               f"{'met' if ratio >= 0.5 else 'missed'}); sessions lost (max) {lost:g} "
               f"(target 0); RSS growth (max) {rss:.1f} MB (target <= 64)", flush=True)
+        e1 = summarize(echo1[name]).median
+        busy = [(sc + cc) / t for sc, cc, t in zip(load["server_cpu_s"][name],
+                                                   load["client_cpu_s"][name], load["s"][name],
+                                                   strict=True)]
+        print(f"{name}: load aggregate / one-stream echo (the same work per byte) = "
+              f"{agg / e1 if e1 == e1 and e1 else float('nan'):.2f}; server + client CPU "
+              f"during the load {summarize(busy).median:.2f} cores of {os.cpu_count()}",
+              flush=True)
     if "before" in trees:
         a = summarize(load["mb_s"]["after"]).median
         b = summarize(load["mb_s"]["before"]).median
@@ -463,7 +512,8 @@ def main() -> int:
                    help="instead: the issue's attacks, server RSS growth for each")
     p.add_argument("--attack-mib", type=int, default=None,
                    help="MiB each data attack sends (default 64, 16 with --quick)")
-    p.add_argument("--client", choices=("bulk", "load", "attack"), help=argparse.SUPPRESS)
+    p.add_argument("--client", choices=("bulk", "echo1", "load", "attack"),
+                   help=argparse.SUPPRESS)
     p.add_argument("--attack", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--sha256", help=argparse.SUPPRESS)
