@@ -64,22 +64,27 @@ SERVER_CODE = (
 
 
 # ------------------------------------------------------------------------ client side
+async def _write_all(stream, nbytes: int) -> None:
+    """Write ``nbytes`` in 64 KiB blocks, waiting for room after each, then FIN."""
+    block = bytes(range(256)) * 256
+    sent = 0
+    while sent < nbytes:
+        take = min(len(block), nbytes - sent)
+        stream.write(block[:take])
+        sent += take
+        await stream.drain()
+    stream.write_eof()
+
+
 async def run_bulk(url: str, sha: str, nbytes: int, deadline_s: float) -> dict:
     import wtlab
 
-    block = bytes(range(256)) * 256  # 64 KiB
     async with wtlab.connect(url, cert_hashes=[sha], timeout=30) as session:
         stream = await session.open_bidi()
         t0 = time.perf_counter()
 
         async def send() -> bytes:
-            sent = 0
-            while sent < nbytes:
-                take = min(len(block), nbytes - sent)
-                stream.write(block[:take])
-                sent += take
-                await stream.drain()
-            stream.write_eof()
+            await _write_all(stream, nbytes)
             return await stream.read()
 
         report = json.loads(await asyncio.wait_for(send(), deadline_s))
@@ -93,19 +98,9 @@ async def run_echo1(url: str, sha: str, nbytes: int, deadline_s: float) -> dict:
     """One session, one stream of ``nbytes`` echoed (written and read back concurrently)."""
     import wtlab
 
-    block = bytes(range(256)) * 256  # 64 KiB
     async with wtlab.connect(url, cert_hashes=[sha], timeout=30) as session:
         stream = await session.open_bidi()
         t0 = time.perf_counter()
-
-        async def send() -> None:
-            sent = 0
-            while sent < nbytes:
-                take = min(len(block), nbytes - sent)
-                stream.write(block[:take])
-                sent += take
-                await stream.drain()
-            stream.write_eof()
 
         async def receive() -> int:
             got = 0
@@ -113,7 +108,8 @@ async def run_echo1(url: str, sha: str, nbytes: int, deadline_s: float) -> dict:
                 got += len(chunk)
             return got
 
-        _, got = await asyncio.wait_for(asyncio.gather(send(), receive()), deadline_s)
+        _, got = await asyncio.wait_for(asyncio.gather(_write_all(stream, nbytes), receive()),
+                                        deadline_s)
         elapsed = time.perf_counter() - t0
     if got != nbytes:
         raise RuntimeError(f"echo returned {got} of {nbytes} bytes")
