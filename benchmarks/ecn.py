@@ -6,13 +6,16 @@ more settings than the tests (``tests/fidelity/test_ecn_l4s_delay.py``) can affo
 
 Tables (fast model, seeded; queue figures sampled from the bottleneck link every ms):
 
-* dctcp: measured sawtooth amplitude and alpha against Alizadeh et al.'s analysis, and the
-  mean queue against its [Q_min, Q_max] band, per rate / RTT / K, paced and not;
+* dctcp: measured sawtooth amplitude and alpha against Alizadeh et al.'s analysis (as
+  published, and with alpha at the trough of RFC 8257's EWMA), the fraction of packets
+  marked, and the mean queue against its [Q_min, Q_max] band, per rate / RTT / K, paced
+  and not, per receiver ACK policy;
 * reno-ecn: Reno with random CE marks against Mathis at the mark rate, next to the same
   with drops, per p and seed;
 * dualpi2: Prague / CUBIC goodput ratio and the L queue's mean sojourn, per RTT;
-* delay: Vegas' per-RTT minimum queue, Copa's standing queue per flow, LEDBAT's queueing
-  delay alone and its share next to CUBIC.
+* delay: Vegas' per-RTT minimum queue, Copa's standing queue per flow and its share next
+  to CUBIC with and without the competitive mode, LEDBAT's queueing delay alone and its
+  share next to CUBIC.
 """
 
 from __future__ import annotations
@@ -146,6 +149,14 @@ def delay(quick: bool) -> None:
         st = _window_min(t, q, 0.02)
         print(f"copa x{flows}: standing queue {st / flows:.2f} per flow (1/delta = 2), "
               f"mean {q.mean():.2f}")
+    for competitive in (True, False):
+        copa = C.create("copa", max_datagram_size=1200, competitive=competitive)
+        r = run(dict(rate_bps=10e6, rtt_s=0.04, buffer_bdp=2), cc=[copa, "cubic"],
+                duration_s=dur, seed=1)
+        m = r.metrics(5.0, dur)
+        print(f"copa next to cubic, competitive mode {'on ' if competitive else 'off'}: "
+              f"share {m.goodput_bps.iloc[0] / m.goodput_bps.sum():.2f} of the goodput "
+              f"(fair 0.5)")
     path = dict(rate_bps=10e6, rtt_s=0.04, buffer_bdp=5)
     built = build(path, cc="ledbat", seed=1)
     _, q = _queue(built, dur, dur / 2, dt=0.005)
