@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
-import ipaddress
 import socket
 import sys
 import warnings
@@ -59,6 +58,7 @@ from wtlab.net.link import LinkSpec, as_aqm, as_buffer
 from wtlab.net.path import Path
 from wtlab.net.traces import as_trace
 from wtlab.net.units import format_duration, parse_duration, parse_fraction, parse_rate
+from wtlab.transport.udp import is_loopback
 
 IP_UDP_OVERHEAD_BYTES = 28
 SOCKET_BUFFER_BYTES = 4 << 20  # absorbs bursts when the loop runs late (capped by the OS)
@@ -77,15 +77,6 @@ def parse_address(text: str, name: str = "address") -> tuple[str, int]:
         raise ConfigError(f"{name}: {text!r} is not HOST:PORT with a port 0..65535; write e.g. "
                           "127.0.0.1:4433")
     return host, int(port_text)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _as_address(value: Any, name: str) -> tuple[str, int]:
@@ -237,7 +228,7 @@ class Relay:
                  ecn: bool = True, recorder: Any = None) -> None:
         self.target = _as_address(target, "target")
         self.listen = _as_address(listen, "listen")
-        if not _is_loopback(self.listen[0]):
+        if not is_loopback(self.listen[0]):
             if not allow_non_loopback:
                 raise ConfigError(
                     f"listen: {self.listen[0]} is not a loopback address: other machines could "

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import sys
 import warnings
@@ -96,7 +95,7 @@ from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.limits import DESCRIPTIONS, Limits
 from wtlab.transport.server_connection import ServerConnection
 from wtlab.transport.session import Session
-from wtlab.transport.udp import BatchedDatagramProtocol
+from wtlab.transport.udp import BatchedDatagramProtocol, is_loopback
 
 logger = logging.getLogger("wtlab.transport")
 
@@ -106,16 +105,6 @@ H3_INTERNAL_ERROR = 0x102
 H3_UNI_STREAMS = 3  # the peer's control and QPACK streams use uni stream credit too
 __all__ = ["CLOSE_BUFFER_LIMIT", "CLOSE_HANDLER_ERROR", "CLOSE_STREAM_LIMIT", "Limits", "Server",
            "cli_main", "serve"]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) names this machine's loopback only."""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _split_authority(text: str) -> tuple[str, int | None]:

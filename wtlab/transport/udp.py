@@ -1,4 +1,5 @@
-"""UDP socket tuning for the live drivers: large kernel buffers and batch draining.
+"""UDP sockets for the live drivers: large kernel buffers, batch draining, and the loopback
+check the server and the relay apply before binding.
 
 asyncio reads one datagram per readable socket per loop iteration. A server with
 one socket and many connections then sees each connection's packets spread over
@@ -12,6 +13,7 @@ On a virtual-time loop (no real socket behind the transport) both are no-ops.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import sys
 from collections.abc import Callable
@@ -27,6 +29,16 @@ _MAX_UDP_PAYLOAD = 65535
 # Linux's privileged variants (not named in Python's socket module)
 _SO_RCVBUFFORCE = 33 if sys.platform.startswith("linux") else None
 _SO_SNDBUFFORCE = 32 if sys.platform.startswith("linux") else None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) names this machine's loopback only."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def grow_buffers(transport: Any, size_bytes: int = SOCKET_BUFFER_BYTES) -> tuple[int, int]:
