@@ -277,3 +277,16 @@ def test_trace_link_equals_mahimahi_reference(seed):
     got = [link.transmit(a, s)[0] for a, s in zip(arrivals, sizes, strict=True)]
     want = mahimahi_reference(stamps, arrivals, sizes, ob)
     assert got == pytest.approx(want, abs=1e-12), (stamps, ob)
+
+
+def test_an_opportunity_tied_with_an_arrival_is_used_the_same_way_whatever_the_last_bit():
+    # Opportunities every ms; a packet offered "at" one of them, computed as a float sum,
+    # lands a few ulps either side of it. Mahimahi serves due opportunities before
+    # enqueuing, so a packet offered at an opportunity's instant waits for the next one;
+    # that must not flip with the last bit of the float (TIE_S).
+    at = 0.001 * 7
+    departures = set()
+    for offered in (at, math.nextafter(at, 0.0), math.nextafter(at, 1.0), 0.004 + 0.003):
+        link = Link(trace=MahimahiTrace.constant(12e6))
+        departures.add(link.transmit(offered, 1500))
+    assert departures == {(0.008,)}

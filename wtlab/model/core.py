@@ -100,6 +100,10 @@ K_PACKET_THRESHOLD = 3
 K_TIME_THRESHOLD = 9 / 8
 K_MICRO_SECOND = 1e-6
 AIOQUIC_ACK_DELAY_S = K_GRANULARITY_S  # aioquic acks 1 ms after the first unacked packet
+# A packet that reaches the receiver at the instant its ACK timer fires waits for the next
+# ACK, as in the emulator (aioquic's timer, armed first, runs first). Arrivals within
+# TIE_S of the timer count as at its instant (float sums decide the last bit otherwise).
+TIE_S = 1e-9
 
 # event kinds (the dispatcher tests the most frequent first: ACK, ACK timer, send)
 _EV_DATA = 0  # a data packet reaches its receiver (only off the lazy-receive path)
@@ -771,6 +775,8 @@ class FlowModel:
     def _on_data_ecn(self, now: float, fl: Flow, arg: tuple[int, int]) -> None:
         """A data packet and its ECN codepoint reach the receiver (RFC 9000 13.4.1)."""
         pn, cp = arg
+        if fl.ack_at is not None and fl.ack_at - now <= TIE_S:
+            self._timer_first(now, fl)  # before this packet's codepoint is counted
         if cp:  # (the model's receiver keeps no duplicate filter: a copy counts again)
             fl.rx_ecn[0 if cp == ECT0 else 1 if cp == ECT1 else 2] += 1
         self._on_data(now, fl, pn)
@@ -831,6 +837,8 @@ class FlowModel:
     # ------------------------------------------------------------------ receiver
     def _on_data(self, now: float, fl: Flow, pn: int) -> None:
         """One packet reaches the receiver (the per-packet path; see ``_lazy_rx``)."""
+        if fl.ack_at is not None and fl.ack_at - now <= TIE_S:
+            self._timer_first(now, fl)
         fl.recv.append(pn)
         largest = fl.largest_received
         if pn > largest:
@@ -857,6 +865,12 @@ class FlowModel:
         elif fl.ack_at is None:
             self._set_ack_timer(fl, now + self.max_ack_delay_s)
 
+    def _timer_first(self, now: float, fl: Flow) -> None:
+        """An ACK timer due at the instant a packet arrives runs first (TIE_S), as aioquic's
+        does in the emulator: the packet waits for the next ACK."""
+        if self.ack_policy == "aioquic" and len(fl.rx_t) == fl.rx_head:
+            self._send_ack(now, fl)  # (in-order arrivals held lazily: the timer takes them)
+
     def _set_ack_timer(self, fl: Flow, at: float) -> None:
         fl.ack_at = at
         fl.ack_gen += 1
@@ -868,7 +882,7 @@ class FlowModel:
         if rx_t:
             # take the in-order arrivals due by now (they reached the receiver earlier)
             head = fl.rx_head
-            cut = bisect_right(rx_t, now, head)
+            cut = bisect_right(rx_t, now - TIE_S, head)
             if cut > head:
                 pns = fl.rx_pn
                 fl.recv += pns[head:cut]

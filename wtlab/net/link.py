@@ -95,6 +95,11 @@ from wtlab.net.units import (
 )
 
 INF = math.inf
+# A packet offered within TIE_S after (or before) an opportunity's instant counts as offered
+# at it. Opportunities fall on a millisecond grid and the times packets reach the link are
+# sums of floats (send time, delays, 1 ms timers): "at exactly now" otherwise depends on
+# the last bit of a float, and two engines computing the same instant two ways disagree.
+TIE_S = 1e-9
 DEFAULT_MTU_BYTES = 1500
 
 
@@ -1081,7 +1086,8 @@ class Link:
         dep = self._dep
         sizes = self._sizes
         qb = self._q_bytes
-        while dep and dep[0] <= now:
+        at = now + TIE_S  # ties with an opportunity resolve one way (see TIE_S)
+        while dep and dep[0] <= at:
             dep.popleft()
             qb -= sizes.popleft()
         if qb + size_bytes > self.buffer_bytes_limit or len(dep) >= self.buffer_packets_limit:
@@ -1098,9 +1104,9 @@ class Link:
             if verdict and not self._signal(verdict, ecn, size_bytes):
                 self._q_bytes = qb
                 return ()
-        idle = kt <= now
+        idle = kt <= at
         if idle:  # queue empty at `now`: unused bytes of past opportunities are gone
-            base, i, kt = self._first_opp_after(now)
+            base, i, kt = self._first_opp_after(at)
             used = 0
         else:
             base = self._base_ms
