@@ -172,7 +172,7 @@ def test_reno_with_marks_follows_mathis_like_with_drops(p):
 # 2/p_L. The band: rates within a factor of two either way ("roughly equal", RFC 9332's
 # words). Measured (20 ms, 30 s, window 10-30 s): Prague 6.9, CUBIC 12.0 Mbit/s (ratio
 # 0.57); the L queue's mean sojourn 0.37 ms (a 1228-byte packet takes 0.49 ms at 20 Mbit/s).
-# The balance is sensitive: it falls with RTT (0.72 at 10 ms, 0.45 at 40, 0.31 at 80) and
+# The balance is sensitive: it falls with RTT (0.72 at 10 ms, 0.45 at 40, 0.34 at 80) and
 # was 1.43 before senders sent only whole packets while window-limited (issue 19's
 # full_packets: Prague's packets then meet the 1 ms step in small bursts, mark rate 0.12
 # instead of 0.08). Emulated (aioquic, 8 s, window 3-8 s): ratio 0.46, L sojourn 0.48 ms.
