@@ -152,6 +152,20 @@ class WorkloadContext:
         return out
 
 
+async def _sleep_until(loop: Any, due: float) -> None:
+    """Wait for the loop's clock to reach ``due`` (at once if it already has)."""
+    if due > loop.time():
+        await asyncio.sleep(due - loop.time())
+
+
+async def _report_count(control: Any, n: int, ctx: WorkloadContext) -> dict[str, Any]:
+    """Tell the server how many messages were sent, wait for its answer, summarize."""
+    control.write(_COUNT.pack(n))
+    control.write_eof()
+    await control.readexactly(_COUNT.size)
+    return ctx.summary()
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return math.nan
@@ -357,8 +371,7 @@ class Messages(Workload):
         n = self._n()
         for i in range(n):
             due = t0 + i / self.rate_hz
-            if due > loop.time():
-                await asyncio.sleep(due - loop.time())
+            await _sleep_until(loop, due)
             now = loop.time()
             msg = _HDR.pack(i, now) + pad
             ctx.on_sent(now, i, self.size_bytes)
@@ -370,10 +383,7 @@ class Messages(Workload):
                 stream.write_eof()
         # tell the server how many were sent; it answers once all stream messages arrived
         # (datagram messages may be lost: it answers after a quiet period)
-        control.write(_COUNT.pack(n))
-        control.write_eof()
-        await control.readexactly(_COUNT.size)
-        return ctx.summary()
+        return await _report_count(control, n, ctx)
 
     async def server(self, session: Any, ctx: WorkloadContext) -> None:
         loop = asyncio.get_running_loop()
@@ -471,8 +481,7 @@ class RequestResponse(Workload):
             tasks = []
             for i in range(self.count):
                 due = t0 + i * self.interval_s
-                if due > loop.time():
-                    await asyncio.sleep(due - loop.time())
+                await _sleep_until(loop, due)
                 tasks.append(loop.create_task(self._one(session, ctx, i)))
             await asyncio.gather(*tasks)
         return ctx.summary()
@@ -537,8 +546,7 @@ class Video(Workload):
         t0 = loop.time()
         for k in range(n):
             due = t0 + k / self.fps
-            if due > loop.time():
-                await asyncio.sleep(due - loop.time())
+            await _sleep_until(loop, due)
             now = loop.time()
             size = self.frame_size(k)
             count = -(-size // piece)
@@ -546,10 +554,7 @@ class Video(Workload):
             for j in range(count):
                 body = min(piece, size - j * piece)
                 session.send_datagram(_FRAG.pack(k, j, count, now) + bytes(body))
-        control.write(_COUNT.pack(n))
-        control.write_eof()
-        await control.readexactly(_COUNT.size)
-        return ctx.summary()
+        return await _report_count(control, n, ctx)
 
     async def server(self, session: Any, ctx: WorkloadContext) -> None:
         loop = asyncio.get_running_loop()
