@@ -350,3 +350,71 @@ def test_a_packet_without_room_for_a_stream_frame_gets_none_from_aioquic():
         assert list(stream.sender._pending) == [range(0, 5000)]
     used, written = offer(MIN_STREAM_FRAME_BYTES + 1)
     assert used == 1 and written == MIN_STREAM_FRAME_BYTES + 1
+
+
+
+def _paced_sends(pacer, *, step_s: float, duration_s: float) -> list[float]:
+    """Send times of a sender that comes round every ``step_s`` and sends what the pacer
+    lets go (a CPU-bound loop), over ``duration_s`` of a fake clock."""
+    sent, now = [], 0.0
+    while now < duration_s:
+        while pacer.next_send_time(now) is None:
+            pacer.update_after_send(now)
+            sent.append(now)
+        now += step_s
+    return sent
+
+
+@pytest.mark.parametrize("rate_based", [False, True])
+def test_pacing_granularity_sends_bursts_at_the_same_long_run_rate(rate_based):
+    client, _ = make_pair()
+    cc = create("reno")
+    wa.attach(client, cc)
+    pacer = client._loss._pacer
+    if rate_based:
+        cc.pacing_rate_bps = 8 * 20e6  # 20 MB/s: a packet every 60 us
+        pacer.refresh()
+    else:
+        pacer.update_rate(congestion_window=200 * 1200, smoothed_rtt=0.012)  # 20 MB/s
+    packet_s = pacer.packet_time
+    assert packet_s == pytest.approx(60e-6)
+    step_s = 55e-6  # the loop comes round a little faster than a packet time
+    on_time = _paced_sends(pacer, step_s=step_s, duration_s=0.5)
+    wa.set_pacing_granularity(client, 1e-3)
+    pacer.bucket_time = pacer.evaluation_time = 0.0
+    lumpy = _paced_sends(pacer, step_s=step_s, duration_s=0.5)
+    # on time, every pass of the loop sends one packet (aioquic's own rule lets one go
+    # on any credit, so it then runs at the loop's rate; a rate-based controller's
+    # needs a whole packet's) ...
+    assert len(set(on_time)) == len(on_time)
+    assert len(on_time) == pytest.approx(0.5 / (step_s if not rate_based else packet_s),
+                                         rel=0.01)
+    # ... with 1 ms, a pass in about 18 sends a burst of about 17, the bursts 1 ms apart,
+    # at the pacing rate (within a burst)
+    assert abs(len(lumpy) - 0.5 / packet_s) <= 1e-3 / packet_s + 3
+    bursts = sorted(set(lumpy))
+    assert len(bursts) <= 0.1 * len(lumpy)
+    gaps = [b - a for a, b in zip(bursts, bursts[1:], strict=False)]
+    assert min(gaps) >= 1e-3 - 1e-9
+    assert max(gaps) <= 1e-3 + step_s + 1e-9
+
+
+def test_pacing_granularity_bounds_a_burst_after_idle_and_is_checked():
+    client, _ = make_pair()
+    wa.attach(client, create("reno"))
+    pacer = client._loss._pacer
+    pacer.update_rate(congestion_window=200 * 1200, smoothed_rtt=0.012)
+    wa.set_pacing_granularity(client, 1e-3)
+    # after a long idle period the bucket is full: aioquic's allowance (16 packets here)
+    # or the granularity plus two packets, whichever is more
+    burst = 0
+    while pacer.next_send_time(10.0) is None:
+        pacer.update_after_send(10.0)
+        burst += 1
+    assert burst == int(max(pacer.bucket_max, 1e-3 + 2 * pacer.packet_time)
+                        / pacer.packet_time + 1e-9) == 18
+    # and the next packet waits the granularity, though credit for one comes sooner
+    assert pacer.next_send_time(10.0) == pytest.approx(10.0 + 1e-3)
+    for bad in (-1e-3, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="granularity_s"):
+            wa.set_pacing_granularity(client, bad)

@@ -125,3 +125,32 @@ async def test_a_stall_is_reported_with_its_step(monkeypatch):
     monkeypatch.setattr(L, "STEP_S", 0.3)
     with pytest.raises(L.Stalled, match="round 0: no answer within 0.3 s"):
         await live("/echo", unanswered)
+
+
+# ------------------------------------------------------------------ pacing bursts
+
+
+def _granularity(session) -> float:
+    return session._ep.quic._loss._pacer.granularity_s
+
+
+async def test_live_connections_pace_in_bursts_and_still_exchange():
+    # Live sockets pace in bursts (a loop pass per packet halved a CPU-bound sender on
+    # loopback); both ends, and a paced controller's small exchanges still never stall.
+    from wtlab.transport.udp import LIVE_PACING_GRANULARITY_S
+
+    async with wtlab.serve(port=0, routes=ROUTES) as srv:
+        async with wtlab.connect(srv.url("/echo"), cert_hashes=[srv.cert_sha256], timeout=5,
+                                 congestion_control="bbr") as session:
+            assert _granularity(session) == LIVE_PACING_GRANULARITY_S == 1e-3
+            server_eps = list(srv._endpoints)
+            assert [ep.quic._loss._pacer.granularity_s for ep in server_eps] == [1e-3]
+            assert await L.pingpong(session, 300) == 300
+
+
+def test_virtual_connections_pace_every_packet_on_time():
+    # In virtual time the CPU costs nothing: each packet keeps its own departure time.
+    async def scenario(session):
+        return _granularity(session)
+
+    assert virtual(Path.symmetric(**LAN, seed=1), "/echo", scenario) == 0.0

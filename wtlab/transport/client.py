@@ -49,6 +49,7 @@ from wtlab.transport.driver import (
     check_max_datagram_size,
     check_url,
     make_controller,
+    pace_for,
 )
 from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.session import Session
@@ -200,6 +201,7 @@ async def _open(url: str, *, congestion_control: Any, cert_hashes: Any, ca_file:
     # connected to the server's address: ICMP errors (port unreachable) reach the socket
     transport, proto = await open_endpoint(_ClientProtocol, ecn=ecn, local_addr=local,
                                            remote_addr=addr, family=family)
+    pace_for(quic, transport)
     ep = Endpoint(quic, wt, sendto=transport.sendto, controller=controller, recorder=recorder,
                   flow=flow, sendto_ecn=getattr(transport, "sendto_ecn", None))
     ep.on_close_transport = transport.close

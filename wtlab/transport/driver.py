@@ -67,6 +67,7 @@ from aioquic.quic.events import (
 from wtlab.errors import ConfigError, UnknownAlgorithm
 from wtlab.transport import protocol as P
 from wtlab.transport.session import Session, Stream
+from wtlab.transport.udp import pacing_granularity_s
 
 logger = logging.getLogger("wtlab.transport")
 
@@ -158,6 +159,15 @@ def attach_controller(quic: QuicConnection, controller: Any, recorder: Any, flow
     from wtlab.cc.aioquic import attach
 
     attach(quic, controller, recorder=recorder, flow=flow, full_packets=full_packets)
+
+
+def pace_for(quic: QuicConnection, transport: Any) -> None:
+    """Pace ``quic``'s packets at the granularity its transport needs: bursts of up to
+    1 ms on a real socket, each packet on time on the virtual network
+    (:func:`wtlab.transport.udp.pacing_granularity_s`)."""
+    from wtlab.cc.aioquic import set_pacing_granularity
+
+    set_pacing_granularity(quic, pacing_granularity_s(transport))
 
 
 def attach_ecn(quic: QuicConnection, controller: Any, sendto_ecn: Any, now: float) -> Any:

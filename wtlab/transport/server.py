@@ -90,6 +90,7 @@ from wtlab.transport.driver import (
     check_idle_timeout,
     check_max_datagram_size,
     make_controller,
+    pace_for,
 )
 from wtlab.transport.ecn_udp import open_endpoint
 from wtlab.transport.limits import DESCRIPTIONS, Limits
@@ -254,6 +255,7 @@ class _ServerProtocol(BatchedDatagramProtocol):
             return
         retry_cid = decision.retry_source_cid if isinstance(decision, Take) else None
         quic, controller = server._new_quic(decision.original_destination_cid, retry_cid)
+        pace_for(quic, self.transport)
         # ECN before the first datagram, so its codepoint counts (the Endpoint keeps it)
         seam = attach_ecn(quic, controller, getattr(self.transport, "sendto_ecn", None),
                           loop.time())

@@ -25,6 +25,10 @@ from typing import Any
 SOCKET_BUFFER_BYTES = 4 << 20
 #: datagrams read per readiness callback at most (besides the one asyncio read)
 DRAIN_BATCH = 64
+#: how early a paced packet may leave on a real socket [s]: the resolution at which an
+#: idle asyncio loop wakes (epoll's timeout is in milliseconds); see
+#: :func:`wtlab.cc.aioquic.set_pacing_granularity`
+LIVE_PACING_GRANULARITY_S = 1e-3
 _MAX_UDP_PAYLOAD = 65535
 # Linux's privileged variants (not named in Python's socket module)
 _SO_RCVBUFFORCE = 33 if sys.platform.startswith("linux") else None
@@ -39,6 +43,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+def pacing_granularity_s(transport: Any) -> float:
+    """:data:`LIVE_PACING_GRANULARITY_S` for a transport with a real socket behind it, 0 on
+    the virtual network (whose clock does not move while code runs)."""
+    return LIVE_PACING_GRANULARITY_S if transport.get_extra_info("socket") is not None else 0.0
 
 
 def grow_buffers(transport: Any, size_bytes: int = SOCKET_BUFFER_BYTES) -> tuple[int, int]:
