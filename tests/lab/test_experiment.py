@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 import wtlab
+from wtlab.errors import ConfigError
 from wtlab.lab import Experiment, compare
 
 PATH = dict(rate_bps=10e6, rtt_s=0.05, loss=0.01, buffer_bdp=1.0)
@@ -120,3 +121,22 @@ def test_emulation_is_deterministic_across_processes():
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True, timeout=300).stdout for _ in range(2)}
     assert len(outs) == 1
+
+
+def test_workload_objects_run_like_their_dicts_and_others_are_refused():
+    from wtlab.lab.workloads import Bulk, Messages, Video
+
+    as_dict = Experiment(workload={"kind": "messages", "rate_hz": 200, "size_bytes": 1000},
+                         seed=3)
+    as_object = as_dict.replace(
+        workload=Messages(rate_hz=200, size_bytes=1000, duration_s=60))
+    a, b = as_dict.run(2.0), as_object.run(2.0)
+    assert len(a.trace()) > 100
+    pd.testing.assert_frame_equal(a.trace(), b.trace())
+    assert as_object.to_dict()["workload"] == as_dict.to_dict()["workload"]
+    assert Experiment(workload=Bulk(size_bytes=200_000, direction="down")).describe()[
+        "workload"] == {"kind": "bulk", "size_bytes": 200_000}
+    with pytest.raises(ConfigError, match="direction='down'"):
+        Experiment(workload=Bulk(size_bytes=200_000)).run(1.0)  # Bulk's default is "up"
+    with pytest.raises(ConfigError, match="wtlab.net.emulate"):
+        Experiment(workload=Video()).run(1.0)

@@ -35,6 +35,7 @@ from wtlab.errors import ConfigError
 from wtlab.net.schedule import PathChange, PathSchedule
 from wtlab.trace import metrics as M
 from wtlab.trace.recorder import Recorder, row_dicts
+from wtlab.transport.workloads import Bulk, Messages, Workload
 
 ENGINES = ("model", "emulate")
 
@@ -130,8 +131,10 @@ class Experiment:
     """What to run. Every field has a default; ``replace(**changes)`` makes a variant.
 
     ``path``: a :class:`wtlab.net.Path`, a dict of ``Path.symmetric`` arguments, or
-    None (10 Mbit/s, 50 ms RTT, 1 BDP drop-tail buffer). ``workload``: ``"bulk"`` or a
-    dict (``{"kind": "messages", "rate_hz": 100, "size_bytes": 1000}``). ``cc``: a
+    None (10 Mbit/s, 50 ms RTT, 1 BDP drop-tail buffer). ``workload``: ``"bulk"``, a
+    dict (``{"kind": "messages", "rate_hz": 100, "size_bytes": 1000}``), or the same as
+    a :mod:`wtlab.lab.workloads` object (``Bulk(direction="down")``,
+    ``Messages(over="stream")``; see :func:`workload_dict`). ``cc``: a
     registered name, a Controller subclass, or a W3C hint. ``flows``: how many flows
     of ``cc`` share the bottleneck, or a list with one entry per flow: a controller, or
     a dict ``{"cc": "bbr", "start_s": 2.0, "extra_rtt_s": 0.05}`` (when it starts; RTT
@@ -199,7 +202,7 @@ class Experiment:
         p = make_path(self.path, self.seed)
         specs = self.flow_specs()
         out = {"cc": [_cc_label(f.cc) for f in specs],
-               "workload": self.workload, "seed": self.seed, "engine": self.engine,
+               "workload": self._plain_workload(), "seed": self.seed, "engine": self.engine,
                "max_datagram_size": self.max_datagram_size,
                "full_packets": self.full_packets, "path": p.describe()}
         if any(f.start_s or f.extra_rtt_s for f in specs):
@@ -210,6 +213,12 @@ class Experiment:
             out["schedule"] = sched.to_list()
         return out
 
+    def _plain_workload(self) -> Any:
+        """The workload as given if it is plain data ("bulk", a dict), else its dict."""
+        if isinstance(self.workload, str):
+            return self.workload
+        return workload_dict(self.workload)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``from_dict`` rebuilds the experiment)."""
         if self.path is not None and not isinstance(self.path, Mapping):
@@ -218,8 +227,6 @@ class Experiment:
         path = None if self.path is None else {
             k: (v if isinstance(v, str | int | float | bool | type(None)) else str(v))
             for k, v in self.path.items()}
-        if not isinstance(self.workload, str | Mapping):
-            raise ConfigError("to_dict: the workload must be 'bulk' or a dict")
         specs = self.flow_specs()
         plain = all(f.start_s == 0 and f.extra_rtt_s == 0 for f in specs)
         same = all(_cc_label(f.cc) == _cc_label(specs[0].cc) for f in specs)
@@ -227,8 +234,7 @@ class Experiment:
             flows: Any = len(specs)
         else:
             flows = [f.to_dict() for f in specs]
-        return {"path": path, "workload": self.workload if isinstance(self.workload, str)
-                else dict(self.workload),
+        return {"path": path, "workload": self._plain_workload(),
                 "cc": _cc_name_for_save(self.cc if isinstance(self.flows, int) or (plain and same)
                                         else specs[0].cc),
                 "flows": flows, "seed": self.seed, "engine": self.engine,
@@ -268,15 +274,29 @@ class Experiment:
 
 def workload_dict(workload: Any) -> dict[str, Any]:
     """The workload as a new dict with a ``kind``: None or ``"bulk"`` give
-    ``{"kind": "bulk"}``, a mapping is copied; anything else raises ConfigError."""
+    ``{"kind": "bulk"}``, a mapping is copied, a workload object of the two kinds an
+    experiment runs is translated (``Bulk(direction="down")``: the server sends, over
+    ``path.down``; ``Messages(over="stream")``; the run's duration, not the object's,
+    says how long); anything else raises ConfigError."""
     if workload in (None, "bulk"):
         return {"kind": "bulk"}
     if isinstance(workload, Mapping):
         return dict(workload)
-    raise ConfigError(
-        f"workload={workload!r}: use 'bulk' or a dict like "
-        "{'kind': 'messages', 'rate_hz': 100, 'size_bytes': 1000}"
-    )
+    if isinstance(workload, Bulk):
+        if workload.direction != "down":
+            raise ConfigError(f"workload={workload!r}: an experiment runs a download (the "
+                              "server sends, over path.down); use Bulk(..., direction='down')")
+        size = workload.size_bytes
+        return {"kind": "bulk"} if size is None else {"kind": "bulk", "size_bytes": size}
+    if isinstance(workload, Messages) and workload.over == "stream":
+        return {"kind": "messages", "rate_hz": workload.rate_hz,
+                "size_bytes": workload.size_bytes}
+    what = ("'bulk', a dict like {'kind': 'messages', 'rate_hz': 100, 'size_bytes': 1000}, "
+            "Bulk(direction='down') or Messages(over='stream')")
+    if isinstance(workload, Workload):
+        raise ConfigError(f"workload={workload!r}: an experiment runs {what}; run other "
+                          "workloads with wtlab.net.emulate(path, cc, workload) or live")
+    raise ConfigError(f"workload={workload!r}: use {what}")
 
 
 class Stepper:
