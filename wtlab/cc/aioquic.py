@@ -340,11 +340,12 @@ class ControllerPacer(QuicPacketPacer):
     a rate, one packet leaves every ``max_datagram_size / rate`` seconds, and
     the burst allowance is aioquic's (2..16 packets, a quarter of cwnd).
 
-    With ``granularity_s`` > 0 (live connections: :func:`set_pacing_granularity`),
-    either rate: a packet needs a whole packet of credit, and a send that leaves less
-    than that makes the sender wait at least ``granularity_s``, however often it asks,
-    so packets leave in bursts of about that much time's worth (the bucket holds at
-    least that, plus two packets); the long-run rate is unchanged.
+    With ``granularity_s`` > 0 (live connections: :func:`set_pacing_granularity`) and
+    packets due more often than that, the pacer makes the sender wait at least
+    ``granularity_s`` whenever it makes it wait at all, however often it asks, so
+    packets leave in bursts of about that much time's worth (the bucket holds at least
+    that, plus two packets); the long-run rate is unchanged. Slower flows are paced as
+    without it.
     """
 
     def __init__(self, *, max_datagram_size: int, controller: Controller,
@@ -355,10 +356,11 @@ class ControllerPacer(QuicPacketPacer):
         #: the shortest wait the pacer imposes [s]; 0 (the default, and the virtual
         #: network's): each packet on time, by the rules below
         self.granularity_s = 0.0
-        self._resume_s = -math.inf  # with a granularity: no send before this time
+        self._resume_s = -math.inf  # bursts: no send before this time
 
-    def _burst_cap_s(self) -> float:
-        return max(self.bucket_max, self.granularity_s + 2 * self.packet_time)
+    def _bursty(self) -> bool:
+        """Packets are due more often than ``granularity_s``: pace them in bursts."""
+        return self.packet_time is not None and self.packet_time < self.granularity_s
 
     # aioquic's pacer lets a packet go whenever *any* credit is left, so under ack
     # clocking (acks more often than one packet time) it sends at the ack rate, not
@@ -366,12 +368,8 @@ class ControllerPacer(QuicPacketPacer):
     def next_send_time(self, now: float) -> float | None:
         if self.controller.pacing_rate_bps == math.inf:
             return None  # the controller asked for no pacing: the window alone clocks
-        if self.granularity_s and self.packet_time is not None:
-            self.update_bucket(now=now)
-            if now < self._resume_s - 1e-9:
-                return self._resume_s
-            missing = self.packet_time - self.bucket_time
-            return now + missing if missing > 1e-9 else None
+        if now < self._resume_s - 1e-9 and self._bursty():
+            return self._resume_s
         if self.controller.pacing_rate_bps is None or self.packet_time is None:
             return super().next_send_time(now)
         self.update_bucket(now=now)
@@ -381,34 +379,29 @@ class ControllerPacer(QuicPacketPacer):
         return None
 
     def update_after_send(self, now: float) -> None:
-        if self.granularity_s and self.packet_time is not None:
-            self.update_bucket(now=now)
-            self.bucket_time = max(self.bucket_time - self.packet_time, 0.0)
-            missing = self.packet_time - self.bucket_time
-            if missing > 1e-9:  # the burst is over: wait for the next one
-                self._resume_s = now + max(self.granularity_s, missing)
-            return
         if self.controller.pacing_rate_bps is None or self.packet_time is None:
             super().update_after_send(now)
-            return
-        self.update_bucket(now=now)
-        self.bucket_time = max(self.bucket_time - self.packet_time, 0.0)
+        else:
+            self.update_bucket(now=now)
+            self.bucket_time = max(self.bucket_time - self.packet_time, 0.0)
+        if self._bursty() and self.next_send_time(now) is not None:
+            self._resume_s = now + self.granularity_s  # the burst is over
 
     def update_bucket(self, now: float) -> None:
-        if self.granularity_s and self.packet_time is not None:
-            if now > self.evaluation_time:
-                self.bucket_time = min(self.bucket_time + (now - self.evaluation_time),
-                                       self._burst_cap_s())
-                self.evaluation_time = now
-            return
-        super().update_bucket(now)
+        if not self._bursty():
+            super().update_bucket(now)
+        elif now > self.evaluation_time:
+            cap_s = max(self.bucket_max, self.granularity_s + 2 * self.packet_time)
+            self.bucket_time = min(self.bucket_time + (now - self.evaluation_time), cap_s)
+            self.evaluation_time = now
 
     def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
         bucket_s = self.bucket_time
         self._update_rate(congestion_window, smoothed_rtt)
-        if self.granularity_s and self.packet_time is not None:
+        if self._bursty():
             # aioquic's update clips the bucket to its own allowance: keep the burst's
-            self.bucket_time = min(bucket_s, self._burst_cap_s())
+            self.bucket_time = min(bucket_s, max(self.bucket_max,
+                                                 self.granularity_s + 2 * self.packet_time))
 
     def _update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
         controller = self.controller
@@ -485,8 +478,9 @@ def attach(quic: Any, controller: str | type[Controller] | Controller, *, record
 
 
 def set_pacing_granularity(quic: Any, granularity_s: float) -> None:
-    """Pace ``quic`` in bursts: once the pacer makes the sender wait, it waits at least
-    ``granularity_s`` [s] and then sends that long's worth at once (same long-run rate).
+    """Pace ``quic`` in bursts while its packets are due more often than ``granularity_s``
+    [s]: once the pacer makes the sender wait, it waits at least that long and then
+    sends that long's worth at once (same long-run rate).
 
     For a live connection. An asyncio loop on Linux sleeps in whole milliseconds, and a
     busy one comes round every few tens of microseconds, so pacing each packet on its
