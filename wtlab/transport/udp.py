@@ -25,9 +25,9 @@ from typing import Any
 SOCKET_BUFFER_BYTES = 4 << 20
 #: datagrams read per readiness callback at most (besides the one asyncio read)
 DRAIN_BATCH = 64
-#: how early a paced packet may leave on a real socket [s]: the resolution at which an
-#: idle asyncio loop wakes (epoll's timeout is in milliseconds); see
-#: :func:`wtlab.cc.aioquic.set_pacing_granularity`
+#: on a real socket, the shortest wait the pacer imposes on a flow paced faster than this
+#: [s], which then sends in bursts: the resolution at which an idle asyncio loop wakes
+#: (epoll's timeout is in milliseconds); see :func:`wtlab.cc.aioquic.set_pacing_granularity`
 LIVE_PACING_GRANULARITY_S = 1e-3
 _MAX_UDP_PAYLOAD = 65535
 # Linux's privileged variants (not named in Python's socket module)
