@@ -362,6 +362,11 @@ class ControllerPacer(QuicPacketPacer):
         """Packets are due more often than ``granularity_s``: pace them in bursts."""
         return self.packet_time is not None and self.packet_time < self.granularity_s
 
+    def _burst_cap_s(self) -> float:
+        """What the bucket may hold while bursty: a granularity's worth plus two packets
+        (or aioquic's allowance, if larger)."""
+        return max(self.bucket_max, self.granularity_s + 2 * self.packet_time)
+
     # aioquic's pacer lets a packet go whenever *any* credit is left, so under ack
     # clocking (acks more often than one packet time) it sends at the ack rate, not
     # the pacing rate. A rate-based controller needs a whole packet of credit.
@@ -391,8 +396,8 @@ class ControllerPacer(QuicPacketPacer):
         if not self._bursty():
             super().update_bucket(now)
         elif now > self.evaluation_time:
-            cap_s = max(self.bucket_max, self.granularity_s + 2 * self.packet_time)
-            self.bucket_time = min(self.bucket_time + (now - self.evaluation_time), cap_s)
+            self.bucket_time = min(self.bucket_time + (now - self.evaluation_time),
+                                   self._burst_cap_s())
             self.evaluation_time = now
 
     def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
@@ -400,8 +405,7 @@ class ControllerPacer(QuicPacketPacer):
         self._update_rate(congestion_window, smoothed_rtt)
         if self._bursty():
             # aioquic's update clips the bucket to its own allowance: keep the burst's
-            self.bucket_time = min(bucket_s, max(self.bucket_max,
-                                                 self.granularity_s + 2 * self.packet_time))
+            self.bucket_time = min(bucket_s, self._burst_cap_s())
 
     def _update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
         controller = self.controller
